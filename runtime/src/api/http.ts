@@ -1,0 +1,187 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { timingSafeEqual } from 'node:crypto';
+import { SkeinError, asSkeinError } from '../errors.js';
+import { logger } from '../logger.js';
+import { forwardableHeaders, headersObject } from '../invoke/headers.js';
+import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
+import { UNARY_BODY_LIMIT } from '../invoke/client.js';
+import type { UniversalApi } from './universal.js';
+
+const log = logger('api');
+
+/** Options of the sidecar's HTTP API. */
+export interface HttpApiOptions {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  /** When set, every call but health checks must carry it in `dapr-api-token`. */
+  apiToken: string | undefined;
+}
+
+const INVOKE_PREFIX = /^\/v1\.0\/invoke\/([^/?]*)(?:\/method\/(.*)|\/?(.*))$/s;
+const NO_APP_ID = 'failed getting app id either from the URL path or the header dapr-app-id';
+
+/** Counts streamed body bytes and fails the stream once the limit is passed. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  exceeded = false;
+  private readonly limit: number;
+
+  constructor(limit: number) {
+    super();
+    this.limit = limit;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) {
+      this.exceeded = true;
+      callback(new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${this.limit} bytes`));
+      return;
+    }
+    callback(null, chunk);
+  }
+}
+
+/** Sends a Dapr-shaped error body. */
+function sendError(res: ServerResponse, error: SkeinError): void {
+  if (res.headersSent) {
+    res.destroy(error);
+    return;
+  }
+  const body = JSON.stringify(error.toBody());
+  res.writeHead(error.httpStatus, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readWhole(req: IncomingMessage, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > length) {
+        reject(new SkeinError('ERR_MALFORMED_REQUEST', 'the request body is longer than its content-length'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+}
+
+/** The Dapr-compatible HTTP API of a sidecar: invocation (path or `dapr-app-id` header), health and metadata. */
+export class HttpApi {
+  private readonly options: HttpApiOptions;
+  private readonly api: UniversalApi;
+  private server: Server | undefined;
+  port = 0;
+
+  constructor(options: HttpApiOptions, api: UniversalApi) {
+    this.options = options;
+    this.api = api;
+  }
+
+  async start(): Promise<number> {
+    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay: true }, (req, res) => void this.route(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => resolve());
+    });
+    const address = server.address();
+    this.port = typeof address === 'object' && address ? address.port : this.options.port;
+    return this.port;
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const expected = this.options.apiToken;
+    if (!expected) return true;
+    const given = req.headers['dapr-api-token'];
+    if (typeof given !== 'string' || given.length !== expected.length) return false;
+    return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const query = queryAt === -1 ? '' : url.slice(queryAt + 1);
+    try {
+      if (path === '/v1.0/healthz' || path === '/v1.0/healthz/outbound') {
+        this.api.healthz();
+        res.writeHead(204).end();
+        return;
+      }
+      if (!this.authorized(req)) throw new SkeinError('ERR_UNAUTHENTICATED', 'missing or wrong dapr-api-token header');
+      if (path === '/v1.0/metadata') {
+        if (req.method !== 'GET') throw new SkeinError('ERR_METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on /v1.0/metadata`);
+        const body = JSON.stringify(this.api.metadata());
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+        return;
+      }
+      const match = INVOKE_PREFIX.exec(path);
+      if (match && match[1]) {
+        if (match[2] === undefined) throw new SkeinError('ERR_MALFORMED_REQUEST', `no method in "${path}": use /v1.0/invoke/<appId>/method/<method>`);
+        await this.invoke(req, res, decodeURIComponent(match[1]), match[2], query);
+        return;
+      }
+      const headerAppId = req.headers['dapr-app-id'];
+      if (typeof headerAppId === 'string' && headerAppId.length > 0) {
+        // With the header, the whole path is the method.
+        await this.invoke(req, res, headerAppId, path.slice(1), query);
+        return;
+      }
+      throw new SkeinError('ERR_DIRECT_INVOKE_NO_APP_ID', NO_APP_ID);
+    } catch (error) {
+      req.resume();
+      sendError(res, asSkeinError(error));
+    }
+  }
+
+  private async invoke(req: IncomingMessage, res: ServerResponse, appIdText: string, rawMethod: string, query: string): Promise<void> {
+    const { appId, namespace } = splitAppId(appIdText, this.api.namespace);
+    const method = validateMethodPath(rawMethod);
+    const { maxBodyBytes } = this.options;
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    if (declared !== undefined && declared > maxBodyBytes) {
+      throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${declared} bytes is larger than the limit of ${maxBodyBytes} bytes`);
+    }
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    let limiter: BodyLimit | undefined;
+    let body: Buffer | BodyLimit;
+    if (!chunked && (declared === undefined || declared <= UNARY_BODY_LIMIT)) {
+      body = declared ? await readWhole(req, declared) : Buffer.alloc(0);
+    } else {
+      limiter = new BodyLimit(maxBodyBytes);
+      req.pipe(limiter);
+      body = limiter;
+    }
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    let response;
+    try {
+      response = await this.api.invoke({ appId, namespace, verb: req.method ?? 'GET', method, query, headers: forwardableHeaders(req.rawHeaders), body }, abort.signal);
+    } catch (error) {
+      if (limiter?.exceeded) throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${maxBodyBytes} bytes`);
+      throw error;
+    }
+    res.writeHead(response.status, headersObject(response.headers));
+    res.flushHeaders();
+    pipeline(response.body, res, (error) => {
+      if (error && !res.writableFinished) log.debug('response stream ended early', { appId, reason: error.message });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,70 @@
+import { Agent, request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
+import { connect } from 'node:net';
+import { SkeinError } from '../errors.js';
+import { headersObject, type HeaderList } from '../invoke/headers.js';
+
+/** Where a sidecar's app listens. */
+export interface AppChannelOptions {
+  appId: string;
+  host: string;
+  port: number;
+}
+
+/** The HTTP channel from a sidecar to its own app on loopback (keep-alive, streamed both ways). */
+export class AppChannel {
+  private readonly options: AppChannelOptions;
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
+
+  constructor(options: AppChannelOptions) {
+    this.options = options;
+  }
+
+  get port(): number {
+    return this.options.port;
+  }
+
+  /**
+   * Starts a request to the app. The caller writes the body to the returned request and ends it; the promise
+   * resolves with the response head as soon as it arrives, its body still streaming.
+   */
+  send(verb: string, pathAndQuery: string, headers: HeaderList): { request: ClientRequest; response: Promise<IncomingMessage> } {
+    const request = httpRequest({
+      host: this.options.host,
+      port: this.options.port,
+      method: verb,
+      path: pathAndQuery,
+      headers: headersObject(headers),
+      agent: this.agent,
+    });
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      request.once('response', resolve);
+      request.once('error', (error: NodeJS.ErrnoException) => {
+        reject(
+          new SkeinError('ERR_DIRECT_INVOKE_APP_UNAVAILABLE', `app ${this.options.appId} is not reachable at ${this.options.host}:${this.options.port}: ${error.code ?? error.message}`, { cause: error }),
+        );
+      });
+    });
+    return { request, response };
+  }
+
+  /** Resolves once the app accepts TCP connections; rejects when `signal` aborts first. */
+  async waitUntilListening(signal: AbortSignal, intervalMs = 50): Promise<void> {
+    while (!signal.aborted) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const socket = connect({ host: this.options.host, port: this.options.port });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      });
+      if (ok) return;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+    throw new SkeinError('ERR_HEALTH_NOT_READY', `app ${this.options.appId} never listened on port ${this.options.port}`);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

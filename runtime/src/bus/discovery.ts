@@ -1,0 +1,172 @@
+import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { logger } from '../logger.js';
+import { BUCKETS, discoveryKey } from './names.js';
+
+const log = logger('discovery');
+
+/** What one live app instance publishes about itself. */
+export interface InstanceRecord {
+  appId: string;
+  namespace: string;
+  instanceId: string;
+  /** Internal gRPC address other sidecars dial, `host:port`. */
+  address: string;
+  /** SPIFFE ID its SVID carries; callers verify the peer certificate against it. */
+  spiffeId: string;
+  hostname: string;
+  startedAt: string;
+}
+
+/** Timing of discovery. */
+export interface DiscoveryOptions {
+  /** How often an instance refreshes its record. */
+  heartbeatMs: number;
+  /** An instance not refreshed for this long is taken for dead. */
+  ttlMs: number;
+}
+
+interface Seen {
+  record: InstanceRecord;
+  seenAt: number;
+  unhealthyUntil: number;
+}
+
+/**
+ * App-ID resolution over a JetStream KV bucket: each sidecar registers its instance with a heartbeat and
+ * watches the bucket. Resolution is local (a map kept current by the watch), round-robin over live instances.
+ */
+export class Discovery {
+  private readonly nc: NatsConnection;
+  private readonly options: DiscoveryOptions;
+  private readonly instances = new Map<string, Seen>();
+  private readonly cursors = new Map<string, number>();
+  private kv: KV | undefined;
+  private own: InstanceRecord | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private watchGeneration = 0;
+
+  constructor(nc: NatsConnection, options: DiscoveryOptions) {
+    this.nc = nc;
+    this.options = options;
+  }
+
+  /** Opens (or creates) the bucket and starts watching it; resolves once the current contents are loaded. */
+  async start(): Promise<void> {
+    await this.openBucket();
+  }
+
+  private async openBucket(): Promise<void> {
+    // Entries expire server-side a while after their last heartbeat, so a crashed instance leaves no residue.
+    this.kv = await new Kvm(this.nc).create(BUCKETS.discovery, { history: 1, ttl: Math.max(this.options.ttlMs * 4, 10_000) });
+    await this.watch(this.kv);
+  }
+
+  private async watch(kv: KV): Promise<void> {
+    const generation = ++this.watchGeneration;
+    const iterator = await kv.watch({ key: '>' });
+    let resolveInitial: () => void = () => undefined;
+    const initial = new Promise<void>((resolve) => (resolveInitial = resolve));
+    let pending = iterator.getPending?.() ?? 0;
+    if (pending === 0) resolveInitial();
+    void (async () => {
+      try {
+        for await (const entry of iterator) {
+          if (generation !== this.watchGeneration) break;
+          this.apply(entry);
+          if (entry.delta === 0 || --pending <= 0) resolveInitial();
+        }
+      } catch (error) {
+        log.warn('discovery watch ended', { reason: (error as Error).message });
+      }
+      resolveInitial();
+    })();
+    await initial;
+  }
+
+  private apply(entry: KvWatchEntry): void {
+    if (entry.operation !== 'PUT') {
+      this.instances.delete(entry.key);
+      log.debug('instance left', { key: entry.key });
+      return;
+    }
+    try {
+      const record = entry.json<InstanceRecord>();
+      const known = this.instances.get(entry.key);
+      if (!known) log.debug('instance joined', { appId: record.appId, address: record.address });
+      this.instances.set(entry.key, { record, seenAt: Date.now(), unhealthyUntil: known?.unhealthyUntil ?? 0 });
+    } catch {
+      log.warn('ignored a malformed discovery record', { key: entry.key });
+    }
+  }
+
+  /** Registers this sidecar's instance and keeps it alive until `stop()`. */
+  async register(record: InstanceRecord): Promise<void> {
+    this.own = record;
+    await this.publishOwn();
+    this.heartbeat = setInterval(() => void this.beat(), this.options.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private async publishOwn(): Promise<void> {
+    if (!this.kv || !this.own) return;
+    await this.kv.put(discoveryKey(this.own.namespace, this.own.appId, this.own.instanceId), JSON.stringify(this.own));
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.publishOwn();
+    } catch (error) {
+      // NATS may have restarted without its store: recreate the bucket, then watch and register again.
+      log.warn('discovery heartbeat failed; reopening the bucket', { reason: (error as Error).message });
+      try {
+        await this.openBucket();
+        await this.publishOwn();
+      } catch (reopenError) {
+        log.warn('discovery bucket not reachable yet', { reason: (reopenError as Error).message });
+      }
+    }
+  }
+
+  /** Live instances of an app: refreshed within the TTL and not recently marked unhealthy (unless none is left). */
+  live(namespace: string, appId: string): InstanceRecord[] {
+    const now = Date.now();
+    const fresh: Seen[] = [];
+    for (const seen of this.instances.values()) {
+      if (seen.record.appId === appId && seen.record.namespace === namespace && now - seen.seenAt <= this.options.ttlMs) fresh.push(seen);
+    }
+    const healthy = fresh.filter((seen) => seen.unhealthyUntil <= now);
+    return (healthy.length > 0 ? healthy : fresh).map((seen) => seen.record);
+  }
+
+  /** Picks the next live instance of an app round-robin, skipping `exclude`; undefined when there is none. */
+  pick(namespace: string, appId: string, exclude: ReadonlySet<string> = new Set()): InstanceRecord | undefined {
+    const candidates = this.live(namespace, appId)
+      .filter((record) => !exclude.has(record.instanceId))
+      .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    if (candidates.length === 0) return undefined;
+    const cursorKey = `${namespace}/${appId}`;
+    const cursor = (this.cursors.get(cursorKey) ?? -1) + 1;
+    this.cursors.set(cursorKey, cursor % candidates.length);
+    return candidates[cursor % candidates.length];
+  }
+
+  /** Stops sending calls to an instance for a while (it refused a connection). */
+  markUnhealthy(instanceId: string, forMs = this.options.ttlMs): void {
+    for (const seen of this.instances.values()) {
+      if (seen.record.instanceId === instanceId) seen.unhealthyUntil = Date.now() + forMs;
+    }
+  }
+
+  /** Deregisters this instance and stops watching. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watchGeneration++;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.kv && this.own) {
+      await this.kv.delete(discoveryKey(this.own.namespace, this.own.appId, this.own.instanceId)).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,211 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
+import { Sidecar, type SidecarOptions } from '../sidecar.js';
+import { caPaths, skeinHome } from '../identity/home.js';
+import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
+import { loadConfiguration, loadResources, loadRunTemplate } from '../config/load.js';
+import { configureLogging, logger, type LogLevel } from '../logger.js';
+import { runningControlPlane } from './up.js';
+import { announceReady, onShutdown } from './ready.js';
+import type { RunTemplateApp, RunTemplateCommon } from '../config/types.js';
+
+const log = logger('run');
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'];
+
+const RUN_FLAGS = {
+  'app-id': { type: 'string', short: 'a' },
+  'app-port': { type: 'string', short: 'p' },
+  'dapr-http-port': { type: 'string', short: 'H' },
+  'dapr-grpc-port': { type: 'string', short: 'G' },
+  'dapr-internal-grpc-port': { type: 'string', short: 'I' },
+  'resources-path': { type: 'string', multiple: true, short: 'd' },
+  config: { type: 'string', short: 'c' },
+  namespace: { type: 'string' },
+  'nats-url': { type: 'string' },
+  'sentry-address': { type: 'string' },
+  'advertise-address': { type: 'string' },
+  'trust-anchors-file': { type: 'string' },
+  'join-token': { type: 'string' },
+  'max-body-size': { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-as-json': { type: 'boolean' },
+  home: { type: 'string' },
+  'run-file': { type: 'string', short: 'f' },
+} as const;
+
+/** Splits `skein run` arguments at the first `--`: flags before, the app's command after. */
+export function splitAppCommand(argv: string[]): { flags: string[]; command: string[] } {
+  const at = argv.indexOf('--');
+  return at === -1 ? { flags: argv, command: [] } : { flags: argv.slice(0, at), command: argv.slice(at + 1) };
+}
+
+/** `skein run`: one sidecar (and its app), or every app of a multi-app run file with `-f`. */
+export async function runCommand(argv: string[]): Promise<void> {
+  const { flags: flagArgs, command } = splitAppCommand(argv);
+  const flags = parseFlags(flagArgs, RUN_FLAGS);
+  if (flags['run-file']) {
+    if (command.length > 0) throw new UsageError('-f runs the commands of the run file; do not also give one after --');
+    await runMany(resolve(flags['run-file']));
+    return;
+  }
+  const level = flags['log-level'] ?? 'info';
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
+  configureLogging({ level: level as LogLevel, ...(flags['log-as-json'] ? { json: true } : {}) });
+  const options = sidecarOptionsFrom(flags);
+  const sidecar = new Sidecar(options);
+  const ports = await sidecar.start();
+  let app: ChildProcess | undefined;
+  if (command.length > 0) app = startApp(command, options, ports.http, flags['dapr-grpc-port']);
+  const stop = async (): Promise<void> => {
+    if (app && app.exitCode === null && app.pid) {
+      const exited = new Promise((done) => app?.once('exit', done));
+      killGroup(app.pid, 'SIGTERM');
+      const timer = setTimeout(() => app?.pid && killGroup(app.pid, 'SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await sidecar.stop();
+  };
+  onShutdown(stop);
+  app?.once('exit', (code, signal) => {
+    log.info('app exited; stopping the sidecar', { appId: options.appId, code, signal });
+    void sidecar.stop().then(() => process.exit(code ?? 1));
+  });
+  await sidecar.waitForAppAndRegister();
+  announceReady('sidecar', { appId: options.appId, namespace: options.namespace, httpPort: ports.http, internalPort: ports.internal, instanceId: sidecar.instanceId });
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function startApp(command: string[], options: SidecarOptions, httpPort: number, grpcPortFlag: string | undefined): ChildProcess {
+  const [file, ...args] = command as [string, ...string[]];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    APP_ID: options.appId,
+    DAPR_HTTP_PORT: String(httpPort),
+    DAPR_HTTP_ENDPOINT: `http://127.0.0.1:${httpPort}`,
+    ...(options.appPort === undefined ? {} : { APP_PORT: String(options.appPort) }),
+    ...(grpcPortFlag === undefined ? {} : { DAPR_GRPC_PORT: grpcPortFlag }),
+    ...(options.apiToken ? { DAPR_API_TOKEN: options.apiToken } : {}),
+  };
+  // Its own process group, so stopping the app stops whatever it started too.
+  const child = spawn(file, args, { stdio: 'inherit', env, detached: true });
+  child.once('error', (error) => {
+    log.error('the app could not be started', { command: file, reason: error.message });
+    process.exitCode = 1;
+  });
+  return child;
+}
+
+type RunFlags = ReturnType<typeof parseFlags<typeof RUN_FLAGS>>;
+
+/** Turns validated flags into sidecar options; reads the Configuration and resources (failing on any invalid one). */
+export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
+  const appId = flags['app-id'];
+  if (!appId) throw new UsageError('--app-id is required');
+  if (!isValidAppId(appId)) throw new UsageError(`--app-id "${appId}" is not a valid App ID (letters, digits, '-', '_'; at most 63)`);
+  const namespace = flags.namespace ?? process.env['NAMESPACE'] ?? 'default';
+  if (!isValidNamespace(namespace)) throw new UsageError(`--namespace "${namespace}" is not a valid namespace (a DNS label)`);
+  const appPort = flags['app-port'] === undefined ? undefined : portFlag('app-port', flags['app-port'], 0);
+  if (appPort === 0) throw new UsageError('--app-port must be the port the app listens on, not 0');
+  const home = flags.home ?? skeinHome();
+  const controlPlane = runningControlPlane(home);
+  const trustFile = flags['trust-anchors-file'] ?? controlPlane?.trustBundle ?? caPaths(home).bundle;
+  let trustAnchorsPem: string;
+  try {
+    trustAnchorsPem = readFileSync(trustFile, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read the trust anchors at ${trustFile}: run \`skein up\` (or \`skein init\`) first, or pass --trust-anchors-file`);
+  }
+  const advertise = flags['advertise-address'];
+  return {
+    appId,
+    namespace,
+    appPort,
+    apiHost: '127.0.0.1',
+    httpPort: portFlag('dapr-http-port', flags['dapr-http-port'], 0),
+    internalHost: advertise ? '0.0.0.0' : '127.0.0.1',
+    internalPort: portFlag('dapr-internal-grpc-port', flags['dapr-internal-grpc-port'], 0),
+    advertiseAddress: advertise ?? '127.0.0.1',
+    natsUrl: flags['nats-url'] ?? controlPlane?.natsUrl ?? 'tls://127.0.0.1:4222',
+    sentryAddress: flags['sentry-address'] ?? controlPlane?.sentryAddress ?? '127.0.0.1:50003',
+    trustAnchorsPem,
+    joinToken: flags['join-token'] ?? process.env['SKEIN_JOIN_TOKEN'],
+    configuration: flags.config ? loadConfiguration(resolve(flags.config)) : undefined,
+    resources: loadResources((flags['resources-path'] ?? []).map((path) => resolve(path))),
+    maxBodyBytes: sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024),
+    apiToken: process.env['DAPR_API_TOKEN'] || undefined,
+    appApiToken: process.env['APP_API_TOKEN'] || undefined,
+    heartbeatMs: 1000,
+    instanceTtlMs: 5000,
+  };
+}
+
+/** The `skein run` arguments for one app of a run file (paths resolved against the file's folder). */
+export function appArguments(app: RunTemplateApp, common: RunTemplateCommon | undefined, base: string): { args: string[]; cwd: string; env: NodeJS.ProcessEnv } {
+  const pick = <K extends keyof RunTemplateCommon>(key: K): RunTemplateCommon[K] => app[key] ?? common?.[key];
+  const args = ['--app-id', app.appID];
+  if (app.appPort !== undefined) args.push('--app-port', String(app.appPort));
+  if (app.daprHTTPPort !== undefined) args.push('--dapr-http-port', String(app.daprHTTPPort));
+  if (app.daprGRPCPort !== undefined) args.push('--dapr-grpc-port', String(app.daprGRPCPort));
+  const resourcePaths = [...(pick('resourcesPaths') ?? []), ...(pick('resourcesPath') ? [pick('resourcesPath') as string] : [])];
+  for (const path of resourcePaths) args.push('--resources-path', resolve(base, path));
+  const config = pick('configFilePath');
+  if (config) args.push('--config', resolve(base, config));
+  const namespace = pick('namespace');
+  if (namespace) args.push('--namespace', namespace);
+  const level = pick('logLevel');
+  if (level) args.push('--log-level', level);
+  if (app.command) args.push('--', ...app.command);
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries({ ...(common?.env ?? {}), ...(app.env ?? {}) })) env[key] = String(value);
+  return { args, cwd: resolve(base, app.appDirPath ?? '.'), env };
+}
+
+/** Runs every app of a run file, each under its own `skein run`, prefixing their output; stops them all together. */
+async function runMany(file: string): Promise<void> {
+  const template = loadRunTemplate(file);
+  const base = dirname(file);
+  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    await Promise.all(
+      children.map((child) => {
+        if (child.exitCode !== null || !child.pid) return Promise.resolve();
+        const exited = new Promise((done) => child.once('exit', done));
+        child.kill('SIGTERM');
+        return exited;
+      }),
+    );
+  };
+  onShutdown(stopAll);
+  for (const app of template.apps) {
+    const { args, cwd, env } = appArguments(app, template.common, base);
+    const child = spawn(process.execPath, [cli, 'run', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const prefix = `== APP - ${app.appID} == `;
+    for (const stream of [child.stdout, child.stderr]) {
+      let rest = '';
+      stream?.on('data', (chunk: Buffer) => {
+        const lines = (rest + chunk.toString('utf8')).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
+      });
+    }
+    child.once('exit', (code) => {
+      log.info('app stopped', { appId: app.appID, code });
+      if (!stopping && children.every((other) => other.exitCode !== null)) process.exit(code ?? 0);
+    });
+    children.push(child);
+  }
+}

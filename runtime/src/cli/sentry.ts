@@ -1,0 +1,54 @@
+import { parseFlags, portFlag, UsageError } from './args.js';
+import { Sentry } from '../identity/sentry.js';
+import { readCa, skeinHome } from '../identity/home.js';
+import { parseDuration } from '../duration.js';
+import { announceReady, onShutdown } from './ready.js';
+import { X509Certificate } from 'node:crypto';
+import { spiffeIdOfCertificate } from '../identity/spiffe.js';
+import { uriSans } from '../identity/spiffe.js';
+
+/** The trust domain a root CA was made for (its `spiffe://<td>` URI SAN), or `public`. */
+export function trustDomainOfCa(certPem: string): string {
+  const cert = new X509Certificate(certPem);
+  const uri = uriSans(cert.subjectAltName).find((entry) => /^spiffe:\/\/[^/]+$/.test(entry));
+  return uri ? uri.slice('spiffe://'.length) : (spiffeIdOfCertificate(cert)?.trustDomain ?? 'public');
+}
+
+/** Parses the sentry's flags into options (shared with `skein up`). */
+export function sentryOptionsFrom(flags: { home?: string | undefined; mode?: string | undefined; 'workload-cert-ttl'?: string | undefined; host?: string | undefined; port?: string | undefined; 'advertise-address'?: string[] | undefined }, defaultPort: number) {
+  const ca = readCa(flags.home ?? skeinHome());
+  const mode = flags.mode ?? 'development';
+  if (mode !== 'development' && mode !== 'production') throw new UsageError(`--mode must be development or production, not "${mode}"`);
+  let ttl: number;
+  try {
+    ttl = parseDuration(flags['workload-cert-ttl'] ?? '24h');
+  } catch (error) {
+    throw new UsageError(`--workload-cert-ttl: ${(error as Error).message}`);
+  }
+  if (ttl < 2000) throw new UsageError('--workload-cert-ttl must be at least 2s');
+  return {
+    ca,
+    trustDomain: trustDomainOfCa(ca.certPem),
+    mode: mode as 'development' | 'production',
+    workloadCertTtlMs: ttl,
+    host: flags.host ?? '127.0.0.1',
+    port: portFlag('port', flags.port, defaultPort),
+    advertiseAddresses: flags['advertise-address'] ?? [],
+  };
+}
+
+/** `skein sentry`: runs the certificate authority in the foreground. */
+export async function sentryCommand(argv: string[]): Promise<void> {
+  const flags = parseFlags(argv, {
+    home: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    mode: { type: 'string' },
+    'workload-cert-ttl': { type: 'string' },
+    'advertise-address': { type: 'string', multiple: true },
+  });
+  const sentry = new Sentry(sentryOptionsFrom(flags, 50003));
+  const port = await sentry.start();
+  onShutdown(() => sentry.stop());
+  announceReady('sentry', { address: `${flags.host ?? '127.0.0.1'}:${port}`, port });
+}

@@ -1,0 +1,81 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/**
+ * The one error catalogue. Every failure Skein reports carries a stable code; this table maps each code to the
+ * HTTP status and gRPC status both APIs answer with, so they fail the same way with the same body.
+ */
+export const ERROR_CATALOGUE = {
+  ERR_DIRECT_INVOKE: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_DIRECT_INVOKE_NO_APP_ID: { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  ERR_DIRECT_INVOKE_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  ERR_DIRECT_INVOKE_APP_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
+  ERR_DIRECT_INVOKE_PEER_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  ERR_MALFORMED_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  ERR_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
+  ERR_PERMISSION_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_HEALTH_NOT_READY: { http: 500, grpc: GrpcStatus.UNAVAILABLE },
+  ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  ERR_METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED },
+  ERR_CONFIG_INVALID: { http: 500, grpc: GrpcStatus.FAILED_PRECONDITION },
+  ERR_CERTIFICATE: { http: 500, grpc: GrpcStatus.UNAUTHENTICATED },
+  ERR_SENTRY_REFUSED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL },
+} as const satisfies Record<string, { http: number; grpc: GrpcStatus }>;
+
+/** A stable Skein error code. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Where, in a file or request, an error was found. */
+export interface ErrorLocation {
+  file?: string;
+  path?: string;
+}
+
+/**
+ * An error with a catalogued code. The `errorCode`/`message` pair is what callers see, in Dapr's body shape
+ * `{"errorCode","message"}`; `httpStatus` may override the catalogue where Dapr answers differently
+ * (for example a 403 that keeps the `ERR_DIRECT_INVOKE` code).
+ */
+export class SkeinError extends Error {
+  override readonly name = 'SkeinError';
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly location: ErrorLocation | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; httpStatus?: number; location?: ErrorLocation } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.httpStatus = options.httpStatus ?? ERROR_CATALOGUE[code].http;
+    this.location = options.location;
+  }
+
+  /** The gRPC status this error maps to. */
+  get grpcStatus(): GrpcStatus {
+    return ERROR_CATALOGUE[this.code].grpc;
+  }
+
+  /** The JSON body both APIs send: Dapr's `{"errorCode","message"}`. */
+  toBody(): { errorCode: string; message: string } {
+    return { errorCode: this.wireCode(), message: this.message };
+  }
+
+  /** Dapr reports several of our finer codes under ERR_DIRECT_INVOKE; keep its wire code for compatibility. */
+  wireCode(): string {
+    return this.code.startsWith('ERR_DIRECT_INVOKE') ? 'ERR_DIRECT_INVOKE' : this.code;
+  }
+}
+
+/** Configuration that failed validation: names the file, the JSON path inside it, and why. */
+export class ConfigError extends SkeinError {
+  constructor(file: string, path: string, reason: string) {
+    super('ERR_CONFIG_INVALID', `${file}: ${path || '/'}: ${reason}`, { location: { file, path } });
+  }
+}
+
+/** Turns anything thrown into a SkeinError, keeping the original as `cause`. */
+export function asSkeinError(error: unknown, fallback: ErrorCode = 'ERR_INTERNAL'): SkeinError {
+  if (error instanceof SkeinError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new SkeinError(fallback, message, { cause: error });
+}

@@ -1,0 +1,106 @@
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { networkInterfaces, hostname } from 'node:os';
+import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { sentryService, type skein } from '@skein/proto';
+import { SkeinError, asSkeinError } from '../errors.js';
+import { logger } from '../logger.js';
+import { issueServerCertificate, signSvid, type KeyPair } from './ca.js';
+import { verifyJoinToken, joinTokenKey } from './join-token.js';
+import { formatSpiffeId, isValidAppId, isValidNamespace, isValidTrustDomain, type SpiffeId } from './spiffe.js';
+
+const log = logger('sentry');
+
+/** Validated options of the sentry. */
+export interface SentryOptions {
+  ca: KeyPair;
+  trustDomain: string;
+  /** `development` signs any well-formed CSR; `production` requires a join token for the claimed identity. */
+  mode: 'development' | 'production';
+  workloadCertTtlMs: number;
+  host: string;
+  port: number;
+  /** Extra names or addresses the sentry is reached at (its serving certificate covers them). */
+  advertiseAddresses: string[];
+}
+
+/** The SPIFFE ID of the sentry's own serving certificate; sidecars verify it instead of a host name. */
+export function sentrySpiffeId(trustDomain: string): SpiffeId {
+  return { trustDomain, namespace: 'skein-system', appId: 'sentry' };
+}
+
+/** Every address of this host, for serving certificates that work from any interface. */
+export function localAddresses(): string[] {
+  const addresses = ['localhost', '127.0.0.1', '::1', hostname()];
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) addresses.push(entry.address);
+  }
+  return addresses;
+}
+
+/** The certificate authority service: signs CSRs into short-lived X.509 SVIDs. Create, then `start()`. */
+export class Sentry {
+  private readonly options: SentryOptions;
+  private readonly server = new Server();
+  private readonly tokenKey;
+  private tlsServer: ReturnType<typeof createTlsServer> | undefined;
+  port = 0;
+
+  constructor(options: SentryOptions) {
+    if (!isValidTrustDomain(options.trustDomain)) throw new SkeinError('ERR_CONFIG_INVALID', `invalid trust domain "${options.trustDomain}"`);
+    this.options = options;
+    this.tokenKey = joinTokenKey(options.ca.keyPem);
+  }
+
+  /** Listens; resolves with the bound port. */
+  async start(): Promise<number> {
+    const { ca, trustDomain, host, port, advertiseAddresses } = this.options;
+    // The SPIFFE URI lets sidecars verify the sentry by identity, whatever address they dialled.
+    const serving = issueServerCertificate(ca, 'skein-sentry', [...localAddresses(), ...advertiseAddresses], 365 * 24 * 3_600_000, sentrySpiffeId(trustDomain));
+    this.server.addService(sentryService, {
+      signCertificate: (call: ServerUnaryCall<skein.sentry.v1.ISignCertificateRequest, skein.sentry.v1.ISignCertificateResponse>, callback: sendUnaryData<skein.sentry.v1.ISignCertificateResponse>) => {
+        this.sign(call.request).then(
+          (response) => callback(null, response),
+          (error: unknown) => {
+            const skeinError = asSkeinError(error);
+            log.warn('refused a certificate request', { appId: call.request.appId, namespace: call.request.namespace, reason: skeinError.message });
+            callback({ code: skeinError.grpcStatus ?? status.INTERNAL, details: `${skeinError.code}: ${skeinError.message}` });
+          },
+        );
+      },
+    });
+    const injector = this.server.createConnectionInjector(ServerCredentials.createInsecure());
+    const tlsServer = createTlsServer({ key: serving.keyPem, cert: serving.certPem, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => injector.injectConnection(socket));
+    tlsServer.on('tlsClientError', (error, socket) => log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: error.message }));
+    this.tlsServer = tlsServer;
+    await new Promise<void>((resolve, reject) => {
+      tlsServer.once('error', reject);
+      tlsServer.listen(port, host, () => resolve());
+    });
+    const address = tlsServer.address();
+    this.port = typeof address === 'object' && address ? address.port : port;
+    log.info('sentry listening', { address: `${host}:${this.port}`, trustDomain, mode: this.options.mode });
+    return this.port;
+  }
+
+  private async sign(request: skein.sentry.v1.ISignCertificateRequest): Promise<skein.sentry.v1.ISignCertificateResponse> {
+    const appId = request.appId ?? '';
+    const namespace = request.namespace ?? '';
+    if (!isValidAppId(appId)) throw new SkeinError('ERR_MALFORMED_REQUEST', `invalid App ID "${appId}"`);
+    if (!isValidNamespace(namespace)) throw new SkeinError('ERR_MALFORMED_REQUEST', `invalid namespace "${namespace}"`);
+    if (namespace === 'skein-system') throw new SkeinError('ERR_SENTRY_REFUSED', 'namespace skein-system is reserved for the control plane');
+    const id: SpiffeId = { trustDomain: this.options.trustDomain, namespace, appId };
+    if (this.options.mode === 'production') {
+      if (!request.token) throw new SkeinError('ERR_SENTRY_REFUSED', `a join token is required for ${formatSpiffeId(id)}`);
+      await verifyJoinToken(request.token, this.tokenKey, id);
+    }
+    const certificatePem = signSvid(this.options.ca, request.csrPem ?? '', id, this.options.workloadCertTtlMs);
+    log.info('issued SVID', { spiffeId: formatSpiffeId(id) });
+    return { certificatePem, trustBundlePem: this.options.ca.certPem, spiffeId: formatSpiffeId(id) };
+  }
+
+  /** Stops accepting and ends open connections. */
+  async stop(): Promise<void> {
+    this.server.forceShutdown();
+    await new Promise<void>((resolve) => (this.tlsServer ? this.tlsServer.close(() => resolve()) : resolve()));
+  }
+}

@@ -1,0 +1,202 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { Client, experimental, Metadata, status, type ClientReadableStream, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { invocationService, type skein } from '@skein/proto';
+import { SkeinError, type ErrorCode, ERROR_CATALOGUE } from '../errors.js';
+import { logger } from '../logger.js';
+import type { Discovery, InstanceRecord } from '../bus/discovery.js';
+import type { WorkloadIdentity } from '../identity/workload.js';
+import { spiffeIdOfCertificate, formatSpiffeId } from '../identity/spiffe.js';
+import { ERROR_CODE_METADATA } from './server.js';
+import type { HeaderList } from './headers.js';
+
+const log = logger('invoke');
+
+/** An invocation as the API layers hand it over. `body` is a buffer when it was small enough to read whole. */
+export interface InvokeRequest {
+  appId: string;
+  namespace: string;
+  verb: string;
+  /** Raw method path, validated, no leading slash. */
+  method: string;
+  query: string;
+  headers: HeaderList;
+  body: Buffer | Readable;
+}
+
+/** The response head with its body still streaming. */
+export interface InvokeResponse {
+  status: number;
+  headers: HeaderList;
+  body: Readable;
+}
+
+/** One gRPC client per peer address, each verifying that the peer's SVID is the identity discovery promised. */
+class PeerPool {
+  private readonly clients = new Map<string, Client>();
+  private readonly identity: WorkloadIdentity;
+
+  constructor(identity: WorkloadIdentity) {
+    this.identity = identity;
+  }
+
+  get(peer: InstanceRecord): Client {
+    const key = `${peer.address}|${peer.spiffeId}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      const channelCredentials = experimental.createCertificateProviderChannelCredentials(this.identity.caProvider, this.identity.identityProvider, {
+        checkServerIdentity: (_host, cert) => {
+          const id = spiffeIdOfCertificate(cert);
+          if (!id || formatSpiffeId(id) !== peer.spiffeId) {
+            log.warn('peer presented an unexpected identity', { address: peer.address, expected: peer.spiffeId, got: id ? formatSpiffeId(id) : cert.subjectaltname });
+            return new Error(`peer at ${peer.address} is not ${peer.spiffeId}`);
+          }
+          return undefined;
+        },
+      });
+      client = new Client(peer.address, channelCredentials, {
+        // SNI carries a name, not the dialled IP; the peer is verified by its SPIFFE ID above.
+        'grpc.ssl_target_name_override': `${peer.appId}.skein.internal`,
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.max_receive_message_length': 8 * 1024 * 1024,
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2_000,
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  drop(peer: InstanceRecord): void {
+    const key = `${peer.address}|${peer.spiffeId}`;
+    this.clients.get(key)?.close();
+    this.clients.delete(key);
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+/** Errors that prove the request never reached the peer, so another instance may be tried. */
+function neverReachedPeer(error: ServiceError): boolean {
+  return error.code === status.UNAVAILABLE && !error.metadata?.get(ERROR_CODE_METADATA).length;
+}
+
+/** Largest body sent in the single-message form; bigger or unknown-length bodies stream. */
+export const UNARY_BODY_LIMIT = 64 * 1024;
+
+/** The caller side of service invocation: resolve the App ID, pick an instance, call its sidecar over mTLS gRPC. */
+export class Invoker {
+  private readonly discovery: Discovery;
+  private readonly pool: PeerPool;
+
+  constructor(discovery: Discovery, identity: WorkloadIdentity) {
+    this.discovery = discovery;
+    this.pool = new PeerPool(identity);
+  }
+
+  async invoke(request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
+    const tried = new Set<string>();
+    // A buffered body can be re-sent to another instance when the first one was unreachable.
+    for (;;) {
+      const peer = this.discovery.pick(request.namespace, request.appId, tried);
+      if (!peer) {
+        if (tried.size === 0) {
+          throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.appId}, err: no instance of app "${request.appId}" is registered in namespace "${request.namespace}"`);
+        }
+        throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.appId}, err: none of its ${tried.size} instance(s) could be reached`);
+      }
+      tried.add(peer.instanceId);
+      try {
+        return await this.callPeer(peer, request, signal);
+      } catch (error) {
+        const serviceError = error as ServiceError;
+        if (serviceError.code !== undefined && neverReachedPeer(serviceError) && Buffer.isBuffer(request.body)) {
+          log.warn('instance unreachable; trying another', { appId: request.appId, address: peer.address, reason: serviceError.details });
+          this.discovery.markUnhealthy(peer.instanceId);
+          this.pool.drop(peer);
+          continue;
+        }
+        throw toSkeinError(error, request.appId);
+      }
+    }
+  }
+
+  private callPeer(peer: InstanceRecord, request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
+    const client = this.pool.get(peer);
+    const head: skein.internal.v1.IRequestHead = {
+      appId: request.appId,
+      namespace: request.namespace,
+      verb: request.verb,
+      method: request.method,
+      query: request.query,
+      headers: request.headers.map(([name, value]) => ({ name, value })),
+    };
+    let call: ClientReadableStream<skein.internal.v1.IResponseFrame> | ClientDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>;
+    if (Buffer.isBuffer(request.body)) {
+      const method = invocationService.invoke;
+      call = client.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, { head, body: request.body }, new Metadata());
+    } else {
+      const method = invocationService.invokeStream;
+      const duplex = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, new Metadata());
+      duplex.write({ head });
+      const source = request.body;
+      source.on('data', (chunk: Buffer) => {
+        if (!duplex.write({ data: chunk })) {
+          source.pause();
+          duplex.once('drain', () => source.resume());
+        }
+      });
+      source.once('end', () => duplex.end());
+      source.once('error', () => duplex.cancel());
+      call = duplex;
+    }
+    const onAbort = (): void => call.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    return new Promise<InvokeResponse>((resolve, reject) => {
+      let body: PassThrough | undefined;
+      call.on('data', (frame: skein.internal.v1.IResponseFrame) => {
+        if (!body) {
+          const responseHead = frame.head;
+          body = new PassThrough();
+          resolve({
+            status: responseHead?.status ?? 502,
+            headers: (responseHead?.headers ?? []).map((header) => [String(header.name), String(header.value)]),
+            body,
+          });
+        }
+        if (frame.data && frame.data.length > 0 && !body.write(frame.data)) {
+          call.pause();
+          body.once('drain', () => call.resume());
+        }
+      });
+      call.on('end', () => {
+        signal.removeEventListener('abort', onAbort);
+        body?.end();
+      });
+      call.on('error', (error: ServiceError) => {
+        signal.removeEventListener('abort', onAbort);
+        if (body) body.destroy(toSkeinError(error, request.appId));
+        else reject(error);
+      });
+    });
+  }
+
+  close(): void {
+    this.pool.close();
+  }
+}
+
+function toSkeinError(error: unknown, appId: string): SkeinError {
+  if (error instanceof SkeinError) return error;
+  const serviceError = error as ServiceError;
+  const code = serviceError.metadata?.get(ERROR_CODE_METADATA)[0];
+  if (typeof code === 'string' && code in ERROR_CATALOGUE) return new SkeinError(code as ErrorCode, serviceError.details, { cause: error });
+  if (serviceError.code === status.CANCELLED) return new SkeinError('ERR_DIRECT_INVOKE', `call to ${appId} was cancelled`, { cause: error });
+  if (serviceError.code === status.UNAVAILABLE) {
+    return new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${appId}, err: its sidecar is unreachable: ${serviceError.details}`, { cause: error });
+  }
+  return new SkeinError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${appId}, err: ${serviceError.details ?? String(error)}`, { cause: error });
+}

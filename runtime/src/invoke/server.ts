@@ -1,0 +1,171 @@
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
+import { invocationService, type skein } from '@skein/proto';
+import type { IncomingMessage } from 'node:http';
+import { SkeinError, asSkeinError } from '../errors.js';
+import { logger } from '../logger.js';
+import type { AppChannel } from '../app/channel.js';
+import type { Svid } from '../identity/workload.js';
+import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../identity/spiffe.js';
+import { forwardableHeaders, stampIdentity, type HeaderList } from './headers.js';
+
+const log = logger('invoke');
+
+/** Trailer key carrying a Skein error code from callee to caller. */
+export const ERROR_CODE_METADATA = 'skein-error-code';
+
+/** Options of the internal (sidecar-to-sidecar) server. */
+export interface InternalServerOptions {
+  appId: string;
+  namespace: string;
+  host: string;
+  port: number;
+  appChannel: AppChannel | undefined;
+  appApiToken: string | undefined;
+}
+
+type AnyCall = ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.internal.v1.IResponseFrame> | ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>;
+
+/**
+ * The callee side of invocation: a TLS server that demands a client SVID from our trust bundle, hands verified
+ * connections to grpc-js, reads each caller's identity from its certificate and forwards the call to the app.
+ */
+export class InternalServer {
+  private readonly options: InternalServerOptions;
+  private readonly grpc = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  private tls: TlsServer | undefined;
+  private trustDomain = '';
+  port = 0;
+
+  constructor(options: InternalServerOptions) {
+    this.options = options;
+    this.grpc.addService(invocationService, {
+      invoke: (call: ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.internal.v1.IResponseFrame>) => void this.handle(call, call.request.head, call.request.body ?? undefined),
+      invokeStream: (call: ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>) => {
+        call.once('data', (first: skein.internal.v1.IRequestFrame) => void this.handle(call, first.head, first.data ?? undefined));
+      },
+    });
+  }
+
+  /** Listens with `svid`; resolves with the bound port. */
+  async start(svid: Svid): Promise<number> {
+    this.trustDomain = svid.id.trustDomain;
+    const injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
+    const tls = createTlsServer({ ...secureContextOf(svid), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => {
+      const peer = spiffeIdOfCertificate(socket.getPeerCertificate());
+      if (!peer) {
+        log.warn('refused a peer whose certificate carries no Skein SPIFFE ID', { remote: socket.remoteAddress });
+        socket.destroy();
+        return;
+      }
+      injector.injectConnection(socket);
+    });
+    tls.on('tlsClientError', (error, socket) => log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: error.message }));
+    this.tls = tls;
+    await new Promise<void>((resolve, reject) => {
+      tls.once('error', reject);
+      tls.listen(this.options.port, this.options.host, () => resolve());
+    });
+    const address = tls.address();
+    this.port = typeof address === 'object' && address ? address.port : this.options.port;
+    return this.port;
+  }
+
+  /** New handshakes present the rotated SVID; open connections keep theirs. */
+  rotate(svid: Svid): void {
+    this.trustDomain = svid.id.trustDomain;
+    this.tls?.setSecureContext(secureContextOf(svid));
+  }
+
+  private async handle(call: AnyCall, head: skein.internal.v1.IRequestHead | null | undefined, firstBody: Uint8Array | undefined): Promise<void> {
+    let cancelled = false;
+    call.once('cancelled', () => (cancelled = true));
+    try {
+      const caller = this.callerOf(call);
+      if (!head) throw new SkeinError('ERR_MALFORMED_REQUEST', 'invocation without a request head');
+      const { appId, namespace } = this.options;
+      if (head.appId !== appId || head.namespace !== namespace) {
+        throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `this sidecar serves ${appId} in ${namespace}, not ${head.appId ?? ''} in ${head.namespace ?? ''}`);
+      }
+      const channel = this.options.appChannel;
+      if (!channel) throw new SkeinError('ERR_DIRECT_INVOKE_APP_UNAVAILABLE', `app ${appId} has no app port: it only makes calls`);
+      const headers: HeaderList = stampIdentity(
+        (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]),
+        { callerAppId: caller.appId, callerNamespace: caller.namespace, calleeAppId: appId },
+        this.options.appApiToken,
+      );
+      const path = `/${head.method ?? ''}${head.query ? `?${head.query}` : ''}`;
+      log.debug('forwarding to app', { caller: formatSpiffeId(caller), verb: head.verb, path });
+      const { request, response } = channel.send(head.verb ?? 'GET', path, headers);
+      call.on('cancelled', () => request.destroy());
+      if (firstBody && firstBody.length > 0) request.write(firstBody);
+      if (isDuplex(call)) {
+        call.on('data', (frame: skein.internal.v1.IRequestFrame) => {
+          if (frame.data && frame.data.length > 0 && !request.write(frame.data)) {
+            call.pause();
+            request.once('drain', () => call.resume());
+          }
+        });
+        call.on('end', () => request.end());
+      } else {
+        request.end();
+      }
+      await this.relay(call, await response);
+    } catch (error) {
+      if (cancelled) {
+        log.debug('caller cancelled the invocation', { method: head?.method });
+        return;
+      }
+      const skeinError = asSkeinError(error);
+      if (skeinError.code !== 'ERR_DIRECT_INVOKE_APP_UNAVAILABLE') log.warn('invocation failed', { code: skeinError.code, reason: skeinError.message });
+      const metadata = new Metadata();
+      metadata.set(ERROR_CODE_METADATA, skeinError.code);
+      call.emit('error', { code: skeinError.grpcStatus ?? status.INTERNAL, details: skeinError.message, metadata });
+    }
+  }
+
+  private callerOf(call: Pick<AnyCall, 'getAuthContext'>): SpiffeId {
+    const cert = call.getAuthContext().sslPeerCertificate;
+    const id = cert ? spiffeIdOfCertificate(cert) : undefined;
+    if (!id) throw new SkeinError('ERR_UNAUTHENTICATED', 'the caller presented no verified SPIFFE identity');
+    if (id.trustDomain !== this.trustDomain) throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(id)} is from another trust domain`);
+    return id;
+  }
+
+  private async relay(call: AnyCall, response: IncomingMessage): Promise<void> {
+    const headers = forwardableHeaders(response.rawHeaders).map(([name, value]) => ({ name, value }));
+    const head: skein.internal.v1.IResponseHead = { status: response.statusCode ?? 502, headers };
+    // Small bodies travel in the head frame; everything else streams as it comes, with backpressure.
+    let first: skein.internal.v1.IResponseFrame | undefined = { head };
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      if (first) {
+        first.data = chunk;
+        if (!call.write(first)) await waitForDrain(call);
+        first = undefined;
+        continue;
+      }
+      if (!call.write({ data: chunk })) await waitForDrain(call);
+    }
+    if (first) call.write(first);
+    call.end();
+  }
+
+  async stop(): Promise<void> {
+    this.grpc.forceShutdown();
+    await new Promise<void>((resolve) => (this.tls ? this.tls.close(() => resolve()) : resolve()));
+  }
+}
+
+/** Streaming-request calls have no `request` property; unary-request ones carry the whole request there. */
+function isDuplex(call: AnyCall): call is ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame> {
+  return !('request' in call) || (call as { request?: unknown }).request === undefined;
+}
+
+function waitForDrain(call: AnyCall): Promise<void> {
+  return new Promise((resolve) => call.once('drain', () => resolve()));
+}
+
+/** TLS material of an SVID, trusting only its bundle. */
+export function secureContextOf(svid: Svid): { key: string; cert: string; ca: string } {
+  return { key: svid.keyPem, cert: svid.certPem, ca: svid.bundlePem };
+}

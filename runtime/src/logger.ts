@@ -1,0 +1,88 @@
+/**
+ * Named loggers. `SKEIN_LOG=invoke,discovery` switches debug output on for those names (`*` for all);
+ * `SKEIN_LOG_LEVEL` sets the threshold and `SKEIN_LOG_FORMAT=json` writes one JSON object a line.
+ * Fields whose names look like secrets are redacted before they are written.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const SECRET_FIELD = /token|secret|password|authorization|private.?key|credential|cookie/i;
+
+interface LogSettings {
+  level: LogLevel;
+  json: boolean;
+  debugNames: Set<string>;
+}
+
+function readSettings(env: NodeJS.ProcessEnv): LogSettings {
+  const level = (env['SKEIN_LOG_LEVEL'] ?? 'info') as LogLevel;
+  return {
+    level: level in LEVELS ? level : 'info',
+    json: env['SKEIN_LOG_FORMAT'] === 'json',
+    debugNames: new Set((env['SKEIN_LOG'] ?? '').split(',').map((name) => name.trim()).filter(Boolean)),
+  };
+}
+
+let settings = readSettings(process.env);
+
+/** Overrides the log settings (the CLI's `--log-level` and `--log-as-json`). */
+export function configureLogging(options: { level?: LogLevel; json?: boolean }): void {
+  settings = { ...settings, ...(options.level ? { level: options.level } : {}), ...(options.json === undefined ? {} : { json: options.json }) };
+}
+
+/** Replaces the values of secret-looking fields, recursively. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    out[key] = SECRET_FIELD.test(key) ? '[redacted]' : redact(inner, depth + 1);
+  }
+  return out;
+}
+
+/** A named logger. */
+export class Logger {
+  readonly name: string;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  private enabled(level: LogLevel): boolean {
+    if (level === 'debug') {
+      const short = this.name.replace(/^skein\./, '');
+      if (settings.debugNames.has('*') || settings.debugNames.has(short) || settings.debugNames.has(this.name)) return true;
+    }
+    return LEVELS[level] >= LEVELS[settings.level];
+  }
+
+  private write(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    if (!this.enabled(level)) return;
+    const safe = fields ? (redact(fields) as Record<string, unknown>) : undefined;
+    if (settings.json) {
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, logger: this.name, msg, ...safe })}\n`);
+      return;
+    }
+    const extra = safe && Object.keys(safe).length > 0 ? ` ${JSON.stringify(safe)}` : '';
+    process.stderr.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${extra}\n`);
+  }
+
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.write('debug', msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.write('info', msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.write('warn', msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.write('error', msg, fields);
+  }
+}
+
+/** The logger named `skein.<name>`. */
+export function logger(name: string): Logger {
+  return new Logger(`skein.${name}`);
+}

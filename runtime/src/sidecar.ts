@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { logger } from './logger.js';
+import { AppChannel } from './app/channel.js';
+import { connectBus, type Bus } from './bus/connection.js';
+import { Discovery } from './bus/discovery.js';
+import { WorkloadIdentity } from './identity/workload.js';
+import { formatSpiffeId } from './identity/spiffe.js';
+import { InternalServer } from './invoke/server.js';
+import { Invoker } from './invoke/client.js';
+import { UniversalApi } from './api/universal.js';
+import { HttpApi } from './api/http.js';
+import type { ConfigurationResource } from './config/types.js';
+import type { LoadedResource } from './config/load.js';
+
+const log = logger('sidecar');
+
+/** Everything a sidecar needs, validated by the CLI before it gets here. */
+export interface SidecarOptions {
+  appId: string;
+  namespace: string;
+  /** Port of the app; undefined for apps that only make calls. */
+  appPort: number | undefined;
+  /** Address the HTTP API listens on (loopback: only the app should reach it). */
+  apiHost: string;
+  httpPort: number;
+  /** Address and port of the internal mTLS server other sidecars dial. */
+  internalHost: string;
+  internalPort: number;
+  /** Host other sidecars reach this one at. */
+  advertiseAddress: string;
+  natsUrl: string;
+  sentryAddress: string;
+  trustAnchorsPem: string;
+  joinToken: string | undefined;
+  configuration: ConfigurationResource | undefined;
+  resources: readonly LoadedResource[];
+  maxBodyBytes: number;
+  apiToken: string | undefined;
+  appApiToken: string | undefined;
+  heartbeatMs: number;
+  instanceTtlMs: number;
+}
+
+/** Ports a started sidecar listens on. */
+export interface SidecarPorts {
+  http: number;
+  internal: number;
+}
+
+/** The data plane beside one app. Create, `start()`, then `stop()`. */
+export class Sidecar {
+  readonly options: SidecarOptions;
+  readonly instanceId = randomUUID();
+  readonly identity: WorkloadIdentity;
+  private readonly appChannel: AppChannel | undefined;
+  private readonly internal: InternalServer;
+  private bus: Bus | undefined;
+  private discovery: Discovery | undefined;
+  private invoker: Invoker | undefined;
+  private http: HttpApi | undefined;
+  private registered = false;
+  private appListening = false;
+  private readonly stopping = new AbortController();
+
+  constructor(options: SidecarOptions) {
+    this.options = options;
+    this.identity = new WorkloadIdentity({
+      sentryAddress: options.sentryAddress,
+      trustAnchorsPem: options.trustAnchorsPem,
+      appId: options.appId,
+      namespace: options.namespace,
+      ...(options.joinToken ? { token: options.joinToken } : {}),
+    });
+    this.appChannel = options.appPort === undefined ? undefined : new AppChannel({ appId: options.appId, host: '127.0.0.1', port: options.appPort });
+    this.internal = new InternalServer({
+      appId: options.appId,
+      namespace: options.namespace,
+      host: options.internalHost,
+      port: options.internalPort,
+      appChannel: this.appChannel,
+      appApiToken: options.appApiToken,
+    });
+  }
+
+  /**
+   * Gets an SVID, joins NATS and starts the API. Returns once the API listens; the app may start then, and the
+   * sidecar registers itself for discovery when `waitForApp()` sees the app listening.
+   */
+  async start(): Promise<SidecarPorts> {
+    const { options } = this;
+    const svid = await this.identity.start();
+    const internalPort = await this.internal.start(svid);
+    this.bus = await connectBus(options.natsUrl, { certPem: svid.certPem, keyPem: svid.keyPem, caPem: svid.bundlePem }, `skein-sidecar ${options.appId}`);
+    this.identity.onRotate((next) => {
+      this.internal.rotate(next);
+      this.bus?.rotate({ certPem: next.certPem, keyPem: next.keyPem, caPem: next.bundlePem });
+    });
+    this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
+    await this.discovery.start();
+    this.invoker = new Invoker(this.discovery, this.identity);
+    const universal = new UniversalApi(
+      {
+        appId: options.appId,
+        namespace: options.namespace,
+        appPort: options.appPort,
+        ready: () => this.registered && (this.appChannel === undefined || this.appListening),
+        notReadyReason: () => (this.appChannel && !this.appListening ? `app ${options.appId} is not listening on port ${options.appPort ?? ''} yet` : 'not registered yet'),
+        spiffeId: () => formatSpiffeId(this.identity.current.id),
+        enabledFeatures: (options.configuration?.spec.features ?? []).filter((feature) => feature.enabled).map((feature) => feature.name),
+      },
+      this.invoker,
+    );
+    this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
+    const http = await this.http.start();
+    log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, internalPort, spiffeId: formatSpiffeId(svid.id) });
+    return { http, internal: internalPort };
+  }
+
+  /** Waits for the app to listen (when it has a port), then registers this instance. */
+  async waitForAppAndRegister(): Promise<void> {
+    if (this.appChannel) {
+      await this.appChannel.waitUntilListening(this.stopping.signal);
+      this.appListening = true;
+    }
+    const { options } = this;
+    await this.discovery?.register({
+      appId: options.appId,
+      namespace: options.namespace,
+      instanceId: this.instanceId,
+      address: `${options.advertiseAddress.includes(':') ? `[${options.advertiseAddress}]` : options.advertiseAddress}:${this.internal.port}`,
+      spiffeId: formatSpiffeId(this.identity.current.id),
+      hostname: hostname(),
+      startedAt: new Date().toISOString(),
+    });
+    this.registered = true;
+  }
+
+  /** Deregisters and closes everything; in-flight calls are cut. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.discovery?.stop().catch(() => undefined);
+    await this.http?.stop();
+    await this.internal.stop();
+    this.invoker?.close();
+    this.appChannel?.close();
+    await this.bus?.nc.close().catch(() => undefined);
+    this.identity.stop();
+  }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Makes a fresh clone ready to run: checks Node, installs npm dependencies when the lock file changed,
+// installs nats-server from Debian when it is absent (as root), and builds every package.
+// Uses only Node's standard library, since it runs before anything is installed.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (line) => process.stdout.write(`[setup] ${line}\n`);
+const fail = (line) => {
+  process.stderr.write(`[setup] ERROR: ${line}\n`);
+  process.exit(1);
+};
+const run = (command, args, options = {}) => {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', ...options });
+  if (result.error) fail(`${command} could not start: ${result.error.message}`);
+  return result.status ?? 1;
+};
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 19)) fail(`Node.js 20.19 or newer is required (this is ${process.versions.node}).`);
+
+// npm dependencies: reinstall only when package-lock.json changed since the last install.
+const lock = join(root, 'package-lock.json');
+const stamp = join(root, 'node_modules', '.skein-stamp');
+const lockHash = existsSync(lock) ? createHash('sha256').update(readFileSync(lock)).digest('hex') : 'none';
+if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== lockHash) {
+  say('installing npm dependencies (npm ci)');
+  const env = { ...process.env, npm_config_yes: 'true', npm_config_fund: 'false', npm_config_audit: 'false' };
+  if (run('npm', existsSync(lock) ? ['ci'] : ['install'], { env }) !== 0) fail('npm could not install the dependencies; see the output above.');
+  writeFileSync(stamp, lockHash);
+}
+
+// nats-server: Debian's package, installed when absent and we are root.
+const natsCandidates = [...(process.env.PATH ?? '').split(':').map((dir) => join(dir, 'nats-server')), '/usr/sbin/nats-server'];
+if (!process.env.SKEIN_NATS_SERVER && !natsCandidates.some((path) => existsSync(path))) {
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot || !existsSync('/usr/bin/apt-get')) {
+    fail('nats-server is not installed. On Debian/Ubuntu run: sudo apt-get update && sudo apt-get install -y nats-server\n' +
+      '        Elsewhere install NATS Server 2.9+ and put it on PATH, or set SKEIN_NATS_SERVER to its path.');
+  }
+  say('installing nats-server from Debian (apt-get)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (run('apt-get', ['update', '-qq'], { env }) !== 0 || run('apt-get', ['install', '-y', '-qq', 'nats-server'], { env }) !== 0) {
+    fail('apt-get could not install nats-server; install it by hand (apt-get install nats-server) and run this again.');
+  }
+}
+
+if (process.argv.includes('--no-build')) process.exit(0);
+say('building');
+const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' };
+if (run(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'build', '--output-logs=errors-only'], { env }) !== 0) fail('the build failed; see the output above.');
+try {
+  execFileSync('node', [join(root, 'runtime', 'dist', 'src', 'cli.js'), '--help'], { stdio: 'ignore' });
+} catch {
+  fail('the build finished but the skein CLI does not run.');
+}
