@@ -5,7 +5,7 @@ export { Sentry, type SentryOptions } from './identity/sentry.js';
 export { createRootCa, createCsr, signSvid, issueServerCertificate, generateKeyPem, type KeyPair } from './identity/ca.js';
 export { createJoinToken } from './identity/join-token.js';
 export { formatSpiffeId, parseSpiffeId, type SpiffeId } from './identity/spiffe.js';
-export { WorkloadIdentity, type Svid } from './identity/workload.js';
+export { WorkloadIdentity, requestCertificate, type Svid } from './identity/workload.js';
 export { initCa, readCa, caPaths } from './identity/home.js';
 export { findNatsServer, ensureNatsServer, writeNatsConfig, NATS_INSTALL_HINT } from './control/nats-server.js';
 export { loadResources, loadConfiguration, loadRunTemplate } from './config/load.js';

@@ -7,9 +7,10 @@ import { localAddresses } from '../identity/sentry.js';
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
-/** Finds `nats-server` on PATH or in Debian's location; undefined when absent. */
+/** Finds `nats-server`: `$SKEIN_NATS_SERVER` when set (and only there), else PATH or Debian's location. */
 export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env['SKEIN_NATS_SERVER'] && existsSync(env['SKEIN_NATS_SERVER'])) return env['SKEIN_NATS_SERVER'];
+  const configured = env['SKEIN_NATS_SERVER'];
+  if (configured) return existsSync(configured) ? configured : undefined;
   for (const dir of (env['PATH'] ?? '').split(':')) {
     if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
   }
@@ -25,6 +26,8 @@ export const NATS_INSTALL_HINT =
 export function ensureNatsServer(log: (line: string) => void): string {
   const found = findNatsServer();
   if (found) return found;
+  const configured = process.env['SKEIN_NATS_SERVER'];
+  if (configured) throw new SkeinError('ERR_INTERNAL', `SKEIN_NATS_SERVER is set to ${configured}, which does not exist. ${NATS_INSTALL_HINT}`);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot && existsSync('/usr/bin/apt-get')) {
     log('nats-server not found; installing Debian package nats-server');

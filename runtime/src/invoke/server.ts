@@ -51,7 +51,14 @@ export class InternalServer {
   async start(svid: Svid): Promise<number> {
     this.trustDomain = svid.id.trustDomain;
     const injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
-    const tls = createTlsServer({ ...secureContextOf(svid), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => {
+    // Verification is done here rather than by `rejectUnauthorized`, which drops the socket without saying why:
+    // every refused peer is logged with the exact reason (unknown CA, expired, no certificate).
+    const tls = createTlsServer({ ...secureContextOf(svid), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => {
+      if (!socket.authorized) {
+        log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: describeAuthorizationError(socket.authorizationError) });
+        socket.destroy();
+        return;
+      }
       const peer = spiffeIdOfCertificate(socket.getPeerCertificate());
       if (!peer) {
         log.warn('refused a peer whose certificate carries no Skein SPIFFE ID', { remote: socket.remoteAddress });
@@ -163,6 +170,23 @@ function isDuplex(call: AnyCall): call is ServerDuplexStream<skein.internal.v1.I
 
 function waitForDrain(call: AnyCall): Promise<void> {
   return new Promise((resolve) => call.once('drain', () => resolve()));
+}
+
+const AUTHORIZATION_ERRORS: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the certificate is not signed by this trust domain\'s CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the certificate is not signed by this trust domain\'s CA',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the certificate chains to a CA this trust domain does not trust',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the certificate is self-signed',
+  CERT_HAS_EXPIRED: 'the certificate has expired',
+  CERT_NOT_YET_VALID: 'the certificate is not valid yet',
+  CERT_SIGNATURE_FAILURE: 'the certificate signature is invalid',
+};
+
+/** A refused peer's OpenSSL verification code, with what it means. */
+function describeAuthorizationError(error: Error | string | undefined): string {
+  if (error === undefined || error === null) return 'the peer presented no client certificate';
+  const code = String(error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : error);
+  return `${code}: ${AUTHORIZATION_ERRORS[code] ?? 'certificate verification failed'}`;
 }
 
 /** TLS material of an SVID, trusting only its bundle. */

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { createCsr, createJoinToken, createRootCa, generateKeyPem, requestCertificate, signSvid, formatSpiffeId } from '@skein/runtime';
+import { Harness, type ManagedProcess } from '../src/harness.js';
+import { httpRequest, openStream } from '../src/http.js';
+
+/**
+ * Tries a TLS handshake against `port` presenting `cert`/`key`, then sends the HTTP/2 preface: a server that
+ * accepted us answers with its SETTINGS frame. (TLS 1.3 reports a refused client certificate only after the
+ * client's side of the handshake, as an alert on the first read.)
+ */
+function handshake(port: number, options: { cert?: string; key?: string; ca: string }): Promise<{ ok: boolean; error?: string; peer?: PeerCertificate }> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: options.ca, ...(options.cert ? { cert: options.cert, key: options.key } : {}), ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    const done = (result: { ok: boolean; error?: string; peer?: PeerCertificate }): void => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once('secureConnect', () => {
+      const peer = socket.getPeerCertificate();
+      socket.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
+      socket.once('data', () => done({ ok: true, peer }));
+    });
+    socket.once('error', (error) => done({ ok: false, error: error.message }));
+    socket.once('close', () => done({ ok: false, error: 'closed by the server' }));
+  });
+}
+
+describe('sentry', function () {
+  const harness = new Harness();
+  let sentryAddress: string;
+  let production: string;
+  after(() => harness.cleanup());
+  before(async function () {
+    [sentryAddress, production] = await Promise.all([
+      harness.sentry(['--workload-cert-ttl', '2h']).then((s) => s.address),
+      harness.sentry(['--mode', 'production']).then((s) => s.address),
+    ]);
+  });
+
+  const csr = (): string => createCsr(generateKeyPem().privateKeyPem, 'app');
+
+  it('signs a CSR into an X.509 SVID with the SPIFFE URI SAN and the configured lifetime', async function () {
+    const response = await requestCertificate(sentryAddress, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop' });
+    const cert = new X509Certificate(response.certificatePem ?? '');
+    assert.equal(cert.subjectAltName, 'URI:spiffe://public/ns/shop/orders');
+    assert.equal(response.spiffeId, 'spiffe://public/ns/shop/orders');
+    assert.ok(cert.verify(new X509Certificate(harness.ca.certPem).publicKey), 'signed by the CA');
+    const lifetime = Date.parse(cert.validTo) - Date.now();
+    assert.ok(lifetime > 1.9 * 3_600_000 && lifetime <= 2 * 3_600_000, `lifetime ${lifetime} ms`);
+    assert.equal(cert.ca, false);
+  });
+
+  it('refuses malformed CSRs and invalid identities with a precise reason, and keeps serving', async function () {
+    await assert.rejects(requestCertificate(sentryAddress, harness.ca.certPem, { csrPem: 'not a csr', appId: 'orders', namespace: 'shop' }), /CSR is not a PEM/);
+    await assert.rejects(requestCertificate(sentryAddress, harness.ca.certPem, { csrPem: csr(), appId: 'bad id!', namespace: 'shop' }), /invalid App ID/);
+    await assert.rejects(requestCertificate(sentryAddress, harness.ca.certPem, { csrPem: csr(), appId: 'x', namespace: 'skein-system' }), /reserved/);
+    const response = await requestCertificate(sentryAddress, harness.ca.certPem, { csrPem: csr(), appId: 'still-ok', namespace: 'default' });
+    assert.match(response.spiffeId ?? '', /still-ok$/);
+  });
+
+  it('in production mode, signs only with a valid join token for the claimed identity', async function () {
+    const id = { trustDomain: 'public', namespace: 'shop', appId: 'orders' };
+    await assert.rejects(requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop' }), /join token is required/);
+    const otherApp = await createJoinToken(harness.ca.keyPem, { ...id, appId: 'payments' }, 60);
+    await assert.rejects(requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop', token: otherApp }), /is for spiffe:\/\/public\/ns\/shop\/payments/);
+    const expired = await createJoinToken(harness.ca.keyPem, id, -120);
+    await assert.rejects(requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop', token: expired }), /ERR_JWT_EXPIRED/);
+    const foreign = createRootCa('public', 3_600_000);
+    const forged = await createJoinToken(foreign.keyPem, id, 60);
+    await assert.rejects(requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop', token: forged }), /signature verification failed/);
+    const valid = await createJoinToken(harness.ca.keyPem, id, 60);
+    const response = await requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop', token: valid });
+    assert.equal(response.spiffeId, formatSpiffeId(id));
+  });
+
+  it('is verified by its SPIFFE identity: a client trusting another CA refuses it', async function () {
+    const foreign = createRootCa('public', 3_600_000);
+    await assert.rejects(requestCertificate(sentryAddress, foreign.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop' }), /did not sign/);
+  });
+});
+
+describe('sidecar mTLS', function () {
+  const harness = new Harness();
+  let internalPort: number;
+  let callerUrl: string;
+  let serverProc: ManagedProcess;
+  after(() => harness.cleanup());
+  before(async function () {
+    await harness.controlPlane();
+    const app = await harness.app('echo-app');
+    const [server, caller] = await Promise.all([harness.sidecar({ appId: 'echo', appPort: app.port }), harness.sidecar({ appId: 'caller' })]);
+    internalPort = server.internalPort;
+    callerUrl = caller.url;
+    serverProc = server.proc;
+  });
+
+  const svidFrom = (ca: { certPem: string; keyPem: string }, appId: string, ttlMs: number, now = Date.now()): { cert: string; key: string } => {
+    const { privateKeyPem } = generateKeyPem();
+    return { key: privateKeyPem, cert: signSvid(ca, createCsr(privateKeyPem, appId), { trustDomain: 'public', namespace: 'default', appId }, ttlMs, now) };
+  };
+
+  it('accepts a peer with a valid SVID from our CA', async function () {
+    const result = await handshake(internalPort, { ...svidFrom(harness.ca, 'tester', 3_600_000), ca: harness.ca.certPem });
+    assert.equal(result.ok, true, result.error);
+  });
+
+  it('refuses, and logs, a peer presenting a certificate from another CA', async function () {
+    const from = serverProc.lines.length;
+    const foreign = createRootCa('public', 3_600_000);
+    const result = await handshake(internalPort, { ...svidFrom(foreign, 'intruder', 3_600_000), ca: harness.ca.certPem });
+    assert.equal(result.ok, false);
+    const record = await serverProc.waitForRecord('TLS handshake refused', {}, 10_000, from);
+    assert.match(String(record['reason']), /not signed by this trust domain's CA/);
+  });
+
+  it('refuses, and logs, a peer presenting an expired certificate from our CA', async function () {
+    const from = serverProc.lines.length;
+    const expired = svidFrom(harness.ca, 'stale', 3_600_000, Date.now() - 3 * 3_600_000);
+    const result = await handshake(internalPort, { ...expired, ca: harness.ca.certPem });
+    assert.equal(result.ok, false);
+    const record = await serverProc.waitForRecord('TLS handshake refused', {}, 10_000, from);
+    assert.match(String(record['reason']), /expired/i);
+  });
+
+  it('refuses a peer presenting no certificate at all', async function () {
+    const result = await handshake(internalPort, { ca: harness.ca.certPem });
+    assert.equal(result.ok, false);
+  });
+
+  it('keeps serving after refused handshakes', async function () {
+    const res = await httpRequest(`${callerUrl}/v1.0/invoke/echo/method/after-attacks`);
+    assert.equal(res.status, 200);
+  });
+});
+
+describe('SVID renewal', function () {
+  const harness = new Harness();
+  after(() => harness.cleanup());
+
+  it('renews at half-life without dropping live connections', async function () {
+    // Four-second SVIDs: each sidecar renews about every two seconds.
+    await Promise.all([harness.nats(), harness.sentry(['--workload-cert-ttl', '4s'])]);
+    const app = await harness.app('echo-app');
+    const [server, caller] = await Promise.all([harness.sidecar({ appId: 'echo', appPort: app.port }), harness.sidecar({ appId: 'caller' })]);
+    const probe = (): Promise<X509Certificate> => {
+      const { privateKeyPem } = generateKeyPem();
+      const cert = signSvid(harness.ca, createCsr(privateKeyPem, 'probe'), { trustDomain: 'public', namespace: 'default', appId: 'probe' }, 60_000);
+      return handshake(server.internalPort, { cert, key: privateKeyPem, ca: harness.ca.certPem }).then((result) => {
+        assert.equal(result.ok, true, result.error);
+        return new X509Certificate(result.peer?.raw ?? Buffer.alloc(0));
+      });
+    };
+    const original = await probe();
+    const stream = await openStream(`${caller.url}/v1.0/invoke/echo/method/sse?id=renew`);
+    assert.equal(await stream.nextEvent(), 'data: event 0');
+    const count = (proc: typeof server.proc): number => proc.records().filter((r) => r.msg === 'SVID installed').length;
+    // Wait until both sidecars have rotated three times: the certificates the stream started with have expired.
+    const rotated = (proc: typeof server.proc, n: number): Promise<unknown> => proc.waitFor((_line, record) => record?.msg === 'SVID installed' && count(proc) >= n, 20_000);
+    await Promise.all([rotated(server.proc, count(server.proc) + 3), rotated(caller.proc, count(caller.proc) + 3)]);
+    assert.ok(Date.parse(original.validTo) < Date.now(), 'the original certificate has expired');
+    // The stream opened before the rotations still delivers.
+    await httpRequest(`http://127.0.0.1:${app.port}/sse/next?id=renew&n=1&last=1`);
+    assert.equal(await stream.nextEvent(), 'data: event 1');
+    assert.equal(await stream.nextEvent(), undefined);
+    // New calls succeed, and new handshakes see a newer certificate.
+    const res = await httpRequest(`${caller.url}/v1.0/invoke/echo/method/after-rotation`);
+    assert.equal(res.status, 200);
+    const current = await probe();
+    assert.notEqual(current.serialNumber, original.serialNumber);
+    assert.ok(Date.parse(current.validTo) > Date.parse(original.validTo));
+  });
+});
