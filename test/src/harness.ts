@@ -18,8 +18,8 @@ export interface NatsHandle {
   url: string;
   port: number;
   dir: string;
-  /** Stops it (SIGTERM) and starts it again on the same port with the same store. */
-  restart(): Promise<void>;
+  /** Stops it (SIGTERM) and starts it again on the same port, with the same store or (`wipe`) an empty one. */
+  restart(options?: { wipe?: boolean }): Promise<void>;
 }
 
 /** A running sidecar. */
@@ -129,8 +129,9 @@ export class Harness {
       port: first.port,
       url: `tls://${host}:${first.port}`,
       dir,
-      restart: async () => {
+      restart: async (restartOptions = {}) => {
         await handle.proc.stop();
+        if (restartOptions.wipe) rmSync(join(dir, 'jetstream'), { recursive: true, force: true });
         const next = await launch(handle.port);
         handle.proc = next.proc;
       },

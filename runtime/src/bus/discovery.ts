@@ -1,4 +1,5 @@
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { QueuedIterator } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { logger } from '../logger.js';
 import { BUCKETS, discoveryKey } from './names.js';
@@ -46,6 +47,8 @@ export class Discovery {
   private heartbeat: NodeJS.Timeout | undefined;
   private stopped = false;
   private watchGeneration = 0;
+  private watcher: QueuedIterator<KvWatchEntry> | undefined;
+  private readonly arrivals = new Set<() => void>();
 
   constructor(nc: NatsConnection, options: DiscoveryOptions) {
     this.nc = nc;
@@ -55,6 +58,25 @@ export class Discovery {
   /** Opens (or creates) the bucket and starts watching it; resolves once the current contents are loaded. */
   async start(): Promise<void> {
     await this.openBucket();
+    void this.resyncOnReconnect();
+  }
+
+  /**
+   * After any reconnect the server may have lost its store (and with it our watch's consumer), so every
+   * reconnect re-opens the bucket, re-registers and re-watches. Cheap, and it never relies on a dead consumer.
+   */
+  private async resyncOnReconnect(): Promise<void> {
+    for await (const event of this.nc.status()) {
+      if (this.stopped) return;
+      if (event.type !== 'reconnect') continue;
+      try {
+        await this.openBucket();
+        await this.publishOwn();
+        log.info('discovery resynchronised after reconnect');
+      } catch (error) {
+        log.warn('discovery resync failed; the next heartbeat retries', { reason: (error as Error).message });
+      }
+    }
   }
 
   private async openBucket(): Promise<void> {
@@ -65,7 +87,9 @@ export class Discovery {
 
   private async watch(kv: KV): Promise<void> {
     const generation = ++this.watchGeneration;
+    this.watcher?.stop();
     const iterator = await kv.watch({ key: '>' });
+    this.watcher = iterator;
     let resolveInitial: () => void = () => undefined;
     const initial = new Promise<void>((resolve) => (resolveInitial = resolve));
     let pending = iterator.getPending?.() ?? 0;
@@ -96,6 +120,7 @@ export class Discovery {
       const known = this.instances.get(entry.key);
       if (!known) log.debug('instance joined', { appId: record.appId, address: record.address });
       this.instances.set(entry.key, { record, seenAt: Date.now(), unhealthyUntil: known?.unhealthyUntil ?? 0 });
+      if (!known) for (const arrived of [...this.arrivals]) arrived();
     } catch {
       log.warn('ignored a malformed discovery record', { key: entry.key });
     }
@@ -153,6 +178,35 @@ export class Discovery {
     return candidates[cursor % candidates.length];
   }
 
+  /**
+   * Like `pick`, but when the app has no usable instance right now and `waitMs` is given, waits up to that long
+   * for a new instance to register (a restarting sidecar), instead of failing the call at once.
+   */
+  async pickOrWait(namespace: string, appId: string, exclude: ReadonlySet<string>, waitMs: number): Promise<InstanceRecord | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const picked = this.pick(namespace, appId, exclude);
+      const remaining = deadline - Date.now();
+      if (picked || remaining <= 0 || this.stopped) return picked;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, remaining);
+        function done(): void {
+          clearTimeout(timer);
+          arrivals.delete(done);
+          resolve();
+        }
+        const arrivals = this.arrivals;
+        arrivals.add(done);
+      });
+    }
+  }
+
+  /** True when any record of the app is held, live or expired-but-not-yet-deleted. */
+  knows(namespace: string, appId: string): boolean {
+    for (const seen of this.instances.values()) if (seen.record.appId === appId && seen.record.namespace === namespace) return true;
+    return false;
+  }
+
   /** Stops sending calls to an instance for a while (it refused a connection). */
   markUnhealthy(instanceId: string, forMs = this.options.ttlMs): void {
     for (const seen of this.instances.values()) {
@@ -164,6 +218,8 @@ export class Discovery {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watchGeneration++;
+    this.watcher?.stop();
+    for (const arrived of [...this.arrivals]) arrived();
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.kv && this.own) {
       await this.kv.delete(discoveryKey(this.own.namespace, this.own.appId, this.own.instanceId)).catch(() => undefined);

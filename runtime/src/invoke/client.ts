@@ -84,6 +84,9 @@ function neverReachedPeer(error: ServiceError): boolean {
   return error.code === status.UNAVAILABLE && !error.metadata?.get(ERROR_CODE_METADATA).length;
 }
 
+/** How long a call waits for a restarting app's replacement instance before failing. */
+const REPLACEMENT_WAIT_MS = 3000;
+
 /** Largest body sent in the single-message form; bigger or unknown-length bodies stream. */
 export const UNARY_BODY_LIMIT = 64 * 1024;
 
@@ -101,7 +104,9 @@ export class Invoker {
     const tried = new Set<string>();
     // A buffered body can be re-sent to another instance when the first one was unreachable.
     for (;;) {
-      const peer = this.discovery.pick(request.namespace, request.appId, tried);
+      // An app that had instances may be restarting: give a replacement a moment to register.
+      const wait = this.discovery.knows(request.namespace, request.appId) ? REPLACEMENT_WAIT_MS : 0;
+      const peer = await this.discovery.pickOrWait(request.namespace, request.appId, tried, wait);
       if (!peer) {
         if (tried.size === 0) {
           throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.appId}, err: no instance of app "${request.appId}" is registered in namespace "${request.namespace}"`);
