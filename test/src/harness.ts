@@ -68,7 +68,23 @@ export class Harness {
   natsHandle: NatsHandle | undefined;
   sentryAddress: string | undefined;
 
+  /** On Ctrl-C or SIGTERM the test run ends without its after-hooks: kill every group and remove every folder now. */
+  private static guardInstalled = false;
+  private static installInterruptGuard(): void {
+    if (Harness.guardInstalled) return;
+    Harness.guardInstalled = true;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      for (const harness of Harness.live) {
+        for (const proc of harness.processes) proc.signal('SIGKILL');
+        rmSync(harness.root, { recursive: true, force: true });
+      }
+      process.kill(process.pid, signal);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => onSignal(signal));
+  }
+
   constructor(trustDomain = 'public') {
+    Harness.installInterruptGuard();
     this.root = mkdtempSync(join(tmpdir(), 'skein-test-'));
     this.home = join(this.root, 'skein-home');
     initCa(this.home, trustDomain);

@@ -24,7 +24,13 @@ export class ManagedProcess {
   constructor(name: string, command: string, args: string[], options: SpawnOptions) {
     this.name = name;
     this.child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        // Whatever the process left in its group dies with it, now, while the group id cannot have been reused.
+        this.killGroup('SIGKILL');
+        resolve({ code, signal });
+      }),
+    );
     for (const stream of [this.child.stdout, this.child.stderr]) {
       let rest = '';
       stream?.on('data', (chunk: Buffer) => {
@@ -113,12 +119,7 @@ export class ManagedProcess {
 
   /** Sends `signal` to the whole process group. */
   signal(signal: NodeJS.Signals): void {
-    if (!this.running) return;
-    try {
-      process.kill(-this.pid, signal);
-    } catch {
-      // the group is already gone
-    }
+    if (this.running) this.killGroup(signal);
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves when it has exited. */
@@ -129,11 +130,13 @@ export class ManagedProcess {
       await this.exited;
       clearTimeout(timer);
     }
-    // Children the process left behind in its group die with the group.
+  }
+
+  private killGroup(signal: NodeJS.Signals): void {
     try {
-      process.kill(-this.pid, 'SIGKILL');
+      process.kill(-this.pid, signal);
     } catch {
-      // nothing left
+      // the group is already gone
     }
   }
 

@@ -111,5 +111,5 @@ export async function upCommand(argv: string[]): Promise<void> {
   };
   onShutdown(stop);
   printAddresses(record, false);
-  announceReady('control-plane', { ...record });
+  announceReady('control-plane', { ...record, natsPid: nats.child.pid });
 }

@@ -64,7 +64,7 @@ const server = createServer((req, res) => {
 
 server.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
   const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0 })}\n`);
+  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0, pid: process.pid })}\n`);
 });
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0));
