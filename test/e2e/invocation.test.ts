@@ -170,3 +170,28 @@ describe('invocation when the callee app is down', function () {
     assert.equal(health.status, 204);
   });
 });
+
+describe('API tokens', function () {
+  const harness = new Harness();
+  after(() => harness.cleanup());
+
+  it('requires dapr-api-token when DAPR_API_TOKEN is set, exempts healthz, and sends APP_API_TOKEN to the app', async function () {
+    await harness.controlPlane();
+    const app = await harness.app('echo-app');
+    const [, caller] = await Promise.all([
+      harness.sidecar({ appId: 'guarded-app', appPort: app.port, env: { APP_API_TOKEN: 'app-secret' } }),
+      harness.sidecar({ appId: 'guarded', env: { DAPR_API_TOKEN: 'api-secret' } }),
+    ]);
+    assert.equal((await httpRequest(`${caller.url}/v1.0/healthz`)).status, 204);
+    const missing = await httpRequest(`${caller.url}/v1.0/metadata`);
+    assert.equal(missing.status, 401);
+    assert.equal(missing.json<{ errorCode: string }>().errorCode, 'ERR_UNAUTHENTICATED');
+    const wrong = await httpRequest(`${caller.url}/v1.0/invoke/guarded-app/method/x`, { headers: { 'dapr-api-token': 'api-secreT' } });
+    assert.equal(wrong.status, 401);
+    const res = await httpRequest(`${caller.url}/v1.0/invoke/guarded-app/method/x`, { headers: { 'dapr-api-token': 'api-secret' } });
+    assert.equal(res.status, 200);
+    const echo = res.json<Echo>();
+    // The caller's API token never travels; the callee's sidecar adds the app's own.
+    assert.equal(echo.headers['dapr-api-token'], 'app-secret');
+  });
+});
