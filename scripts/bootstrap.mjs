@@ -28,9 +28,11 @@ const lock = join(root, 'package-lock.json');
 const stamp = join(root, 'node_modules', '.skein-stamp');
 const lockHash = existsSync(lock) ? createHash('sha256').update(readFileSync(lock)).digest('hex') : 'none';
 if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== lockHash) {
-  say('installing npm dependencies (npm ci)');
+  say('installing npm dependencies (npm install, from package-lock.json)');
   const env = { ...process.env, npm_config_yes: 'true', npm_config_fund: 'false', npm_config_audit: 'false' };
-  if (run('npm', existsSync(lock) ? ['ci'] : ['install'], { env }) !== 0) fail('npm could not install the dependencies; see the output above.');
+  // `npm install` rather than `npm ci`: with lock files written without resolved URLs, `npm ci` rejects the lock
+  // over other platforms' optional packages it never needs; `npm install` installs exactly the locked versions.
+  if (run('npm', ['install'], { env }) !== 0) fail('npm could not install the dependencies; see the output above.');
   writeFileSync(stamp, lockHash);
 }
 
