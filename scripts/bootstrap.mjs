@@ -33,7 +33,8 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== lockHash) {
   // `npm install` rather than `npm ci`: with lock files written without resolved URLs, `npm ci` rejects the lock
   // over other platforms' optional packages it never needs; `npm install` installs exactly the locked versions.
   if (run('npm', ['install'], { env }) !== 0) fail('npm could not install the dependencies; see the output above.');
-  writeFileSync(stamp, lockHash);
+  // Stamp what the lock says after the install (npm may have completed it), so the next run does not reinstall.
+  writeFileSync(stamp, existsSync(lock) ? createHash('sha256').update(readFileSync(lock)).digest('hex') : 'none');
 }
 
 // nats-server: Debian's package, installed when absent and we are root.
