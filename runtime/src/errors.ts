@@ -10,16 +10,23 @@ export const ERROR_CATALOGUE = {
   ERR_DIRECT_INVOKE_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   ERR_DIRECT_INVOKE_APP_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
   ERR_DIRECT_INVOKE_PEER_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  ERR_DIRECT_INVOKE_ACL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   ERR_MALFORMED_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   ERR_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
   ERR_PERMISSION_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_MCP_TOOL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_MCP_INSUFFICIENT_SCOPE: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_MCP_HEADER_MISMATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_JWKS_UNAVAILABLE: { http: 401, grpc: GrpcStatus.UNAVAILABLE },
   ERR_HEALTH_NOT_READY: { http: 500, grpc: GrpcStatus.UNAVAILABLE },
   ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   ERR_METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED },
   ERR_CONFIG_INVALID: { http: 500, grpc: GrpcStatus.FAILED_PRECONDITION },
   ERR_CERTIFICATE: { http: 500, grpc: GrpcStatus.UNAUTHENTICATED },
   ERR_SENTRY_REFUSED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_PLACEMENT_NOT_LEADER: { http: 503, grpc: GrpcStatus.FAILED_PRECONDITION },
+  ERR_PLACEMENT_HOST_DROPPED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
   ERR_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL },
 } as const satisfies Record<string, { http: number; grpc: GrpcStatus }>;
 
@@ -78,4 +85,28 @@ export function asSkeinError(error: unknown, fallback: ErrorCode = 'ERR_INTERNAL
   if (error instanceof SkeinError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new SkeinError(fallback, message, { cause: error });
+}
+
+/** Dapr's table for the statuses it names; every other non-2xx status is UNKNOWN. */
+const APP_STATUS_TO_GRPC: Readonly<Record<number, GrpcStatus>> = {
+  400: GrpcStatus.INTERNAL,
+  401: GrpcStatus.UNAUTHENTICATED,
+  403: GrpcStatus.PERMISSION_DENIED,
+  404: GrpcStatus.NOT_FOUND,
+  408: GrpcStatus.CANCELLED,
+  409: GrpcStatus.ALREADY_EXISTS,
+  429: GrpcStatus.RESOURCE_EXHAUSTED,
+  500: GrpcStatus.UNKNOWN,
+  501: GrpcStatus.UNIMPLEMENTED,
+  503: GrpcStatus.UNAVAILABLE,
+  504: GrpcStatus.DEADLINE_EXCEEDED,
+};
+
+/**
+ * The gRPC status a non-2xx answer of an app becomes when the call came in over the gRPC API: Dapr's mapping
+ * (after grpc's http-grpc-status-mapping), so gRPC callers see what they would see with Dapr. Undefined for 2xx.
+ */
+export function grpcStatusOfAppStatus(httpStatus: number): GrpcStatus | undefined {
+  if (httpStatus >= 200 && httpStatus < 300) return undefined;
+  return APP_STATUS_TO_GRPC[httpStatus] ?? GrpcStatus.UNKNOWN;
 }

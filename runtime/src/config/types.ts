@@ -16,7 +16,8 @@ export interface AccessControlOperation {
 export interface AccessControlPolicy {
   appId: string;
   namespace: string;
-  trustDomain: string;
+  /** Absent: the spec's own trust domain (Dapr's docs: "Trust domain in which the policy applies"). */
+  trustDomain?: string;
   defaultAction?: 'allow' | 'deny' | '';
   operations?: AccessControlOperation[];
 }
@@ -53,6 +54,70 @@ export interface ConfigurationResource {
     features?: Array<{ name: string; enabled: boolean }>;
     mtls?: { enabled?: true; workloadCertTTL?: string; allowedClockSkew?: string };
   };
+}
+
+/** A Dapr-compatible Component resource (middleware, and later other building blocks). */
+export interface ComponentResource {
+  apiVersion: string;
+  kind: 'Component';
+  metadata: ResourceMetadata;
+  scopes?: string[];
+  auth?: { secretStore: string };
+  spec: {
+    type: string;
+    version: string;
+    ignoreErrors?: boolean;
+    initTimeout?: string;
+    metadata?: ComponentMetadataItem[];
+  };
+}
+
+/** One `spec.metadata` entry: a plain value, or a reference to a secret or an environment variable. */
+export interface ComponentMetadataItem {
+  name: string;
+  value?: string | number | boolean;
+  secretKeyRef?: { name: string; key?: string };
+  envRef?: string;
+}
+
+/** Skein's per-tool, per-argument MCP policy (`skein.dev/v1alpha1`, kind `MCPToolPolicy`). */
+export interface MCPToolPolicyResource {
+  apiVersion: 'skein.dev/v1alpha1';
+  kind: 'MCPToolPolicy';
+  metadata: ResourceMetadata;
+  /** App IDs of the MCP servers this policy protects; absent means every app that loads it. */
+  scopes?: string[];
+  spec: MCPToolPolicySpec;
+}
+
+/** The rules of an MCPToolPolicy, and what happens when none matches. */
+export interface MCPToolPolicySpec {
+  /** What happens when no rule matches (default `deny`). */
+  defaultAction?: 'allow' | 'deny';
+  /** Tried top to bottom; the first rule that matches decides. */
+  rules?: MCPToolPolicyRule[];
+}
+
+/** One MCPToolPolicy rule: every field it writes must match; a field left out matches everything. */
+export interface MCPToolPolicyRule {
+  /** Unique in the policy; named in every decision the rule makes. */
+  name: string;
+  description?: string;
+  action: 'allow' | 'deny';
+  callers?: {
+    /** Caller App ID globs (the verified identity). */
+    appIds?: string[];
+    /** JWT claim name → glob or globs; all named claims must match. */
+    claims?: Record<string, string | string[]>;
+  };
+  /** JSON-RPC method globs. */
+  methods?: string[];
+  /** Tool name globs; the rule then applies to `tools/call` only. */
+  tools?: string[];
+  /** CEL condition over `args`, `tool`, `method`, `caller`, `claims`. */
+  when?: string;
+  /** Scopes the bearer token must carry for this allow rule to allow. */
+  requiredScopes?: string[];
 }
 
 /** Dapr's multi-app run file. */
