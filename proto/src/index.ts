@@ -1,5 +1,5 @@
 /** Skein contracts: generated protobuf types, gRPC service definitions and resource schemas. */
-export { skein } from './gen/skein.js';
-export { sentryService, invocationService } from './services.js';
+export { skein, dapr, google } from './gen/skein.js';
+export { sentryService, invocationService, placementService, daprService } from './services.js';
 export { RESOURCE_KINDS, schemaPath, loadSchema } from './schemas.js';
 export type { ResourceKind } from './schemas.js';

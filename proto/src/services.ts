@@ -1,5 +1,5 @@
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
-import { skein } from './gen/skein.js';
+import { dapr, skein } from './gen/skein.js';
 
 /** Encoder/decoder pair every generated message type provides. */
 interface Codec<T> {
@@ -28,6 +28,7 @@ function method<Req, Res>(
 
 const sentry = skein.sentry.v1;
 const internal = skein.internal.v1;
+const placement = skein.placement.v1;
 
 /** gRPC definition of `skein.sentry.v1.Sentry`. */
 export const sentryService = {
@@ -55,5 +56,37 @@ export const invocationService = {
     internal.ResponseFrame,
     true,
     true,
+  ),
+} satisfies ServiceDefinition;
+
+/** gRPC definition of `skein.placement.v1.Placement`: sidecars report their host, the leader streams table rounds. */
+export const placementService = {
+  reportHost: method<skein.placement.v1.IHostMessage, skein.placement.v1.IPlacementOrder>(
+    '/skein.placement.v1.Placement/ReportHost',
+    placement.HostMessage,
+    placement.PlacementOrder,
+    true,
+    true,
+  ),
+} satisfies ServiceDefinition;
+
+/**
+ * gRPC definition of Dapr's `dapr.proto.runtime.v1.Dapr`, limited to the methods the sidecar's gRPC API serves;
+ * paths and messages are Dapr's, so Dapr's own clients call it unchanged.
+ */
+export const daprService = {
+  invokeService: method<dapr.proto.runtime.v1.IInvokeServiceRequest, dapr.proto.common.v1.IInvokeResponse>(
+    '/dapr.proto.runtime.v1.Dapr/InvokeService',
+    dapr.proto.runtime.v1.InvokeServiceRequest,
+    dapr.proto.common.v1.InvokeResponse,
+    false,
+    false,
+  ),
+  getMetadata: method<dapr.proto.runtime.v1.IGetMetadataRequest, dapr.proto.runtime.v1.IGetMetadataResponse>(
+    '/dapr.proto.runtime.v1.Dapr/GetMetadata',
+    dapr.proto.runtime.v1.GetMetadataRequest,
+    dapr.proto.runtime.v1.GetMetadataResponse,
+    false,
+    false,
   ),
 } satisfies ServiceDefinition;

@@ -10,6 +10,7 @@ import { InternalServer } from './invoke/server.js';
 import { Invoker } from './invoke/client.js';
 import { UniversalApi } from './api/universal.js';
 import { HttpApi } from './api/http.js';
+import { GrpcApi } from './api/grpc.js';
 import type { ConfigurationResource } from './config/types.js';
 import type { LoadedResource } from './config/load.js';
 
@@ -21,9 +22,11 @@ export interface SidecarOptions {
   namespace: string;
   /** Port of the app; undefined for apps that only make calls. */
   appPort: number | undefined;
-  /** Address the HTTP API listens on (loopback: only the app should reach it). */
+  /** Address the HTTP and gRPC APIs listen on (loopback: only the app should reach them). */
   apiHost: string;
   httpPort: number;
+  /** Port of the Dapr-compatible gRPC API; 0 picks a free one. */
+  grpcPort: number;
   /** Address and port of the internal mTLS server other sidecars dial. */
   internalHost: string;
   internalPort: number;
@@ -45,6 +48,7 @@ export interface SidecarOptions {
 /** Ports a started sidecar listens on. */
 export interface SidecarPorts {
   http: number;
+  grpc: number;
   internal: number;
 }
 
@@ -59,6 +63,7 @@ export class Sidecar {
   private discovery: Discovery | undefined;
   private invoker: Invoker | undefined;
   private http: HttpApi | undefined;
+  private grpc: GrpcApi | undefined;
   private registered = false;
   private appListening = false;
   private readonly stopping = new AbortController();
@@ -113,8 +118,10 @@ export class Sidecar {
     );
     this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
     const http = await this.http.start();
-    log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, internalPort, spiffeId: formatSpiffeId(svid.id) });
-    return { http, internal: internalPort };
+    this.grpc = new GrpcApi({ host: options.apiHost, port: options.grpcPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
+    const grpc = await this.grpc.start();
+    log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, grpcPort: grpc, internalPort, spiffeId: formatSpiffeId(svid.id) });
+    return { http, grpc, internal: internalPort };
   }
 
   /** Waits for the app to listen (when it has a port), then registers this instance. */
@@ -141,6 +148,7 @@ export class Sidecar {
     this.stopping.abort();
     await this.discovery?.stop().catch(() => undefined);
     await this.http?.stop();
+    await this.grpc?.stop();
     await this.internal.stop();
     this.invoker?.close();
     this.appChannel?.close();

@@ -58,7 +58,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   const sidecar = new Sidecar(options);
   const ports = await sidecar.start();
   let app: ChildProcess | undefined;
-  if (command.length > 0) app = startApp(command, options, ports.http, flags['dapr-grpc-port']);
+  if (command.length > 0) app = startApp(command, options, ports.http, ports.grpc);
   const stop = async (): Promise<void> => {
     if (app && app.exitCode === null && app.pid) {
       const exited = new Promise((done) => app?.once('exit', done));
@@ -75,7 +75,7 @@ export async function runCommand(argv: string[]): Promise<void> {
     void sidecar.stop().then(() => process.exit(code ?? 1));
   });
   await sidecar.waitForAppAndRegister();
-  announceReady('sidecar', { appId: options.appId, namespace: options.namespace, httpPort: ports.http, internalPort: ports.internal, instanceId: sidecar.instanceId });
+  announceReady('sidecar', { appId: options.appId, namespace: options.namespace, httpPort: ports.http, grpcPort: ports.grpc, internalPort: ports.internal, instanceId: sidecar.instanceId });
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
@@ -86,15 +86,16 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function startApp(command: string[], options: SidecarOptions, httpPort: number, grpcPortFlag: string | undefined): ChildProcess {
+function startApp(command: string[], options: SidecarOptions, httpPort: number, grpcPort: number): ChildProcess {
   const [file, ...args] = command as [string, ...string[]];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     APP_ID: options.appId,
     DAPR_HTTP_PORT: String(httpPort),
     DAPR_HTTP_ENDPOINT: `http://127.0.0.1:${httpPort}`,
+    DAPR_GRPC_PORT: String(grpcPort),
+    DAPR_GRPC_ENDPOINT: `http://127.0.0.1:${grpcPort}`,
     ...(options.appPort === undefined ? {} : { APP_PORT: String(options.appPort) }),
-    ...(grpcPortFlag === undefined ? {} : { DAPR_GRPC_PORT: grpcPortFlag }),
     ...(options.apiToken ? { DAPR_API_TOKEN: options.apiToken } : {}),
   };
   // Its own process group, so stopping the app stops whatever it started too.
@@ -133,6 +134,7 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     appPort,
     apiHost: '127.0.0.1',
     httpPort: portFlag('dapr-http-port', flags['dapr-http-port'], 0),
+    grpcPort: portFlag('dapr-grpc-port', flags['dapr-grpc-port'], 0),
     internalHost: advertise ? '0.0.0.0' : '127.0.0.1',
     internalPort: portFlag('dapr-internal-grpc-port', flags['dapr-internal-grpc-port'], 0),
     advertiseAddress: advertise ?? '127.0.0.1',
