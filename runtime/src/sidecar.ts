@@ -12,6 +12,12 @@ import { UniversalApi } from './api/universal.js';
 import { HttpApi } from './api/http.js';
 import { GrpcApi } from './api/grpc.js';
 import type { ConfigurationResource } from './config/types.js';
+import type { CompiledAccessControl } from './acl/access-control.js';
+import { SkeinError } from './errors.js';
+import { compose, type Handler, type Middleware } from './pipeline/pipeline.js';
+import { AccessControlMiddleware } from './pipeline/access-control.js';
+import { appTerminal } from './pipeline/app-terminal.js';
+import { NatsDecisionSink, type DecisionSink } from './pipeline/decisions.js';
 import type { LoadedResource } from './config/load.js';
 
 const log = logger('sidecar');
@@ -37,6 +43,8 @@ export interface SidecarOptions {
   trustAnchorsPem: string;
   joinToken: string | undefined;
   configuration: ConfigurationResource | undefined;
+  /** Compiled `Configuration.spec.accessControl`; undefined (or not `configured`) lets every verified caller in. */
+  accessControl: CompiledAccessControl | undefined;
   resources: readonly LoadedResource[];
   maxBodyBytes: number;
   apiToken: string | undefined;
@@ -59,6 +67,7 @@ export class Sidecar {
   readonly identity: WorkloadIdentity;
   private readonly appChannel: AppChannel | undefined;
   private readonly internal: InternalServer;
+  private inbound: Handler = () => Promise.reject(new SkeinError('ERR_HEALTH_NOT_READY', 'the sidecar is still starting'));
   private bus: Bus | undefined;
   private discovery: Discovery | undefined;
   private invoker: Invoker | undefined;
@@ -83,8 +92,8 @@ export class Sidecar {
       namespace: options.namespace,
       host: options.internalHost,
       port: options.internalPort,
-      appChannel: this.appChannel,
-      appApiToken: options.appApiToken,
+      // Built in start(): its stages publish decisions on the bus, which does not exist yet.
+      inbound: (request) => this.inbound(request),
     });
   }
 
@@ -97,6 +106,7 @@ export class Sidecar {
     const svid = await this.identity.start();
     const internalPort = await this.internal.start(svid);
     this.bus = await connectBus(options.natsUrl, { certPem: svid.certPem, keyPem: svid.keyPem, caPem: svid.bundlePem }, `skein-sidecar ${options.appId}`);
+    this.inbound = this.buildInboundPipeline(new NatsDecisionSink(this.bus.nc, options.appId, options.namespace));
     this.identity.onRotate((next) => {
       this.internal.rotate(next);
       this.bus?.rotate({ certPem: next.certPem, keyPem: next.keyPem, caPem: next.bundlePem });
@@ -122,6 +132,14 @@ export class Sidecar {
     const grpc = await this.grpc.start();
     log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, grpcPort: grpc, internalPort, spiffeId: formatSpiffeId(svid.id) });
     return { http, grpc, internal: internalPort };
+  }
+
+  /** The callee's stages, in order: App-ID access control, then the app. */
+  private buildInboundPipeline(sink: DecisionSink): Handler {
+    const { options } = this;
+    const stages: Middleware[] = [];
+    if (options.accessControl?.configured) stages.push(new AccessControlMiddleware(options.accessControl, sink));
+    return compose(stages, appTerminal(this.appChannel, options.appId, options.appApiToken));
   }
 
   /** Waits for the app to listen (when it has a port), then registers this instance. */

@@ -201,6 +201,25 @@ export class Discovery {
     }
   }
 
+  /**
+   * Reads the app's records straight from the bucket. The watch is an eventually consistent cache: an instance
+   * that registered a moment ago may not have reached it yet, so a miss is checked against the store before a
+   * caller is told the app does not exist.
+   */
+  async refresh(namespace: string, appId: string): Promise<void> {
+    const kv = this.kv;
+    if (!kv) return;
+    try {
+      const keys = await kv.keys(`${namespace}.${appId}.*`);
+      for await (const key of keys) {
+        const entry = await kv.get(key);
+        if (entry && entry.operation === 'PUT' && !this.instances.has(key)) this.apply(entry as KvWatchEntry);
+      }
+    } catch (error) {
+      log.debug('discovery read-through failed', { appId, reason: (error as Error).message });
+    }
+  }
+
   /** True when any record of the app is held, live or expired-but-not-yet-deleted. */
   knows(namespace: string, appId: string): boolean {
     for (const seen of this.instances.values()) if (seen.record.appId === appId && seen.record.namespace === namespace) return true;

@@ -7,6 +7,7 @@ import { Sidecar, type SidecarOptions } from '../sidecar.js';
 import { caPaths, skeinHome } from '../identity/home.js';
 import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
 import { loadConfiguration, loadResources, loadRunTemplate } from '../config/load.js';
+import { compileAccessControl } from '../acl/access-control.js';
 import { configureLogging, logger, type LogLevel } from '../logger.js';
 import { runningControlPlane } from './up.js';
 import { announceReady, onShutdown } from './ready.js';
@@ -128,6 +129,9 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     throw new UsageError(`cannot read the trust anchors at ${trustFile}: run \`skein up\` (or \`skein init\`) first, or pass --trust-anchors-file`);
   }
   const advertise = flags['advertise-address'];
+  const configFile = flags.config ? resolve(flags.config) : undefined;
+  // Validated and compiled here, at the edge: a bad Configuration stops `skein run` before anything starts.
+  const configuration = configFile ? loadConfiguration(configFile) : undefined;
   return {
     appId,
     namespace,
@@ -142,7 +146,8 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     sentryAddress: flags['sentry-address'] ?? controlPlane?.sentryAddress ?? '127.0.0.1:50003',
     trustAnchorsPem,
     joinToken: flags['join-token'] ?? process.env['SKEIN_JOIN_TOKEN'],
-    configuration: flags.config ? loadConfiguration(resolve(flags.config)) : undefined,
+    configuration,
+    accessControl: configuration ? compileAccessControl(configuration.spec.accessControl, configFile ?? '', { target: appId }) : undefined,
     resources: loadResources((flags['resources-path'] ?? []).map((path) => resolve(path))),
     maxBodyBytes: sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024),
     apiToken: process.env['DAPR_API_TOKEN'] || undefined,

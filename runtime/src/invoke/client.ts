@@ -6,7 +6,7 @@ import { logger } from '../logger.js';
 import type { Discovery, InstanceRecord } from '../bus/discovery.js';
 import type { WorkloadIdentity } from '../identity/workload.js';
 import { spiffeIdOfCertificate, formatSpiffeId } from '../identity/spiffe.js';
-import { ERROR_CODE_METADATA } from './server.js';
+import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from './server.js';
 import type { HeaderList } from './headers.js';
 
 const log = logger('invoke');
@@ -104,6 +104,8 @@ export class Invoker {
     const tried = new Set<string>();
     // A buffered body can be re-sent to another instance when the first one was unreachable.
     for (;;) {
+      // Never seen: the watch may simply lag a fresh registration, so ask the store itself once.
+      if (tried.size === 0 && !this.discovery.knows(request.namespace, request.appId)) await this.discovery.refresh(request.namespace, request.appId);
       // An app that had instances may be restarting: give a replacement a moment to register.
       const wait = this.discovery.knows(request.namespace, request.appId) ? REPLACEMENT_WAIT_MS : 0;
       const peer = await this.discovery.pickOrWait(request.namespace, request.appId, tried, wait);
@@ -198,7 +200,10 @@ function toSkeinError(error: unknown, appId: string): SkeinError {
   if (error instanceof SkeinError) return error;
   const serviceError = error as ServiceError;
   const code = serviceError.metadata?.get(ERROR_CODE_METADATA)[0];
-  if (typeof code === 'string' && code in ERROR_CATALOGUE) return new SkeinError(code as ErrorCode, serviceError.details, { cause: error });
+  if (typeof code === 'string' && code in ERROR_CATALOGUE) {
+    const status = Number(serviceError.metadata?.get(ERROR_STATUS_METADATA)[0]);
+    return new SkeinError(code as ErrorCode, serviceError.details, { cause: error, ...(Number.isInteger(status) && status > 0 ? { httpStatus: status } : {}) });
+  }
   if (serviceError.code === status.CANCELLED) return new SkeinError('ERR_DIRECT_INVOKE', `call to ${appId} was cancelled`, { cause: error });
   if (serviceError.code === status.UNAVAILABLE) {
     return new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${appId}, err: its sidecar is unreachable: ${serviceError.details}`, { cause: error });

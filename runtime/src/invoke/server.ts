@@ -1,18 +1,19 @@
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
-import type { IncomingMessage } from 'node:http';
-import { SkeinError, asSkeinError } from '../errors.js';
+import { PassThrough } from 'node:stream';
+import { ERROR_CATALOGUE, SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
-import type { AppChannel } from '../app/channel.js';
+import type { Handler, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
 import type { Svid } from '../identity/workload.js';
 import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../identity/spiffe.js';
-import { forwardableHeaders, stampIdentity, type HeaderList } from './headers.js';
 
 const log = logger('invoke');
 
 /** Trailer key carrying a Skein error code from callee to caller. */
 export const ERROR_CODE_METADATA = 'skein-error-code';
+/** Trailer key carrying the HTTP status when it differs from the catalogue's (Dapr's 403 ERR_DIRECT_INVOKE). */
+export const ERROR_STATUS_METADATA = 'skein-error-status';
 
 /** Options of the internal (sidecar-to-sidecar) server. */
 export interface InternalServerOptions {
@@ -20,18 +21,20 @@ export interface InternalServerOptions {
   namespace: string;
   host: string;
   port: number;
-  appChannel: AppChannel | undefined;
-  appApiToken: string | undefined;
+  /** The inbound pipeline: policy stages in front of the app channel. */
+  inbound: Handler;
 }
 
 type AnyCall = ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.internal.v1.IResponseFrame> | ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>;
 
 /**
  * The callee side of invocation: a TLS server that demands a client SVID from our trust bundle, hands verified
- * connections to grpc-js, reads each caller's identity from its certificate and forwards the call to the app.
+ * connections to grpc-js, reads each caller's identity from its certificate and runs the inbound pipeline, which
+ * ends at the app.
  */
 export class InternalServer {
   private readonly options: InternalServerOptions;
+  private readonly inbound: Handler;
   private readonly grpc = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
   private tls: TlsServer | undefined;
   private trustDomain = '';
@@ -39,6 +42,7 @@ export class InternalServer {
 
   constructor(options: InternalServerOptions) {
     this.options = options;
+    this.inbound = options.inbound;
     this.grpc.addService(invocationService, {
       invoke: (call: ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.internal.v1.IResponseFrame>) => void this.handle(call, call.request.head, call.request.body ?? undefined),
       invokeStream: (call: ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>) => {
@@ -85,8 +89,8 @@ export class InternalServer {
   }
 
   private async handle(call: AnyCall, head: skein.internal.v1.IRequestHead | null | undefined, firstBody: Uint8Array | undefined): Promise<void> {
-    let cancelled = false;
-    call.once('cancelled', () => (cancelled = true));
+    const abort = new AbortController();
+    call.once('cancelled', () => abort.abort());
     try {
       const caller = this.callerOf(call);
       if (!head) throw new SkeinError('ERR_MALFORMED_REQUEST', 'invocation without a request head');
@@ -94,39 +98,30 @@ export class InternalServer {
       if (head.appId !== appId || head.namespace !== namespace) {
         throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `this sidecar serves ${appId} in ${namespace}, not ${head.appId ?? ''} in ${head.namespace ?? ''}`);
       }
-      const channel = this.options.appChannel;
-      if (!channel) throw new SkeinError('ERR_DIRECT_INVOKE_APP_UNAVAILABLE', `app ${appId} has no app port: it only makes calls`);
-      const headers: HeaderList = stampIdentity(
-        (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]),
-        { callerAppId: caller.appId, callerNamespace: caller.namespace, calleeAppId: appId },
-        this.options.appApiToken,
-      );
-      const path = `/${head.method ?? ''}${head.query ? `?${head.query}` : ''}`;
-      log.debug('forwarding to app', { caller: formatSpiffeId(caller), verb: head.verb, path });
-      const { request, response } = channel.send(head.verb ?? 'GET', path, headers);
-      call.on('cancelled', () => request.destroy());
-      if (firstBody && firstBody.length > 0) request.write(firstBody);
-      if (isDuplex(call)) {
-        call.on('data', (frame: skein.internal.v1.IRequestFrame) => {
-          if (frame.data && frame.data.length > 0 && !request.write(frame.data)) {
-            call.pause();
-            request.once('drain', () => call.resume());
-          }
-        });
-        call.on('end', () => request.end());
-      } else {
-        request.end();
-      }
-      await this.relay(call, await response);
+      const request: PipelineRequest = {
+        caller,
+        target: { appId, namespace },
+        verb: head.verb ?? 'GET',
+        method: head.method ?? '',
+        query: head.query ?? '',
+        headers: (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]),
+        body: isDuplex(call) ? streamedBody(call, firstBody) : Buffer.from(firstBody ?? []),
+        decisions: [],
+        signal: abort.signal,
+      };
+      log.debug('inbound call', { caller: formatSpiffeId(caller), verb: request.verb, method: request.method });
+      const response = await this.inbound(request);
+      await this.relay(call, response);
     } catch (error) {
-      if (cancelled) {
+      if (abort.signal.aborted) {
         log.debug('caller cancelled the invocation', { method: head?.method });
         return;
       }
       const skeinError = asSkeinError(error);
-      if (skeinError.code !== 'ERR_DIRECT_INVOKE_APP_UNAVAILABLE') log.warn('invocation failed', { code: skeinError.code, reason: skeinError.message });
+      if (skeinError.code !== 'ERR_DIRECT_INVOKE_APP_UNAVAILABLE' && skeinError.httpStatus >= 500) log.warn('invocation failed', { code: skeinError.code, reason: skeinError.message });
       const metadata = new Metadata();
       metadata.set(ERROR_CODE_METADATA, skeinError.code);
+      if (skeinError.httpStatus !== ERROR_CATALOGUE[skeinError.code].http) metadata.set(ERROR_STATUS_METADATA, String(skeinError.httpStatus));
       call.emit('error', { code: skeinError.grpcStatus ?? status.INTERNAL, details: skeinError.message, metadata });
     }
   }
@@ -139,12 +134,11 @@ export class InternalServer {
     return id;
   }
 
-  private async relay(call: AnyCall, response: IncomingMessage): Promise<void> {
-    const headers = forwardableHeaders(response.rawHeaders).map(([name, value]) => ({ name, value }));
-    const head: skein.internal.v1.IResponseHead = { status: response.statusCode ?? 502, headers };
+  private async relay(call: AnyCall, response: PipelineResponse): Promise<void> {
+    const head: skein.internal.v1.IResponseHead = { status: response.status, headers: response.headers.map(([name, value]) => ({ name, value })) };
     // Small bodies travel in the head frame; everything else streams as it comes, with backpressure.
     let first: skein.internal.v1.IResponseFrame | undefined = { head };
-    for await (const chunk of response as AsyncIterable<Buffer>) {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
       if (first) {
         first.data = chunk;
         if (!call.write(first)) await waitForDrain(call);
@@ -161,6 +155,21 @@ export class InternalServer {
     this.grpc.forceShutdown();
     await new Promise<void>((resolve) => (this.tls ? this.tls.close(() => resolve()) : resolve()));
   }
+}
+
+/** A request body streamed in frames after the head, delivered with backpressure. */
+function streamedBody(call: ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>, first: Uint8Array | undefined): PassThrough {
+  const body = new PassThrough();
+  if (first && first.length > 0) body.write(first);
+  call.on('data', (frame: skein.internal.v1.IRequestFrame) => {
+    if (frame.data && frame.data.length > 0 && !body.write(frame.data)) {
+      call.pause();
+      body.once('drain', () => call.resume());
+    }
+  });
+  call.once('end', () => body.end());
+  call.once('cancelled', () => body.destroy());
+  return body;
 }
 
 /** Streaming-request calls have no `request` property; unary-request ones carry the whole request there. */
