@@ -18,6 +18,9 @@ import { compose, type Handler, type Middleware } from './pipeline/pipeline.js';
 import { AccessControlMiddleware } from './pipeline/access-control.js';
 import { appTerminal } from './pipeline/app-terminal.js';
 import { NatsDecisionSink, type DecisionSink } from './pipeline/decisions.js';
+import { BearerMiddleware } from './pipeline/bearer.js';
+import { McpToolPolicyMiddleware } from './pipeline/mcp-tool-policy.js';
+import type { InboundPolicies } from './pipeline/inbound-config.js';
 import type { LoadedResource } from './config/load.js';
 
 const log = logger('sidecar');
@@ -45,6 +48,8 @@ export interface SidecarOptions {
   configuration: ConfigurationResource | undefined;
   /** Compiled `Configuration.spec.accessControl`; undefined (or not `configured`) lets every verified caller in. */
   accessControl: CompiledAccessControl | undefined;
+  /** Bearer validation and MCP tool policy for calls to this app. */
+  inboundPolicies: InboundPolicies;
   resources: readonly LoadedResource[];
   maxBodyBytes: number;
   apiToken: string | undefined;
@@ -134,11 +139,13 @@ export class Sidecar {
     return { http, grpc, internal: internalPort };
   }
 
-  /** The callee's stages, in order: App-ID access control, then the app. */
+  /** The callee's stages, in order: App-ID access control, bearer tokens, MCP tool policy, then the app. */
   private buildInboundPipeline(sink: DecisionSink): Handler {
     const { options } = this;
     const stages: Middleware[] = [];
     if (options.accessControl?.configured) stages.push(new AccessControlMiddleware(options.accessControl, sink));
+    for (const bearer of options.inboundPolicies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
+    if (options.inboundPolicies.toolPolicy) stages.push(new McpToolPolicyMiddleware(options.inboundPolicies.toolPolicy, sink, options.maxBodyBytes));
     return compose(stages, appTerminal(this.appChannel, options.appId, options.appApiToken));
   }
 

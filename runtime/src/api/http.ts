@@ -20,6 +20,9 @@ export interface HttpApiOptions {
 }
 
 const INVOKE_PREFIX = /^\/v1\.0\/invoke\/([^/?]*)(?:\/method\/(.*)|\/?(.*))$/s;
+const WELL_KNOWN_PREFIX = '/.well-known/oauth-protected-resource/';
+/** Set by this sidecar alone; whatever the app sent under these names is dropped. */
+const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix']);
 const NO_APP_ID = 'failed getting app id either from the URL path or the header dapr-app-id';
 
 /** Counts streamed body bytes and fails the stream once the limit is passed. */
@@ -123,16 +126,19 @@ export class HttpApi {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
         return;
       }
-      const match = INVOKE_PREFIX.exec(path);
+      // RFC 9728's path-inserted form of an MCP server reached through this sidecar: fetch the metadata the callee serves.
+      const metadataPath = path.startsWith(WELL_KNOWN_PREFIX) ? path.slice(WELL_KNOWN_PREFIX.length - 1) : undefined;
+      const match = INVOKE_PREFIX.exec(metadataPath ?? path);
       if (match && match[1]) {
         if (match[2] === undefined) throw new SkeinError('ERR_MALFORMED_REQUEST', `no method in "${path}": use /v1.0/invoke/<appId>/method/<method>`);
-        await this.invoke(req, res, decodeURIComponent(match[1]), match[2], query);
+        const method = metadataPath === undefined ? match[2] : `${WELL_KNOWN_PREFIX.slice(1)}${match[2]}`;
+        await this.invoke(req, res, decodeURIComponent(match[1]), method, query, `/v1.0/invoke/${match[1]}/method`);
         return;
       }
       const headerAppId = req.headers['dapr-app-id'];
       if (typeof headerAppId === 'string' && headerAppId.length > 0) {
         // With the header, the whole path is the method.
-        await this.invoke(req, res, headerAppId, path.slice(1), query);
+        await this.invoke(req, res, headerAppId, path.slice(1), query, '');
         return;
       }
       throw new SkeinError('ERR_DIRECT_INVOKE_NO_APP_ID', NO_APP_ID);
@@ -142,7 +148,7 @@ export class HttpApi {
     }
   }
 
-  private async invoke(req: IncomingMessage, res: ServerResponse, appIdText: string, rawMethod: string, query: string): Promise<void> {
+  private async invoke(req: IncomingMessage, res: ServerResponse, appIdText: string, rawMethod: string, query: string, prefix: string): Promise<void> {
     const { appId, namespace } = splitAppId(appIdText, this.api.namespace);
     const method = validateMethodPath(rawMethod);
     const { maxBodyBytes } = this.options;
@@ -166,7 +172,10 @@ export class HttpApi {
     });
     let response;
     try {
-      response = await this.api.invoke({ appId, namespace, verb: req.method ?? 'GET', method, query, headers: forwardableHeaders(req.rawHeaders), body }, abort.signal);
+      const headers = forwardableHeaders(req.rawHeaders).filter(([name]) => !FORWARDED.has(name));
+      // Where the caller reached us, so the callee can name URLs the caller can use (RFC 9728 metadata).
+      headers.push(['x-forwarded-host', req.headers.host ?? `127.0.0.1:${this.port}`], ['x-forwarded-proto', 'http'], ['x-forwarded-prefix', prefix]);
+      response = await this.api.invoke({ appId, namespace, verb: req.method ?? 'GET', method, query, headers, body }, abort.signal);
     } catch (error) {
       if (limiter?.exceeded) throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${maxBodyBytes} bytes`);
       throw error;

@@ -8,6 +8,7 @@ import { caPaths, skeinHome } from '../identity/home.js';
 import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
 import { loadConfiguration, loadResources, loadRunTemplate } from '../config/load.js';
 import { compileAccessControl } from '../acl/access-control.js';
+import { compileInboundPolicies } from '../pipeline/inbound-config.js';
 import { configureLogging, logger, type LogLevel } from '../logger.js';
 import { runningControlPlane } from './up.js';
 import { announceReady, onShutdown } from './ready.js';
@@ -132,6 +133,7 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
   const configFile = flags.config ? resolve(flags.config) : undefined;
   // Validated and compiled here, at the edge: a bad Configuration stops `skein run` before anything starts.
   const configuration = configFile ? loadConfiguration(configFile) : undefined;
+  const resources = loadResources((flags['resources-path'] ?? []).map((path) => resolve(path)));
   return {
     appId,
     namespace,
@@ -148,7 +150,8 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     joinToken: flags['join-token'] ?? process.env['SKEIN_JOIN_TOKEN'],
     configuration,
     accessControl: configuration ? compileAccessControl(configuration.spec.accessControl, configFile ?? '', { target: appId }) : undefined,
-    resources: loadResources((flags['resources-path'] ?? []).map((path) => resolve(path))),
+    inboundPolicies: compileInboundPolicies(appId, configuration, configFile ?? '', resources),
+    resources,
     maxBodyBytes: sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024),
     apiToken: process.env['DAPR_API_TOKEN'] || undefined,
     appApiToken: process.env['APP_API_TOKEN'] || undefined,

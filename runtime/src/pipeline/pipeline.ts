@@ -22,6 +22,8 @@ export interface PipelineRequest {
   body: Buffer | Readable;
   /** Decisions made on this call so far, in order; published and put on the trace by the sidecar. */
   readonly decisions: Decision[];
+  /** Claims of a bearer token a stage validated for this call; policy stages read them. */
+  claims?: Readonly<Record<string, unknown>>;
   /** Aborts when the caller goes away; stages doing I/O pass it on. */
   readonly signal: AbortSignal;
 }

@@ -1,0 +1,69 @@
+import { Readable } from 'node:stream';
+import { bearerChallenge, type BearerValidator } from '../auth/bearer.js';
+import { formatSpiffeId } from '../identity/spiffe.js';
+import type { HeaderList } from '../invoke/headers.js';
+import type { DecisionSink } from './decisions.js';
+import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
+
+/** The method path of RFC 9728 protected-resource metadata, with or without the resource's path appended. */
+export const PROTECTED_RESOURCE_PATH = '.well-known/oauth-protected-resource';
+
+function header(headers: HeaderList, name: string): string | undefined {
+  return headers.find(([key]) => key === name)?.[1];
+}
+
+function json(status: number, value: unknown, extra: HeaderList = []): PipelineResponse {
+  const body = Buffer.from(JSON.stringify(value));
+  return { status, headers: [['content-type', 'application/json'], ['content-length', String(body.length)], ...extra], body: Readable.from([body]) };
+}
+
+/**
+ * `middleware.http.bearer` on the callee: the caller must present a valid JWT from the configured issuer, for our
+ * audience. The token's claims flow to later stages (tool policy), and the token itself is removed: it is never
+ * passed on to the app. As an MCP authorization server's resource server, the stage also answers RFC 9728
+ * protected-resource metadata, and its 401s point clients at it.
+ */
+export class BearerMiddleware implements Middleware {
+  readonly name = 'bearer';
+  private readonly validator: BearerValidator;
+  private readonly sink: DecisionSink;
+  private readonly issuer: string;
+
+  constructor(validator: BearerValidator, issuer: string, sink: DecisionSink) {
+    this.validator = validator;
+    this.issuer = issuer;
+    this.sink = sink;
+  }
+
+  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+    const location = this.locate(request);
+    if (request.method === PROTECTED_RESOURCE_PATH || request.method.startsWith(`${PROTECTED_RESOURCE_PATH}/`)) {
+      if (request.verb !== 'GET') return json(405, { error: 'method_not_allowed' }, [['allow', 'GET']]);
+      const resourcePath = request.method.slice(PROTECTED_RESOURCE_PATH.length + 1);
+      return json(200, { resource: `${location.base}/${resourcePath}`, authorization_servers: [this.issuer], bearer_methods_supported: ['header'] });
+    }
+    const result = await this.validator.validate(header(request.headers, 'authorization'), {
+      ...(request.caller ? { caller: formatSpiffeId(request.caller) } : {}),
+      target: request.target.appId,
+      method: `${request.verb} /${request.method}`,
+    });
+    request.decisions.push(result.decision);
+    this.sink.record(result.decision, request);
+    if (!result.ok) {
+      const challenge = bearerChallenge(result.failure, result.decision.reason, `${location.base}/${PROTECTED_RESOURCE_PATH}/${request.method}`);
+      return json(401, result.error.toBody(), [['www-authenticate', challenge]]);
+    }
+    request.claims = result.claims;
+    // The token was for this server; passing it further would be token passthrough.
+    request.headers = request.headers.filter(([name]) => name !== 'authorization');
+    return next(request);
+  }
+
+  /** Where the caller reached this app: its sidecar's host and the invoke prefix it used (sent by that sidecar). */
+  private locate(request: PipelineRequest): { base: string } {
+    const host = header(request.headers, 'x-forwarded-host') ?? 'localhost';
+    const proto = header(request.headers, 'x-forwarded-proto') ?? 'http';
+    const prefix = header(request.headers, 'x-forwarded-prefix') ?? '';
+    return { base: `${proto}://${host}${prefix}` };
+  }
+}

@@ -1,0 +1,21 @@
+import type { Readable } from 'node:stream';
+import { SkeinError } from '../errors.js';
+
+/** Reads a request or response body whole, refusing (413) once it passes `limit` bytes. */
+export async function readWhole(body: Buffer | Readable, limit: number): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) {
+    if (body.length > limit) throw new SkeinError('ERR_BODY_TOO_LARGE', `the body is larger than the limit of ${limit} bytes`);
+    return body;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new SkeinError('ERR_BODY_TOO_LARGE', `the body is larger than the limit of ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
