@@ -12,8 +12,8 @@ import { UniversalApi } from './api/universal.js';
 import { HttpApi } from './api/http.js';
 import { GrpcApi } from './api/grpc.js';
 import type { ConfigurationResource } from './config/types.js';
-import type { CompiledAccessControl } from './acl/access-control.js';
-import { SkeinError } from './errors.js';
+import { SkeinError, asSkeinError } from './errors.js';
+import { watchForChanges } from './config/watch.js';
 import { compose, type Handler, type Middleware } from './pipeline/pipeline.js';
 import { AccessControlMiddleware } from './pipeline/access-control.js';
 import { appTerminal } from './pipeline/app-terminal.js';
@@ -22,6 +22,8 @@ import { BearerMiddleware } from './pipeline/bearer.js';
 import { McpToolPolicyMiddleware } from './pipeline/mcp-tool-policy.js';
 import type { InboundPolicies } from './pipeline/inbound-config.js';
 import type { LoadedResource } from './config/load.js';
+import { OutboundPipeline } from './outbound/outbound.js';
+import type { CompiledOutbound } from './outbound/outbound-config.js';
 
 const log = logger('sidecar');
 
@@ -46,11 +48,15 @@ export interface SidecarOptions {
   trustAnchorsPem: string;
   joinToken: string | undefined;
   configuration: ConfigurationResource | undefined;
-  /** Compiled `Configuration.spec.accessControl`; undefined (or not `configured`) lets every verified caller in. */
-  accessControl: CompiledAccessControl | undefined;
-  /** Bearer validation and MCP tool policy for calls to this app. */
+  /** App-ID access control, bearer validation and MCP tool policy for calls to this app. */
   inboundPolicies: InboundPolicies;
+  /** Reads and compiles the policies again; throws ConfigError when anything is invalid. */
+  reloadPolicies?: () => InboundPolicies;
+  /** Files and folders whose changes trigger `reloadPolicies`. */
+  watchPaths?: readonly string[];
   resources: readonly LoadedResource[];
+  /** HTTPEndpoints and the `httpPipeline` run on calls from the app. */
+  outbound: CompiledOutbound;
   maxBodyBytes: number;
   apiToken: string | undefined;
   appApiToken: string | undefined;
@@ -72,10 +78,12 @@ export class Sidecar {
   readonly identity: WorkloadIdentity;
   private readonly appChannel: AppChannel | undefined;
   private readonly internal: InternalServer;
+  private watcher: { close(): void } | undefined;
   private inbound: Handler = () => Promise.reject(new SkeinError('ERR_HEALTH_NOT_READY', 'the sidecar is still starting'));
   private bus: Bus | undefined;
   private discovery: Discovery | undefined;
   private invoker: Invoker | undefined;
+  private outbound: OutboundPipeline | undefined;
   private http: HttpApi | undefined;
   private grpc: GrpcApi | undefined;
   private registered = false;
@@ -111,7 +119,12 @@ export class Sidecar {
     const svid = await this.identity.start();
     const internalPort = await this.internal.start(svid);
     this.bus = await connectBus(options.natsUrl, { certPem: svid.certPem, keyPem: svid.keyPem, caPem: svid.bundlePem }, `skein-sidecar ${options.appId}`);
-    this.inbound = this.buildInboundPipeline(new NatsDecisionSink(this.bus.nc, options.appId, options.namespace));
+    const sink = new NatsDecisionSink(this.bus.nc, options.appId, options.namespace);
+    this.inbound = this.buildInboundPipeline(options.inboundPolicies, sink);
+    const { reloadPolicies, watchPaths } = options;
+    if (reloadPolicies && watchPaths && watchPaths.length > 0) {
+      this.watcher = watchForChanges(watchPaths, () => this.reload(reloadPolicies, sink));
+    }
     this.identity.onRotate((next) => {
       this.internal.rotate(next);
       this.bus?.rotate({ certPem: next.certPem, keyPem: next.keyPem, caPem: next.bundlePem });
@@ -119,6 +132,7 @@ export class Sidecar {
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
     this.invoker = new Invoker(this.discovery, this.identity);
+    this.outbound = new OutboundPipeline(options.outbound, this.invoker, options.namespace);
     const universal = new UniversalApi(
       {
         appId: options.appId,
@@ -128,8 +142,10 @@ export class Sidecar {
         notReadyReason: () => (this.appChannel && !this.appListening ? `app ${options.appId} is not listening on port ${options.appPort ?? ''} yet` : 'not registered yet'),
         spiffeId: () => formatSpiffeId(this.identity.current.id),
         enabledFeatures: (options.configuration?.spec.features ?? []).filter((feature) => feature.enabled).map((feature) => feature.name),
+        components: options.outbound.components,
+        httpEndpoints: [...options.outbound.endpoints.keys()].map((name) => ({ name })),
       },
-      this.invoker,
+      this.outbound,
     );
     this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
     const http = await this.http.start();
@@ -140,13 +156,27 @@ export class Sidecar {
   }
 
   /** The callee's stages, in order: App-ID access control, bearer tokens, MCP tool policy, then the app. */
-  private buildInboundPipeline(sink: DecisionSink): Handler {
+  private buildInboundPipeline(policies: InboundPolicies, sink: DecisionSink): Handler {
     const { options } = this;
     const stages: Middleware[] = [];
-    if (options.accessControl?.configured) stages.push(new AccessControlMiddleware(options.accessControl, sink));
-    for (const bearer of options.inboundPolicies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
-    if (options.inboundPolicies.toolPolicy) stages.push(new McpToolPolicyMiddleware(options.inboundPolicies.toolPolicy, sink, options.maxBodyBytes));
+    if (policies.accessControl?.configured) stages.push(new AccessControlMiddleware(policies.accessControl, sink));
+    for (const bearer of policies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
+    if (policies.toolPolicy) stages.push(new McpToolPolicyMiddleware(policies.toolPolicy, sink, options.maxBodyBytes));
     return compose(stages, appTerminal(this.appChannel, options.appId, options.appApiToken));
+  }
+
+  /**
+   * Recompiles every policy from the files. All or nothing: the new pipeline replaces the old one only when
+   * everything compiled; otherwise the previous policies stay in force and the reason is logged.
+   */
+  private reload(load: () => InboundPolicies, sink: DecisionSink): void {
+    try {
+      this.inbound = this.buildInboundPipeline(load(), sink);
+      log.info('policies reloaded', { appId: this.options.appId });
+    } catch (error) {
+      const skeinError = asSkeinError(error);
+      log.error('policy reload rejected; the previous policies stay in force', { code: skeinError.code, reason: skeinError.message, ...skeinError.location });
+    }
   }
 
   /** Waits for the app to listen (when it has a port), then registers this instance. */
@@ -170,12 +200,14 @@ export class Sidecar {
 
   /** Deregisters and closes everything; in-flight calls are cut. */
   async stop(): Promise<void> {
+    this.watcher?.close();
     this.stopping.abort();
     await this.discovery?.stop().catch(() => undefined);
     await this.http?.stop();
     await this.grpc?.stop();
     await this.internal.stop();
     this.invoker?.close();
+    this.outbound?.close();
     this.appChannel?.close();
     await this.bus?.nc.close().catch(() => undefined);
     this.identity.stop();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,8 @@ function rawPost(sidecar: SidecarHandle, target: string, body: string, headers: 
 describe('MCP tool policy between real sidecars, official SDK client and server', function () {
   const harness = new Harness();
   const agents: Record<string, SidecarHandle> = {};
+  let serverSidecar: SidecarHandle;
+  let resourcesDir: string;
   after(() => harness.cleanup());
 
   before(async function () {
@@ -53,10 +55,11 @@ describe('MCP tool policy between real sidecars, official SDK client and server'
     const dir = harness.dir('mcp-policy');
     writeFileSync(join(dir, 'config.yaml'), ACL);
     const resources = harness.dir('mcp-policy-resources');
+    resourcesDir = resources;
     copyFileSync(INVENTORY_POLICY, join(resources, 'inventory-tools.yaml'));
     const server = harness.start('mcp-server', process.execPath, [MCP_SERVER], { env: { PORT: '0' } });
     const port = Number(JSON.parse(await server.waitFor(/^\{"listening":\d+/)).listening);
-    await harness.sidecar({ appId: 'mcp-server', appPort: port, args: ['--config', join(dir, 'config.yaml'), '--resources-path', resources] });
+    serverSidecar = await harness.sidecar({ appId: 'mcp-server', appPort: port, args: ['--config', join(dir, 'config.yaml'), '--resources-path', resources] });
     const names = ['analyst-agent', 'ops-agent', 'admin-agent', 'other-agent'];
     const started = await Promise.all(names.map((appId) => harness.sidecar({ appId })));
     names.forEach((name, i) => (agents[name] = started[i] as SidecarHandle));
@@ -151,6 +154,24 @@ describe('MCP tool policy between real sidecars, official SDK client and server'
     const client = await connectAgent(analyst, 'mcp-server');
     assert.ok((await client.listTools()).tools.length > 0);
     await client.close();
+  });
+  it('reloads an edited policy; an invalid edit is rejected, naming file and reason, and the previous policy stays in force', async function () {
+    const file = join(resourcesDir, 'inventory-tools.yaml');
+    const original = readFileSync(file, 'utf8');
+    const analyst = await connectAgent(agent('analyst-agent'), 'mcp-server');
+    const from = serverSidecar.proc.lines.length;
+    writeFileSync(file, original.replace('tools: [get_inventory, get_schema]', 'tools: [get_inventory, get_schema]\n      when: "args.table =="'));
+    const rejected = await serverSidecar.proc.waitForRecord('policy reload rejected; the previous policies stay in force', {}, 20_000, from);
+    assert.match(String(rejected['reason']), /inventory-tools\.yaml: \/spec\/rules\/1\/when: CEL does not compile/);
+    assert.match(textOf(await analyst.callTool({ name: 'get_inventory', arguments: {} })), /"sku":/);
+    await assert.rejects(analyst.callTool({ name: 'update_stock', arguments: { sku: 'A-100', delta: 1 } }), /denied by tool-policy rule/);
+
+    const next = serverSidecar.proc.lines.length;
+    writeFileSync(file, original.replace('tools: [get_inventory, get_schema]\n', 'tools: [get_inventory, get_schema, update_stock]\n'));
+    await serverSidecar.proc.waitForRecord('policies reloaded', {}, 20_000, next);
+    assert.match(textOf(await analyst.callTool({ name: 'update_stock', arguments: { sku: 'A-100', delta: 1 } })), /"stock":/);
+    writeFileSync(file, original);
+    await analyst.close();
   });
 });
 

@@ -7,8 +7,8 @@ import { Sidecar, type SidecarOptions } from '../sidecar.js';
 import { caPaths, skeinHome } from '../identity/home.js';
 import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
 import { loadConfiguration, loadResources, loadRunTemplate } from '../config/load.js';
-import { compileAccessControl } from '../acl/access-control.js';
-import { compileInboundPolicies } from '../pipeline/inbound-config.js';
+import { compileInboundPolicies, type InboundPolicies } from '../pipeline/inbound-config.js';
+import { compileOutbound } from '../outbound/outbound-config.js';
 import { configureLogging, logger, type LogLevel } from '../logger.js';
 import { runningControlPlane } from './up.js';
 import { announceReady, onShutdown } from './ready.js';
@@ -133,7 +133,10 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
   const configFile = flags.config ? resolve(flags.config) : undefined;
   // Validated and compiled here, at the edge: a bad Configuration stops `skein run` before anything starts.
   const configuration = configFile ? loadConfiguration(configFile) : undefined;
-  const resources = loadResources((flags['resources-path'] ?? []).map((path) => resolve(path)));
+  const resourcePaths = (flags['resources-path'] ?? []).map((path) => resolve(path));
+  const resources = loadResources(resourcePaths);
+  // Reloads read the files again and compile everything before anything is swapped in.
+  const reloadPolicies = (): InboundPolicies => compileInboundPolicies(appId, configFile ? loadConfiguration(configFile) : undefined, configFile ?? '', loadResources(resourcePaths));
   return {
     appId,
     namespace,
@@ -149,9 +152,11 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     trustAnchorsPem,
     joinToken: flags['join-token'] ?? process.env['SKEIN_JOIN_TOKEN'],
     configuration,
-    accessControl: configuration ? compileAccessControl(configuration.spec.accessControl, configFile ?? '', { target: appId }) : undefined,
     inboundPolicies: compileInboundPolicies(appId, configuration, configFile ?? '', resources),
+    reloadPolicies,
+    watchPaths: [...(configFile ? [configFile] : []), ...resourcePaths],
     resources,
+    outbound: compileOutbound({ appId, namespace, configuration, configFile: configFile ?? '', resources }),
     maxBodyBytes: sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024),
     apiToken: process.env['DAPR_API_TOKEN'] || undefined,
     appApiToken: process.env['APP_API_TOKEN'] || undefined,

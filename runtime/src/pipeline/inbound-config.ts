@@ -1,11 +1,14 @@
 import { ConfigError } from '../errors.js';
+import { compileAccessControl, type CompiledAccessControl } from '../acl/access-control.js';
 import { compileBearerOptions, BearerValidator, BEARER_COMPONENT_TYPE } from '../auth/bearer.js';
 import { compileToolPolicy, toolPolicyAppliesTo, type CompiledToolPolicy } from '../policy/tool-policy.js';
 import type { LoadedResource } from '../config/load.js';
 import type { ComponentResource, ConfigurationResource, MCPToolPolicyResource } from '../config/types.js';
 
-/** The inbound policy stages a sidecar runs besides App-ID access control, compiled once at start. */
+/** Every inbound policy of a sidecar, compiled together (at start, and again on each reload). */
 export interface InboundPolicies {
+  /** Compiled `Configuration.spec.accessControl`; undefined (or not `configured`) lets every verified caller in. */
+  accessControl: CompiledAccessControl | undefined;
   /** Bearer validators, in the order of `spec.appHttpPipeline.handlers`. */
   bearers: ReadonlyArray<{ validator: BearerValidator; issuer: string }>;
   /** The MCPToolPolicy scoped to this app, if any. */
@@ -18,6 +21,7 @@ export interface InboundPolicies {
  * component, a type mismatch, a middleware type Skein does not run inbound, two tool policies for one app.
  */
 export function compileInboundPolicies(appId: string, configuration: ConfigurationResource | undefined, configFile: string, resources: readonly LoadedResource[]): InboundPolicies {
+  const accessControl = configuration ? compileAccessControl(configuration.spec.accessControl, configFile, { target: appId }) : undefined;
   const components = new Map<string, LoadedResource>();
   for (const resource of resources) if (resource.kind === 'Component') components.set(resource.name, resource);
   const bearers: Array<{ validator: BearerValidator; issuer: string }> = [];
@@ -39,5 +43,5 @@ export function compileInboundPolicies(appId: string, configuration: Configurati
     const second = applicable[1]?.resource;
     throw new ConfigError(second?.file ?? configFile, '/metadata/name', `two MCPToolPolicy resources apply to ${appId} (${applicable.map(({ resource }) => resource.name).join(', ')}); scope each to one app`);
   }
-  return { bearers, toolPolicy: applicable[0]?.compiled };
+  return { accessControl, bearers, toolPolicy: applicable[0]?.compiled };
 }
