@@ -1,5 +1,6 @@
 /** Skein contracts: generated protobuf types, gRPC service definitions and resource schemas. */
 export { skein, dapr, google } from './gen/skein.js';
-export { sentryService, invocationService, placementService, daprService } from './services.js';
+export { sentryService, invocationService, actorService, placementService, daprService } from './services.js';
 export { RESOURCE_KINDS, schemaPath, loadSchema } from './schemas.js';
 export type { ResourceKind } from './schemas.js';
+export { DEFAULT_VIRTUAL_NODES, HashRing, ActorPlacement, ringPosition, virtualNodeKey, ringSignature, type RingMember, type TableSpec } from './placement-hashing.js';

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Resource kinds whose JSON Schema ships in this package. */
-export const RESOURCE_KINDS = ['Configuration', 'Component', 'MCPToolPolicy'] as const;
+export const RESOURCE_KINDS = ['Configuration', 'Component', 'MCPToolPolicy', 'HTTPEndpoint', 'Resiliency'] as const;
 /** A resource kind with a schema. */
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
-/** Every schema shipped here: resource kinds, the run file, and the decision events published on the bus. */
-export type SchemaName = ResourceKind | 'run-template' | 'decision-event';
+/** Every schema shipped here: resource kinds, the run file, and the decision and span events published on the bus. */
+export type SchemaName = ResourceKind | 'run-template' | 'decision-event' | 'span-event';
 
 /** Absolute path of the JSON Schema file of `name`. */
 export function schemaPath(name: SchemaName): string {

@@ -59,6 +59,17 @@ export const invocationService = {
   ),
 } satisfies ServiceDefinition;
 
+/** gRPC definition of `skein.internal.v1.Actors`: actor operations sent to the sidecar that owns the actor. */
+export const actorService = {
+  callActor: method<skein.internal.v1.IActorRequest, skein.internal.v1.IActorResponse>(
+    '/skein.internal.v1.Actors/CallActor',
+    internal.ActorRequest,
+    internal.ActorResponse,
+    false,
+    false,
+  ),
+} satisfies ServiceDefinition;
+
 /** gRPC definition of `skein.placement.v1.Placement`: sidecars report their host, the leader streams table rounds. */
 export const placementService = {
   reportHost: method<skein.placement.v1.IHostMessage, skein.placement.v1.IPlacementOrder>(

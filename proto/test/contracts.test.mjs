@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { skein, sentryService, invocationService, RESOURCE_KINDS, loadSchema } from '../dist/index.js';
+import { skein, sentryService, invocationService, actorService, RESOURCE_KINDS, loadSchema } from '../dist/index.js';
 
 const protoText = (path) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), 'utf8');
 
@@ -32,6 +32,7 @@ describe('gRPC service definitions', function () {
   const cases = [
     [sentryService, 'skein/sentry/v1/sentry.proto', 'skein.sentry.v1', 'Sentry'],
     [invocationService, 'skein/internal/v1/invocation.proto', 'skein.internal.v1', 'Invocation'],
+    [actorService, 'skein/internal/v1/actors.proto', 'skein.internal.v1', 'Actors'],
   ];
   for (const [service, file, pkg, name] of cases) {
     it(`${pkg}.${name} paths match ${file}`, function () {

@@ -1,12 +1,7 @@
 #!/usr/bin/env node
-/** The `skein` command line: init, sentry, up, run, token. */
+/** The `skein` command line: init, sentry, up, run, token, decisions, traces. */
 import { SkeinError } from './errors.js';
 import { UsageError } from './cli/args.js';
-import { initCommand } from './cli/init.js';
-import { sentryCommand } from './cli/sentry.js';
-import { upCommand } from './cli/up.js';
-import { runCommand } from './cli/run.js';
-import { tokenCommand } from './cli/token.js';
 
 const USAGE = `Usage: skein <command> [flags]
 
@@ -17,25 +12,37 @@ Commands:
             or every app of a multi-app run file: skein run -f <file>
   sentry    run the certificate authority on its own
   token     print a join token for a production sentry: skein token --app-id ID [--namespace N]
+  decisions list policy decisions: skein decisions [--app ID] [--source acl|tool-policy|jwt] [--denied]
+            [--since 10m] [--limit N] [--json] [--follow]
+  traces    list recent traces: skein traces [--app ID] [--tool T] [--status ok|error] [--since 10m] [--limit N] [--json]
+            or show one as a waterfall: skein traces <traceId>
 
 Flags of run: --app-id, --app-port, --dapr-http-port, --dapr-grpc-port, --dapr-internal-grpc-port,
   --resources-path (repeatable), --config, --namespace, --nats-url, --sentry-address, --advertise-address,
-  --trust-anchors-file, --join-token, --max-body-size, --log-level, --log-as-json, -f/--run-file
+  --trust-anchors-file, --join-token, --max-body-size, --log-level, --log-as-json, -f/--run-file,
+  --metrics-port (default 0: a free port), --metrics-address (default 127.0.0.1)
+Flags of up for the telemetry stream: --telemetry-max-age (default 24h), --telemetry-max-bytes (default 1Gi)
+Flags of decisions and traces: --nats-url, --home, --namespace, --cert-file, --key-file, --trust-anchors-file
 `;
 
+// Commands load on demand: a short-lived `skein traces` should not pay for loading the whole sidecar.
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'init':
-      return initCommand(rest);
+      return (await import('./cli/init.js')).initCommand(rest);
     case 'sentry':
-      return sentryCommand(rest);
+      return (await import('./cli/sentry.js')).sentryCommand(rest);
     case 'up':
-      return upCommand(rest);
+      return (await import('./cli/up.js')).upCommand(rest);
     case 'run':
-      return runCommand(rest);
+      return (await import('./cli/run.js')).runCommand(rest);
     case 'token':
-      return tokenCommand(rest);
+      return (await import('./cli/token.js')).tokenCommand(rest);
+    case 'decisions':
+      return (await import('./cli/decisions.js')).decisionsCommand(rest);
+    case 'traces':
+      return (await import('./cli/traces.js')).tracesCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -11,6 +11,10 @@ export const ERROR_CATALOGUE = {
   ERR_DIRECT_INVOKE_APP_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
   ERR_DIRECT_INVOKE_PEER_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   ERR_DIRECT_INVOKE_ACL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_DIRECT_INVOKE_ENDPOINT_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
+  // Resiliency: a timeout policy expired before the target answered; a circuit breaker refused the call unsent.
+  ERR_DIRECT_INVOKE_TIMEOUT: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
+  ERR_CIRCUIT_BREAKER_OPEN: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   ERR_MALFORMED_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   ERR_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
@@ -19,6 +23,7 @@ export const ERROR_CATALOGUE = {
   ERR_MCP_INSUFFICIENT_SCOPE: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   ERR_MCP_HEADER_MISMATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   ERR_JWKS_UNAVAILABLE: { http: 401, grpc: GrpcStatus.UNAVAILABLE },
+  ERR_OAUTH2_TOKEN_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
   ERR_HEALTH_NOT_READY: { http: 500, grpc: GrpcStatus.UNAVAILABLE },
   ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   ERR_METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED },
@@ -28,6 +33,23 @@ export const ERROR_CATALOGUE = {
   ERR_PLACEMENT_NOT_LEADER: { http: 503, grpc: GrpcStatus.FAILED_PRECONDITION },
   ERR_PLACEMENT_HOST_DROPPED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
   ERR_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL },
+  // Dapr's request and actor codes (pkg/messages/errorcodes). Validation failures of reminder and timer specs keep
+  // their ERR_ACTOR_*_CREATE code with a 400 override: the code says what failed, the status whose fault it was.
+  ERR_BAD_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_ACTOR_RUNTIME_NOT_FOUND: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_INVOKE_METHOD: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_NO_APP_CHANNEL: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_STACK_DEPTH: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_STATE_GET: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_STATE_TRANSACTION_SAVE: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_REMINDER_CREATE: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_REMINDER_GET: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_REMINDER_DELETE: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_REMINDER_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  ERR_ACTOR_TIMER_CREATE: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_ACTOR_TIMER_DELETE: { http: 500, grpc: GrpcStatus.INTERNAL },
+  /** Skein's own: the owner is shutting down and did not start the call; the caller retries on the next table. */
+  ERR_ACTOR_HOST_LEAVING: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
 } as const satisfies Record<string, { http: number; grpc: GrpcStatus }>;
 
 /** A stable Skein error code. */

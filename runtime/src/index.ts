@@ -12,4 +12,8 @@ export { loadResources, loadConfiguration, loadRunTemplate } from './config/load
 export { parseDuration } from './duration.js';
 export { logger, type Logger } from './logger.js';
 export { connectBus, type Bus, type BusTls } from './bus/connection.js';
-export { BUCKETS } from './bus/names.js';
+export { BUCKETS, SUBJECTS, decisionSubject, spanSubject } from './bus/names.js';
+export { NatsSpanExporter } from './telemetry/nats-exporter.js';
+export { ensureTelemetryStream, DEFAULT_TELEMETRY_RETENTION, type TelemetryRetention } from './telemetry/stream.js';
+export { mintOperatorTls } from './telemetry/operator-bus.js';
+export { type SpanEvent } from './telemetry/span-event.js';

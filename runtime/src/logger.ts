@@ -6,7 +6,11 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-const SECRET_FIELD = /token|secret|password|authorization|private.?key|credential|cookie/i;
+const SECRET_FIELD = /token|secret|password|passphrase|authorization|api.?key|private.?key|credential|cookie/i;
+/** Values known to be secret (resolved secrets, issued tokens); masked wherever they appear in a log line. */
+const secretValues = new Set<string>();
+/** Shorter values would mask ordinary words; such secrets are too weak to matter anyway. */
+const MIN_SECRET_LENGTH = 4;
 
 interface LogSettings {
   level: LogLevel;
@@ -30,8 +34,26 @@ export function configureLogging(options: { level?: LogLevel; json?: boolean }):
   settings = { ...settings, ...(options.level ? { level: options.level } : {}), ...(options.json === undefined ? {} : { json: options.json }) };
 }
 
-/** Replaces the values of secret-looking fields, recursively. */
+/**
+ * Remembers a secret value so no log line ever shows it, whatever field or message it ends up in (field-name
+ * redaction alone misses a secret inside an error message). Returns a function that forgets it again.
+ */
+export function registerSecretValue(value: string): () => void {
+  if (value.length < MIN_SECRET_LENGTH) return () => undefined;
+  secretValues.add(value);
+  return () => void secretValues.delete(value);
+}
+
+/** `text` with every registered secret value replaced by `[redacted]`. */
+export function maskSecretValues(text: string): string {
+  let masked = text;
+  for (const secret of secretValues) if (masked.includes(secret)) masked = masked.split(secret).join('[redacted]');
+  return masked;
+}
+
+/** Replaces the values of secret-looking fields, and registered secret values anywhere, recursively. */
 export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return maskSecretValues(value);
   if (depth > 6 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
   const out: Record<string, unknown> = {};
@@ -60,12 +82,13 @@ export class Logger {
   private write(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     if (!this.enabled(level)) return;
     const safe = fields ? (redact(fields) as Record<string, unknown>) : undefined;
+    const text = maskSecretValues(msg);
     if (settings.json) {
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, logger: this.name, msg, ...safe })}\n`);
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, logger: this.name, msg: text, ...safe })}\n`);
       return;
     }
     const extra = safe && Object.keys(safe).length > 0 ? ` ${JSON.stringify(safe)}` : '';
-    process.stderr.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${extra}\n`);
+    process.stderr.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${text}${extra}\n`);
   }
 
   debug(msg: string, fields?: Record<string, unknown>): void {

@@ -19,11 +19,19 @@ import { AccessControlMiddleware } from './pipeline/access-control.js';
 import { appTerminal } from './pipeline/app-terminal.js';
 import { NatsDecisionSink, type DecisionSink } from './pipeline/decisions.js';
 import { BearerMiddleware } from './pipeline/bearer.js';
+import { traced } from './pipeline/traced.js';
+import { Tracing, tracingOptionsFrom } from './telemetry/tracing.js';
 import { McpToolPolicyMiddleware } from './pipeline/mcp-tool-policy.js';
+import { Metrics, MetricsMiddleware } from './telemetry/metrics.js';
+import { MetricsServer } from './telemetry/metrics-server.js';
+import { ensureTelemetryStream } from './telemetry/stream.js';
 import type { InboundPolicies } from './pipeline/inbound-config.js';
 import type { LoadedResource } from './config/load.js';
 import { OutboundPipeline } from './outbound/outbound.js';
 import type { CompiledOutbound } from './outbound/outbound-config.js';
+import { actorService } from '@skein/proto';
+import { ActorRuntime } from './actors/actor-runtime.js';
+import { actorServiceImplementation } from './actors/actor-service.js';
 
 const log = logger('sidecar');
 
@@ -62,6 +70,12 @@ export interface SidecarOptions {
   appApiToken: string | undefined;
   heartbeatMs: number;
   instanceTtlMs: number;
+  /** Placement replicas (`host:port`); without any, the sidecar has no actor runtime. */
+  placementAddresses?: readonly string[];
+  /** Port of the Prometheus `/metrics` endpoint; 0 (the default) picks a free one. */
+  metricsPort?: number;
+  /** Address the metrics endpoint listens on; 127.0.0.1 by default. */
+  metricsAddress?: string;
 }
 
 /** Ports a started sidecar listens on. */
@@ -69,6 +83,7 @@ export interface SidecarPorts {
   http: number;
   grpc: number;
   internal: number;
+  metrics: number;
 }
 
 /** The data plane beside one app. Create, `start()`, then `stop()`. */
@@ -89,9 +104,17 @@ export class Sidecar {
   private registered = false;
   private appListening = false;
   private readonly stopping = new AbortController();
+  private readonly actors: ActorRuntime | undefined;
+  /** Request counts, errors and durations, served on `/metrics`. */
+  readonly metrics: Metrics;
+  private readonly metricsServer: MetricsServer;
+  /** Off until start() reads the Configuration's tracing section. */
+  private tracing = new Tracing({ appId: '', namespace: '', samplingRate: 0, otlpUrl: undefined });
 
   constructor(options: SidecarOptions) {
     this.options = options;
+    this.metrics = new Metrics({ constantLabels: { app_id: options.appId, namespace: options.namespace } });
+    this.metricsServer = new MetricsServer(this.metrics, { host: options.metricsAddress ?? '127.0.0.1', port: options.metricsPort ?? 0 });
     this.identity = new WorkloadIdentity({
       sentryAddress: options.sentryAddress,
       trustAnchorsPem: options.trustAnchorsPem,
@@ -108,6 +131,19 @@ export class Sidecar {
       // Built in start(): its stages publish decisions on the bus, which does not exist yet.
       inbound: (request) => this.inbound(request),
     });
+    if (options.placementAddresses && options.placementAddresses.length > 0) {
+      this.actors = new ActorRuntime({
+        appId: options.appId,
+        namespace: options.namespace,
+        instanceId: this.instanceId,
+        placementAddresses: options.placementAddresses,
+        identity: this.identity,
+        appChannel: this.appChannel,
+        appApiToken: options.appApiToken,
+        maxBodyBytes: options.maxBodyBytes,
+      });
+      this.internal.addService(actorService, actorServiceImplementation(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
+    }
   }
 
   /**
@@ -119,6 +155,11 @@ export class Sidecar {
     const svid = await this.identity.start();
     const internalPort = await this.internal.start(svid);
     this.bus = await connectBus(options.natsUrl, { certPem: svid.certPem, keyPem: svid.keyPem, caPem: svid.bundlePem }, `skein-sidecar ${options.appId}`);
+    // Telemetry must never keep traffic from flowing: without the stream, decisions and spans are still published.
+    await ensureTelemetryStream(this.bus.nc).catch((error: unknown) => log.warn('the telemetry stream is unavailable', { reason: (error as Error).message }));
+    this.actors?.start(this.bus.nc, this.internalAddress());
+    this.tracing = new Tracing(tracingOptionsFrom(options.configuration?.spec.tracing, options.appId, options.namespace));
+    this.internal.useTracing(this.tracing);
     const sink = new NatsDecisionSink(this.bus.nc, options.appId, options.namespace);
     this.inbound = this.buildInboundPipeline(options.inboundPolicies, sink);
     const { reloadPolicies, watchPaths } = options;
@@ -131,8 +172,8 @@ export class Sidecar {
     });
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
-    this.invoker = new Invoker(this.discovery, this.identity);
-    this.outbound = new OutboundPipeline(options.outbound, this.invoker, options.namespace);
+    this.invoker = new Invoker(this.discovery, this.identity, this.tracing);
+    this.outbound = new OutboundPipeline(options.outbound, this.invoker, options.namespace, {}, this.tracing, this.metrics);
     const universal = new UniversalApi(
       {
         appId: options.appId,
@@ -146,13 +187,15 @@ export class Sidecar {
         httpEndpoints: [...options.outbound.endpoints.keys()].map((name) => ({ name })),
       },
       this.outbound,
+      this.actors,
     );
-    this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
+    this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken, tracing: this.tracing }, universal);
     const http = await this.http.start();
     this.grpc = new GrpcApi({ host: options.apiHost, port: options.grpcPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
     const grpc = await this.grpc.start();
-    log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, grpcPort: grpc, internalPort, spiffeId: formatSpiffeId(svid.id) });
-    return { http, grpc, internal: internalPort };
+    const metrics = await this.metricsServer.start();
+    log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, grpcPort: grpc, internalPort, metricsPort: metrics, spiffeId: formatSpiffeId(svid.id) });
+    return { http, grpc, internal: internalPort, metrics };
   }
 
   /** The callee's stages, in order: App-ID access control, bearer tokens, MCP tool policy, then the app. */
@@ -162,7 +205,11 @@ export class Sidecar {
     if (policies.accessControl?.configured) stages.push(new AccessControlMiddleware(policies.accessControl, sink));
     for (const bearer of policies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
     if (policies.toolPolicy) stages.push(new McpToolPolicyMiddleware(policies.toolPolicy, sink, options.maxBodyBytes));
-    return compose(stages, appTerminal(this.appChannel, options.appId, options.appApiToken));
+    // Metrics first and untraced: every call is counted, denials included, without a span of its own.
+    return compose(
+      [new MetricsMiddleware(this.metrics, 'inbound'), ...stages.map((stage) => traced(stage, this.tracing))],
+      appTerminal(this.appChannel, options.appId, options.appApiToken, this.tracing),
+    );
   }
 
   /**
@@ -196,19 +243,38 @@ export class Sidecar {
       startedAt: new Date().toISOString(),
     });
     this.registered = true;
+    await this.actors?.hostApp().catch((error: unknown) => log.error('the actor runtime could not start hosting', { reason: (error as Error).message }));
+  }
+
+  /** `host:port` other sidecars dial: this sidecar's key on the placement rings. */
+  private internalAddress(): string {
+    const host = this.options.advertiseAddress;
+    return `${host.includes(':') ? `[${host}]` : host}:${this.internal.port}`;
+  }
+
+  /**
+   * Hands this sidecar's actors over before the app stops: new actor calls are sent elsewhere, running turns finish,
+   * the actors are deactivated and the host leaves placement.
+   */
+  async drain(): Promise<void> {
+    await this.actors?.drain().catch((error: unknown) => log.warn('actor drain failed', { reason: (error as Error).message }));
   }
 
   /** Deregisters and closes everything; in-flight calls are cut. */
   async stop(): Promise<void> {
     this.watcher?.close();
     this.stopping.abort();
+    await this.actors?.stop().catch(() => undefined);
     await this.discovery?.stop().catch(() => undefined);
     await this.http?.stop();
     await this.grpc?.stop();
+    await this.metricsServer.stop();
     await this.internal.stop();
     this.invoker?.close();
     this.outbound?.close();
     this.appChannel?.close();
+    // Spans still queued are exported before the bus closes.
+    await this.tracing.shutdown();
     await this.bus?.nc.close().catch(() => undefined);
     this.identity.stop();
   }

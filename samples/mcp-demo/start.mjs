@@ -100,7 +100,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 try {
-  const upArgs = ['up', ...(argv.includes('--ephemeral-ports') ? ['--nats-port', '0', '--sentry-port', '0'] : [])];
+  const upArgs = ['up', ...(argv.includes('--ephemeral-ports') ? ['--nats-port', '0', '--sentry-port', '0', '--placement-port', '0'] : [])];
   const up = start('up', upArgs);
   const controlPlane = await up.ready;
   const plane = ['--nats-url', controlPlane.natsUrl, '--sentry-address', controlPlane.sentryAddress, '--trust-anchors-file', controlPlane.trustBundle];

@@ -51,7 +51,7 @@ describe('skein CLI: bad input', function () {
 
   it('explains how to install nats-server when it is missing', async function () {
     const missing = { SKEIN_NATS_SERVER: join(harness.root, 'no-such-nats-server') };
-    await fails(['up', '--home', harness.dir('no-nats'), '--nats-port', '0', '--sentry-port', '0'], 1, /SKEIN_NATS_SERVER is set to .*no-such-nats-server, which does not exist\. nats-server is not installed\. On Debian or Ubuntu run `sudo apt-get update && sudo apt-get install -y nats-server`/, missing);
+    await fails(['up', '--home', harness.dir('no-nats'), '--nats-port', '0', '--sentry-port', '0', '--placement-port', '0'], 1, /SKEIN_NATS_SERVER is set to .*no-such-nats-server, which does not exist\. nats-server is not installed\. On Debian or Ubuntu run `sudo apt-get update && sudo apt-get install -y nats-server`/, missing);
   });
 });
 
@@ -59,21 +59,25 @@ describe('skein up', function () {
   const harness = new Harness();
   after(() => harness.cleanup());
 
-  it('starts NATS and sentry, is idempotent, and stops everything cleanly on Ctrl-C', async function () {
+  it('starts NATS, sentry and placement, is idempotent, and stops everything cleanly on Ctrl-C', async function () {
     const home = harness.dir('up-home');
-    const up = harness.skein('up', ['up', '--home', home, '--nats-port', '0', '--sentry-port', '0']);
+    const up = harness.skein('up', ['up', '--home', home, '--nats-port', '0', '--sentry-port', '0', '--placement-port', '0']);
     const ready = await up.waitForRecord('ready', { what: 'control-plane' });
     assert.match(String(ready['natsUrl']), /^tls:\/\/127\.0\.0\.1:\d+$/);
     assert.match(String(ready['sentryAddress']), /^127\.0\.0\.1:\d+$/);
     const natsPid = Number(ready['natsPid']);
     assert.ok(isAlive(natsPid));
-    const again = harness.skein('up-again', ['up', '--home', home, '--nats-port', '0', '--sentry-port', '0']);
+    assert.match(String(ready['placementAddress']), /^127\.0\.0\.1:\d+$/);
+    const placementPid = Number(ready['placementPid']);
+    assert.ok(isAlive(placementPid));
+    const again = harness.skein('up-again', ['up', '--home', home, '--nats-port', '0', '--sentry-port', '0', '--placement-port', '0']);
     assert.equal((await again.exited).code, 0);
     assert.match(again.output(), /already running/);
     up.signal('SIGINT');
     assert.equal((await up.exited).code, 0);
     assert.match(up.output(), /control plane stopped/);
     assert.equal(isAlive(natsPid), false, 'nats-server was stopped');
+    assert.equal(isAlive(placementPid), false, 'placement was stopped');
   });
 });
 
@@ -83,7 +87,7 @@ describe('skein run', function () {
   after(() => harness.cleanup());
   before(async function () {
     // The control plane as a user starts it, so `skein run` finds it without flags.
-    const up = harness.skein('up', ['up', '--nats-port', '0', '--sentry-port', '0']);
+    const up = harness.skein('up', ['up', '--nats-port', '0', '--sentry-port', '0', '--placement-port', '0']);
     natsUrl = String((await up.waitForRecord('ready', { what: 'control-plane' }))['natsUrl']);
   });
 

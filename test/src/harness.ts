@@ -9,6 +9,13 @@ export { ManagedProcess, type LogRecord };
 
 /** Path of the `skein` CLI of the built runtime. */
 export const SKEIN_CLI = fileURLToPath(new URL('./cli.js', import.meta.resolve('@skein/runtime')));
+/**
+ * Path of the `skein-placement` bin, resolved when first needed (the test package builds before placement, which
+ * uses this harness in its own tests).
+ */
+export function placementBin(): string {
+  return fileURLToPath(new URL('./dist/src/main.js', import.meta.resolve('@skein/placement/package.json')));
+}
 /** Folder of the harness's own test apps (compiled). */
 export const TEST_APPS = fileURLToPath(new URL('./apps/', import.meta.url));
 
@@ -163,6 +170,15 @@ export class Harness {
     const address = String(ready['address']);
     this.sentryAddress = address;
     return { proc, address };
+  }
+
+  /** Starts a placement replica on a free port against this harness's NATS; resolves once it serves. */
+  async placement(id: string, args: string[] = []): Promise<{ proc: ManagedProcess; address: string }> {
+    const natsUrl = this.natsHandle?.url;
+    if (!natsUrl) throw new Error('start NATS before placement');
+    const proc = this.start(`placement ${id}`, process.execPath, [placementBin(), '--port', '0', '--home', this.home, '--nats-url', natsUrl, '--id', id, ...args]);
+    const ready = await proc.waitForRecord('ready');
+    return { proc, address: String(ready['address']) };
   }
 
   /** NATS and sentry, the control plane every sidecar needs. */

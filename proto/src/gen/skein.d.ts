@@ -1488,6 +1488,429 @@ export namespace skein {
         /** Namespace v1. */
         namespace v1 {
 
+            /** Represents an Actors */
+            class Actors extends $protobuf.rpc.Service {
+
+                /**
+                 * Constructs a new Actors service.
+                 * @param rpcImpl RPC implementation
+                 * @param [requestDelimited=false] Whether requests are length-delimited
+                 * @param [responseDelimited=false] Whether responses are length-delimited
+                 */
+                constructor(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean);
+
+                /**
+                 * Creates new Actors service using the specified rpc implementation.
+                 * @param rpcImpl RPC implementation
+                 * @param [requestDelimited=false] Whether requests are length-delimited
+                 * @param [responseDelimited=false] Whether responses are length-delimited
+                 * @returns RPC service. Useful where requests and/or responses are streamed.
+                 */
+                static create(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean): Actors;
+
+                /** Calls CallActor. */
+                callActor: skein.internal.v1.Actors.CallActor;
+            }
+
+            namespace Actors {
+
+                /**
+                 * Callback as used by {@link skein.internal.v1.Actors#callActor}.
+                 * @param error Error, if any
+                 * @param [response] ActorResponse
+                 */
+                type CallActorCallback = (error: (Error|null), response?: skein.internal.v1.ActorResponse) => void;
+
+                /** Calls CallActor. */
+                type CallActor = {
+                  (request: skein.internal.v1.IActorRequest, callback: skein.internal.v1.Actors.CallActorCallback): void;
+                  (request: skein.internal.v1.IActorRequest): Promise<skein.internal.v1.ActorResponse>;
+                  readonly name: "CallActor";
+                  readonly path: "/skein.internal.v1.Actors/CallActor";
+                  readonly requestType: "ActorRequest";
+                  readonly responseType: "ActorResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+            }
+
+            /**
+             * Properties of an ActorRequest.
+             * @deprecated Use skein.internal.v1.ActorRequest.$Properties instead.
+             */
+            interface IActorRequest extends skein.internal.v1.ActorRequest.$Properties {
+            }
+
+            /** Represents an ActorRequest. */
+            class ActorRequest {
+
+                /**
+                 * Constructs a new ActorRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: skein.internal.v1.ActorRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ActorRequest namespace. */
+                namespace: string;
+
+                /** ActorRequest actorType. */
+                actorType: string;
+
+                /** ActorRequest actorId. */
+                actorId: string;
+
+                /** ActorRequest call. */
+                call?: (skein.internal.v1.ActorMethodCall.$Properties|null);
+
+                /** ActorRequest createTimer. */
+                createTimer?: (skein.internal.v1.ActorTimer.$Properties|null);
+
+                /** ActorRequest deleteTimer. */
+                deleteTimer?: (string|null);
+
+                /** ActorRequest hops. */
+                hops: number;
+
+                /** ActorRequest operation. */
+                operation?: ("call"|"createTimer"|"deleteTimer");
+
+                /**
+                 * Creates a new ActorRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ActorRequest instance
+                 */
+                static create(properties: skein.internal.v1.ActorRequest.$Shape): skein.internal.v1.ActorRequest & skein.internal.v1.ActorRequest.$Shape;
+                static create(properties?: skein.internal.v1.ActorRequest.$Properties): skein.internal.v1.ActorRequest;
+
+                /**
+                 * Encodes the specified ActorRequest message. Does not implicitly {@link skein.internal.v1.ActorRequest.verify|verify} messages.
+                 * @param m ActorRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: skein.internal.v1.ActorRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ActorRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorRequest & skein.internal.v1.ActorRequest.$Shape} ActorRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): skein.internal.v1.ActorRequest & skein.internal.v1.ActorRequest.$Shape;
+
+                /**
+                 * Gets the type url for ActorRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ActorRequest {
+
+                /** Properties of an ActorRequest. */
+                interface $Properties {
+
+                    /** ActorRequest namespace */
+                    namespace?: (string|null);
+
+                    /** ActorRequest actorType */
+                    actorType?: (string|null);
+
+                    /** ActorRequest actorId */
+                    actorId?: (string|null);
+
+                    /** ActorRequest call */
+                    call?: (skein.internal.v1.ActorMethodCall.$Properties|null);
+
+                    /** ActorRequest createTimer */
+                    createTimer?: (skein.internal.v1.ActorTimer.$Properties|null);
+
+                    /** ActorRequest deleteTimer */
+                    deleteTimer?: (string|null);
+
+                    /** ActorRequest hops */
+                    hops?: (number|null);
+
+                    /** ActorRequest operation */
+                    operation?: ("call"|"createTimer"|"deleteTimer");
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Narrowed shape of an ActorRequest. */
+                type $Shape = {
+                  namespace?: string|null;
+                  actorType?: string|null;
+                  actorId?: string|null;
+                  call?: skein.internal.v1.ActorMethodCall.$Shape|null;
+                  createTimer?: skein.internal.v1.ActorTimer.$Shape|null;
+                  deleteTimer?: string|null;
+                  hops?: number|null;
+                  $unknowns?: Uint8Array[];
+                } & (
+                  ({ operation?: undefined; call?: null; createTimer?: null; deleteTimer?: null }|{ operation?: "call"; call: skein.internal.v1.ActorMethodCall.$Shape; createTimer?: null; deleteTimer?: null }|{ operation?: "createTimer"; call?: null; createTimer: skein.internal.v1.ActorTimer.$Shape; deleteTimer?: null }|{ operation?: "deleteTimer"; call?: null; createTimer?: null; deleteTimer: string })
+                );
+            }
+
+            /**
+             * Properties of an ActorMethodCall.
+             * @deprecated Use skein.internal.v1.ActorMethodCall.$Properties instead.
+             */
+            interface IActorMethodCall extends skein.internal.v1.ActorMethodCall.$Properties {
+            }
+
+            /** Represents an ActorMethodCall. */
+            class ActorMethodCall {
+
+                /**
+                 * Constructs a new ActorMethodCall.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: skein.internal.v1.ActorMethodCall.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ActorMethodCall method. */
+                method: string;
+
+                /** ActorMethodCall verb. */
+                verb: string;
+
+                /** ActorMethodCall headers. */
+                headers: skein.internal.v1.Header.$Properties[];
+
+                /** ActorMethodCall body. */
+                body: Uint8Array;
+
+                /**
+                 * Creates a new ActorMethodCall instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ActorMethodCall instance
+                 */
+                static create(properties: skein.internal.v1.ActorMethodCall.$Shape): skein.internal.v1.ActorMethodCall & skein.internal.v1.ActorMethodCall.$Shape;
+                static create(properties?: skein.internal.v1.ActorMethodCall.$Properties): skein.internal.v1.ActorMethodCall;
+
+                /**
+                 * Encodes the specified ActorMethodCall message. Does not implicitly {@link skein.internal.v1.ActorMethodCall.verify|verify} messages.
+                 * @param m ActorMethodCall message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: skein.internal.v1.ActorMethodCall.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ActorMethodCall message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorMethodCall & skein.internal.v1.ActorMethodCall.$Shape} ActorMethodCall
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): skein.internal.v1.ActorMethodCall & skein.internal.v1.ActorMethodCall.$Shape;
+
+                /**
+                 * Gets the type url for ActorMethodCall
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ActorMethodCall {
+
+                /** Properties of an ActorMethodCall. */
+                interface $Properties {
+
+                    /** ActorMethodCall method */
+                    method?: (string|null);
+
+                    /** ActorMethodCall verb */
+                    verb?: (string|null);
+
+                    /** ActorMethodCall headers */
+                    headers?: (skein.internal.v1.Header.$Properties[]|null);
+
+                    /** ActorMethodCall body */
+                    body?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ActorMethodCall. */
+                type $Shape = skein.internal.v1.ActorMethodCall.$Properties;
+            }
+
+            /**
+             * Properties of an ActorTimer.
+             * @deprecated Use skein.internal.v1.ActorTimer.$Properties instead.
+             */
+            interface IActorTimer extends skein.internal.v1.ActorTimer.$Properties {
+            }
+
+            /** Represents an ActorTimer. */
+            class ActorTimer {
+
+                /**
+                 * Constructs a new ActorTimer.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: skein.internal.v1.ActorTimer.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ActorTimer name. */
+                name: string;
+
+                /** ActorTimer spec. */
+                spec: Uint8Array;
+
+                /**
+                 * Creates a new ActorTimer instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ActorTimer instance
+                 */
+                static create(properties: skein.internal.v1.ActorTimer.$Shape): skein.internal.v1.ActorTimer & skein.internal.v1.ActorTimer.$Shape;
+                static create(properties?: skein.internal.v1.ActorTimer.$Properties): skein.internal.v1.ActorTimer;
+
+                /**
+                 * Encodes the specified ActorTimer message. Does not implicitly {@link skein.internal.v1.ActorTimer.verify|verify} messages.
+                 * @param m ActorTimer message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: skein.internal.v1.ActorTimer.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ActorTimer message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorTimer & skein.internal.v1.ActorTimer.$Shape} ActorTimer
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): skein.internal.v1.ActorTimer & skein.internal.v1.ActorTimer.$Shape;
+
+                /**
+                 * Gets the type url for ActorTimer
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ActorTimer {
+
+                /** Properties of an ActorTimer. */
+                interface $Properties {
+
+                    /** ActorTimer name */
+                    name?: (string|null);
+
+                    /** ActorTimer spec */
+                    spec?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ActorTimer. */
+                type $Shape = skein.internal.v1.ActorTimer.$Properties;
+            }
+
+            /**
+             * Properties of an ActorResponse.
+             * @deprecated Use skein.internal.v1.ActorResponse.$Properties instead.
+             */
+            interface IActorResponse extends skein.internal.v1.ActorResponse.$Properties {
+            }
+
+            /** Represents an ActorResponse. */
+            class ActorResponse {
+
+                /**
+                 * Constructs a new ActorResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: skein.internal.v1.ActorResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ActorResponse status. */
+                status: number;
+
+                /** ActorResponse headers. */
+                headers: skein.internal.v1.Header.$Properties[];
+
+                /** ActorResponse body. */
+                body: Uint8Array;
+
+                /**
+                 * Creates a new ActorResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ActorResponse instance
+                 */
+                static create(properties: skein.internal.v1.ActorResponse.$Shape): skein.internal.v1.ActorResponse & skein.internal.v1.ActorResponse.$Shape;
+                static create(properties?: skein.internal.v1.ActorResponse.$Properties): skein.internal.v1.ActorResponse;
+
+                /**
+                 * Encodes the specified ActorResponse message. Does not implicitly {@link skein.internal.v1.ActorResponse.verify|verify} messages.
+                 * @param m ActorResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: skein.internal.v1.ActorResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ActorResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorResponse & skein.internal.v1.ActorResponse.$Shape} ActorResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): skein.internal.v1.ActorResponse & skein.internal.v1.ActorResponse.$Shape;
+
+                /**
+                 * Gets the type url for ActorResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ActorResponse {
+
+                /** Properties of an ActorResponse. */
+                interface $Properties {
+
+                    /** ActorResponse status */
+                    status?: (number|null);
+
+                    /** ActorResponse headers */
+                    headers?: (skein.internal.v1.Header.$Properties[]|null);
+
+                    /** ActorResponse body */
+                    body?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ActorResponse. */
+                type $Shape = skein.internal.v1.ActorResponse.$Properties;
+            }
+
             /** Represents an Invocation */
             class Invocation extends $protobuf.rpc.Service {
 

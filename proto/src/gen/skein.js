@@ -3602,6 +3602,1010 @@ export const skein = $root.skein = (() => {
              */
             const v1 = {};
 
+            v1.Actors = (function() {
+
+                /**
+                 * Constructs a new Actors service.
+                 * @memberof skein.internal.v1
+                 * @classdesc Represents an Actors
+                 * @extends $protobuf.rpc.Service
+                 * @constructor
+                 * @param {$protobuf.RPCImpl} rpcImpl RPC implementation
+                 * @param {boolean} [requestDelimited=false] Whether requests are length-delimited
+                 * @param {boolean} [responseDelimited=false] Whether responses are length-delimited
+                 */
+                const Actors = function(rpcImpl, requestDelimited, responseDelimited) {
+                    $protobuf.rpc.Service.call(this, rpcImpl, requestDelimited, responseDelimited);
+                };
+
+                $Object.defineProperty(Actors.prototype = $Object.create($protobuf.rpc.Service.prototype), "constructor", { value: Actors, writable: true, enumerable: false, configurable: true });
+
+                /**
+                 * Creates new Actors service using the specified rpc implementation.
+                 * @function create
+                 * @memberof skein.internal.v1.Actors
+                 * @static
+                 * @param {$protobuf.RPCImpl} rpcImpl RPC implementation
+                 * @param {boolean} [requestDelimited=false] Whether requests are length-delimited
+                 * @param {boolean} [responseDelimited=false] Whether responses are length-delimited
+                 * @returns {Actors} RPC service. Useful where requests and/or responses are streamed.
+                 */
+                Actors.create = function(rpcImpl, requestDelimited, responseDelimited) {
+                    return new this(rpcImpl, requestDelimited, responseDelimited);
+                };
+
+                /**
+                 * Callback as used by {@link skein.internal.v1.Actors#callActor}.
+                 * @memberof skein.internal.v1.Actors
+                 * @typedef CallActorCallback
+                 * @type {function}
+                 * @param {Error|null} error Error, if any
+                 * @param {skein.internal.v1.ActorResponse} [response] ActorResponse
+                 */
+
+                /**
+                 * Calls CallActor.
+                 * @memberof skein.internal.v1.Actors
+                 * @typedef CallActor
+                 * @type {{
+                 *   (request: skein.internal.v1.IActorRequest, callback: skein.internal.v1.Actors.CallActorCallback): void;
+                 *   (request: skein.internal.v1.IActorRequest): Promise<skein.internal.v1.ActorResponse>;
+                 *   readonly name: "CallActor";
+                 *   readonly path: "/skein.internal.v1.Actors/CallActor";
+                 *   readonly requestType: "ActorRequest";
+                 *   readonly responseType: "ActorResponse";
+                 *   readonly requestStream: undefined;
+                 *   readonly responseStream: undefined;
+                 * }}
+                 */
+
+                /**
+                 * Calls CallActor.
+                 * @name skein.internal.v1.Actors#callActor
+                 * @type {skein.internal.v1.Actors.CallActor}
+                 */
+                $Object.defineProperties(Actors.prototype.callActor = function(request, callback) {
+                    return $protobuf.rpc.Service.prototype.rpcCall.call(this, Actors.prototype.callActor, $root.skein.internal.v1.ActorRequest, $root.skein.internal.v1.ActorResponse, request, callback);
+                }, {
+                    name: { value: "CallActor" },
+                    path: { value: "/skein.internal.v1.Actors/CallActor" },
+                    requestType: { value: "ActorRequest" },
+                    responseType: { value: "ActorResponse" },
+                    requestStream: { value: $undefined },
+                    responseStream: { value: $undefined }
+                });
+
+                return Actors;
+            })();
+
+            v1.ActorRequest = (function() {
+
+                /**
+                 * Properties of an ActorRequest.
+                 * @typedef {Object} skein.internal.v1.ActorRequest.$Properties
+                 * @property {string|null} [namespace] ActorRequest namespace
+                 * @property {string|null} [actorType] ActorRequest actorType
+                 * @property {string|null} [actorId] ActorRequest actorId
+                 * @property {skein.internal.v1.ActorMethodCall.$Properties|null} [call] ActorRequest call
+                 * @property {skein.internal.v1.ActorTimer.$Properties|null} [createTimer] ActorRequest createTimer
+                 * @property {string|null} [deleteTimer] ActorRequest deleteTimer
+                 * @property {number|null} [hops] ActorRequest hops
+                 * @property {"call"|"createTimer"|"deleteTimer"} [operation] ActorRequest operation
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ActorRequest.
+                 * @memberof skein.internal.v1
+                 * @interface IActorRequest
+                 * @augments skein.internal.v1.ActorRequest.$Properties
+                 * @deprecated Use skein.internal.v1.ActorRequest.$Properties instead.
+                 */
+
+                /**
+                 * Narrowed shape of an ActorRequest.
+                 * @typedef {{
+                 *   namespace?: string|null;
+                 *   actorType?: string|null;
+                 *   actorId?: string|null;
+                 *   call?: skein.internal.v1.ActorMethodCall.$Shape|null;
+                 *   createTimer?: skein.internal.v1.ActorTimer.$Shape|null;
+                 *   deleteTimer?: string|null;
+                 *   hops?: number|null;
+                 *   $unknowns?: Array.<Uint8Array>;
+                 * } & (
+                 *   ({ operation?: undefined; call?: null; createTimer?: null; deleteTimer?: null }|{ operation?: "call"; call: skein.internal.v1.ActorMethodCall.$Shape; createTimer?: null; deleteTimer?: null }|{ operation?: "createTimer"; call?: null; createTimer: skein.internal.v1.ActorTimer.$Shape; deleteTimer?: null }|{ operation?: "deleteTimer"; call?: null; createTimer?: null; deleteTimer: string })
+                 * )} skein.internal.v1.ActorRequest.$Shape
+                 */
+
+                /**
+                 * Constructs a new ActorRequest.
+                 * @memberof skein.internal.v1
+                 * @classdesc Represents an ActorRequest.
+                 * @constructor
+                 * @param {skein.internal.v1.ActorRequest.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ActorRequest = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * ActorRequest namespace.
+                 * @member {string} namespace
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.namespace = "";
+
+                /**
+                 * ActorRequest actorType.
+                 * @member {string} actorType
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.actorType = "";
+
+                /**
+                 * ActorRequest actorId.
+                 * @member {string} actorId
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.actorId = "";
+
+                /**
+                 * ActorRequest call.
+                 * @member {skein.internal.v1.ActorMethodCall.$Properties|null|undefined} call
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.call = null;
+
+                /**
+                 * ActorRequest createTimer.
+                 * @member {skein.internal.v1.ActorTimer.$Properties|null|undefined} createTimer
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.createTimer = null;
+
+                /**
+                 * ActorRequest deleteTimer.
+                 * @member {string|null|undefined} deleteTimer
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.deleteTimer = null;
+
+                /**
+                 * ActorRequest hops.
+                 * @member {number} hops
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                ActorRequest.prototype.hops = 0;
+
+                // OneOf field names bound to virtual getters and setters
+                let $oneOfFields;
+
+                /**
+                 * ActorRequest operation.
+                 * @member {"call"|"createTimer"|"deleteTimer"|undefined} operation
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @instance
+                 */
+                $Object.defineProperty(ActorRequest.prototype, "operation", {
+                    get: $util.oneOfGetter($oneOfFields = ["call", "createTimer", "deleteTimer"]),
+                    set: $util.oneOfSetter($oneOfFields)
+                });
+
+                /**
+                 * Creates a new ActorRequest instance using the specified properties.
+                 * @function create
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @static
+                 * @param {skein.internal.v1.ActorRequest.$Properties=} [properties] Properties to set
+                 * @returns {skein.internal.v1.ActorRequest} ActorRequest instance
+                 * @type {{
+                 *   (properties: skein.internal.v1.ActorRequest.$Shape): skein.internal.v1.ActorRequest & skein.internal.v1.ActorRequest.$Shape;
+                 *   (properties?: skein.internal.v1.ActorRequest.$Properties): skein.internal.v1.ActorRequest;
+                 * }}
+                 */
+                ActorRequest.create = function(properties) {
+                    return new ActorRequest(properties);
+                };
+
+                /**
+                 * Encodes the specified ActorRequest message. Does not implicitly {@link skein.internal.v1.ActorRequest.verify|verify} messages.
+                 * @function encode
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @static
+                 * @param {skein.internal.v1.ActorRequest.$Properties} m ActorRequest message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ActorRequest.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.namespace != null && $Object.hasOwnProperty.call(m, "namespace") && m.namespace !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.namespace);
+                    if (m.actorType != null && $Object.hasOwnProperty.call(m, "actorType") && m.actorType !== "")
+                        w.uint32(/* id 2, wireType 2 =*/18).string(m.actorType);
+                    if (m.actorId != null && $Object.hasOwnProperty.call(m, "actorId") && m.actorId !== "")
+                        w.uint32(/* id 3, wireType 2 =*/26).string(m.actorId);
+                    if (m.call != null && $Object.hasOwnProperty.call(m, "call"))
+                        $root.skein.internal.v1.ActorMethodCall.encode(m.call, w.uint32(/* id 4, wireType 2 =*/34).fork(), q + 1).ldelim();
+                    if (m.createTimer != null && $Object.hasOwnProperty.call(m, "createTimer"))
+                        $root.skein.internal.v1.ActorTimer.encode(m.createTimer, w.uint32(/* id 5, wireType 2 =*/42).fork(), q + 1).ldelim();
+                    if (m.deleteTimer != null && $Object.hasOwnProperty.call(m, "deleteTimer"))
+                        w.uint32(/* id 6, wireType 2 =*/50).string(m.deleteTimer);
+                    if (m.hops != null && $Object.hasOwnProperty.call(m, "hops") && m.hops !== 0)
+                        w.uint32(/* id 7, wireType 0 =*/56).uint32(m.hops);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes an ActorRequest message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorRequest & skein.internal.v1.ActorRequest.$Shape} ActorRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ActorRequest.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.skein.internal.v1.ActorRequest();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.namespace = v;
+                                else
+                                    delete m.namespace;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.actorType = v;
+                                else
+                                    delete m.actorType;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.actorId = v;
+                                else
+                                    delete m.actorId;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 2)
+                                    break;
+                                m.call = $root.skein.internal.v1.ActorMethodCall.decode(r, r.size(), $undefined, q + 1, m.call);
+                                m.operation = "call";
+                                continue;
+                            }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                m.createTimer = $root.skein.internal.v1.ActorTimer.decode(r, r.size(), $undefined, q + 1, m.createTimer);
+                                m.operation = "createTimer";
+                                continue;
+                            }
+                        case 6: {
+                                if (u !== 2)
+                                    break;
+                                m.deleteTimer = r.stringVerify();
+                                m.operation = "deleteTimer";
+                                continue;
+                            }
+                        case 7: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.hops = v;
+                                else
+                                    delete m.hops;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Gets the type url for ActorRequest
+                 * @function getTypeUrl
+                 * @memberof skein.internal.v1.ActorRequest
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ActorRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/skein.internal.v1.ActorRequest";
+                };
+
+                return ActorRequest;
+            })();
+
+            v1.ActorMethodCall = (function() {
+
+                /**
+                 * Properties of an ActorMethodCall.
+                 * @typedef {Object} skein.internal.v1.ActorMethodCall.$Properties
+                 * @property {string|null} [method] ActorMethodCall method
+                 * @property {string|null} [verb] ActorMethodCall verb
+                 * @property {Array.<skein.internal.v1.Header.$Properties>|null} [headers] ActorMethodCall headers
+                 * @property {Uint8Array|null} [body] ActorMethodCall body
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ActorMethodCall.
+                 * @memberof skein.internal.v1
+                 * @interface IActorMethodCall
+                 * @augments skein.internal.v1.ActorMethodCall.$Properties
+                 * @deprecated Use skein.internal.v1.ActorMethodCall.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an ActorMethodCall.
+                 * @typedef {skein.internal.v1.ActorMethodCall.$Properties} skein.internal.v1.ActorMethodCall.$Shape
+                 */
+
+                /**
+                 * Constructs a new ActorMethodCall.
+                 * @memberof skein.internal.v1
+                 * @classdesc Represents an ActorMethodCall.
+                 * @constructor
+                 * @param {skein.internal.v1.ActorMethodCall.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ActorMethodCall = function (p) {
+                    this.headers = [];
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * ActorMethodCall method.
+                 * @member {string} method
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @instance
+                 */
+                ActorMethodCall.prototype.method = "";
+
+                /**
+                 * ActorMethodCall verb.
+                 * @member {string} verb
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @instance
+                 */
+                ActorMethodCall.prototype.verb = "";
+
+                /**
+                 * ActorMethodCall headers.
+                 * @member {Array.<skein.internal.v1.Header.$Properties>} headers
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @instance
+                 */
+                ActorMethodCall.prototype.headers = $util.emptyArray;
+
+                /**
+                 * ActorMethodCall body.
+                 * @member {Uint8Array} body
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @instance
+                 */
+                ActorMethodCall.prototype.body = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ActorMethodCall instance using the specified properties.
+                 * @function create
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @static
+                 * @param {skein.internal.v1.ActorMethodCall.$Properties=} [properties] Properties to set
+                 * @returns {skein.internal.v1.ActorMethodCall} ActorMethodCall instance
+                 * @type {{
+                 *   (properties: skein.internal.v1.ActorMethodCall.$Shape): skein.internal.v1.ActorMethodCall & skein.internal.v1.ActorMethodCall.$Shape;
+                 *   (properties?: skein.internal.v1.ActorMethodCall.$Properties): skein.internal.v1.ActorMethodCall;
+                 * }}
+                 */
+                ActorMethodCall.create = function(properties) {
+                    return new ActorMethodCall(properties);
+                };
+
+                /**
+                 * Encodes the specified ActorMethodCall message. Does not implicitly {@link skein.internal.v1.ActorMethodCall.verify|verify} messages.
+                 * @function encode
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @static
+                 * @param {skein.internal.v1.ActorMethodCall.$Properties} m ActorMethodCall message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ActorMethodCall.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.method != null && $Object.hasOwnProperty.call(m, "method") && m.method !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.method);
+                    if (m.verb != null && $Object.hasOwnProperty.call(m, "verb") && m.verb !== "")
+                        w.uint32(/* id 2, wireType 2 =*/18).string(m.verb);
+                    if (m.headers != null && m.headers.length) {
+                        for (var i = 0; i < m.headers.length; ++i)
+                            $root.skein.internal.v1.Header.encode(m.headers[i], w.uint32(/* id 3, wireType 2 =*/26).fork(), q + 1).ldelim();
+                    }
+                    if (m.body != null && $Object.hasOwnProperty.call(m, "body") && m.body.length)
+                        w.uint32(/* id 4, wireType 2 =*/34).bytes(m.body);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes an ActorMethodCall message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorMethodCall & skein.internal.v1.ActorMethodCall.$Shape} ActorMethodCall
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ActorMethodCall.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.skein.internal.v1.ActorMethodCall();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.method = v;
+                                else
+                                    delete m.method;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.verb = v;
+                                else
+                                    delete m.verb;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.headers && m.headers.length))
+                                    m.headers = [];
+                                m.headers.push($root.skein.internal.v1.Header.decode(r, r.size(), $undefined, q + 1));
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.body = v;
+                                else
+                                    delete m.body;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Gets the type url for ActorMethodCall
+                 * @function getTypeUrl
+                 * @memberof skein.internal.v1.ActorMethodCall
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ActorMethodCall.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/skein.internal.v1.ActorMethodCall";
+                };
+
+                return ActorMethodCall;
+            })();
+
+            v1.ActorTimer = (function() {
+
+                /**
+                 * Properties of an ActorTimer.
+                 * @typedef {Object} skein.internal.v1.ActorTimer.$Properties
+                 * @property {string|null} [name] ActorTimer name
+                 * @property {Uint8Array|null} [spec] ActorTimer spec
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ActorTimer.
+                 * @memberof skein.internal.v1
+                 * @interface IActorTimer
+                 * @augments skein.internal.v1.ActorTimer.$Properties
+                 * @deprecated Use skein.internal.v1.ActorTimer.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an ActorTimer.
+                 * @typedef {skein.internal.v1.ActorTimer.$Properties} skein.internal.v1.ActorTimer.$Shape
+                 */
+
+                /**
+                 * Constructs a new ActorTimer.
+                 * @memberof skein.internal.v1
+                 * @classdesc Represents an ActorTimer.
+                 * @constructor
+                 * @param {skein.internal.v1.ActorTimer.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ActorTimer = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * ActorTimer name.
+                 * @member {string} name
+                 * @memberof skein.internal.v1.ActorTimer
+                 * @instance
+                 */
+                ActorTimer.prototype.name = "";
+
+                /**
+                 * ActorTimer spec.
+                 * @member {Uint8Array} spec
+                 * @memberof skein.internal.v1.ActorTimer
+                 * @instance
+                 */
+                ActorTimer.prototype.spec = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ActorTimer instance using the specified properties.
+                 * @function create
+                 * @memberof skein.internal.v1.ActorTimer
+                 * @static
+                 * @param {skein.internal.v1.ActorTimer.$Properties=} [properties] Properties to set
+                 * @returns {skein.internal.v1.ActorTimer} ActorTimer instance
+                 * @type {{
+                 *   (properties: skein.internal.v1.ActorTimer.$Shape): skein.internal.v1.ActorTimer & skein.internal.v1.ActorTimer.$Shape;
+                 *   (properties?: skein.internal.v1.ActorTimer.$Properties): skein.internal.v1.ActorTimer;
+                 * }}
+                 */
+                ActorTimer.create = function(properties) {
+                    return new ActorTimer(properties);
+                };
+
+                /**
+                 * Encodes the specified ActorTimer message. Does not implicitly {@link skein.internal.v1.ActorTimer.verify|verify} messages.
+                 * @function encode
+                 * @memberof skein.internal.v1.ActorTimer
+                 * @static
+                 * @param {skein.internal.v1.ActorTimer.$Properties} m ActorTimer message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ActorTimer.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.name != null && $Object.hasOwnProperty.call(m, "name") && m.name !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.name);
+                    if (m.spec != null && $Object.hasOwnProperty.call(m, "spec") && m.spec.length)
+                        w.uint32(/* id 2, wireType 2 =*/18).bytes(m.spec);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes an ActorTimer message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof skein.internal.v1.ActorTimer
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorTimer & skein.internal.v1.ActorTimer.$Shape} ActorTimer
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ActorTimer.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.skein.internal.v1.ActorTimer();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.name = v;
+                                else
+                                    delete m.name;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.spec = v;
+                                else
+                                    delete m.spec;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Gets the type url for ActorTimer
+                 * @function getTypeUrl
+                 * @memberof skein.internal.v1.ActorTimer
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ActorTimer.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/skein.internal.v1.ActorTimer";
+                };
+
+                return ActorTimer;
+            })();
+
+            v1.ActorResponse = (function() {
+
+                /**
+                 * Properties of an ActorResponse.
+                 * @typedef {Object} skein.internal.v1.ActorResponse.$Properties
+                 * @property {number|null} [status] ActorResponse status
+                 * @property {Array.<skein.internal.v1.Header.$Properties>|null} [headers] ActorResponse headers
+                 * @property {Uint8Array|null} [body] ActorResponse body
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ActorResponse.
+                 * @memberof skein.internal.v1
+                 * @interface IActorResponse
+                 * @augments skein.internal.v1.ActorResponse.$Properties
+                 * @deprecated Use skein.internal.v1.ActorResponse.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an ActorResponse.
+                 * @typedef {skein.internal.v1.ActorResponse.$Properties} skein.internal.v1.ActorResponse.$Shape
+                 */
+
+                /**
+                 * Constructs a new ActorResponse.
+                 * @memberof skein.internal.v1
+                 * @classdesc Represents an ActorResponse.
+                 * @constructor
+                 * @param {skein.internal.v1.ActorResponse.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ActorResponse = function (p) {
+                    this.headers = [];
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * ActorResponse status.
+                 * @member {number} status
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @instance
+                 */
+                ActorResponse.prototype.status = 0;
+
+                /**
+                 * ActorResponse headers.
+                 * @member {Array.<skein.internal.v1.Header.$Properties>} headers
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @instance
+                 */
+                ActorResponse.prototype.headers = $util.emptyArray;
+
+                /**
+                 * ActorResponse body.
+                 * @member {Uint8Array} body
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @instance
+                 */
+                ActorResponse.prototype.body = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ActorResponse instance using the specified properties.
+                 * @function create
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @static
+                 * @param {skein.internal.v1.ActorResponse.$Properties=} [properties] Properties to set
+                 * @returns {skein.internal.v1.ActorResponse} ActorResponse instance
+                 * @type {{
+                 *   (properties: skein.internal.v1.ActorResponse.$Shape): skein.internal.v1.ActorResponse & skein.internal.v1.ActorResponse.$Shape;
+                 *   (properties?: skein.internal.v1.ActorResponse.$Properties): skein.internal.v1.ActorResponse;
+                 * }}
+                 */
+                ActorResponse.create = function(properties) {
+                    return new ActorResponse(properties);
+                };
+
+                /**
+                 * Encodes the specified ActorResponse message. Does not implicitly {@link skein.internal.v1.ActorResponse.verify|verify} messages.
+                 * @function encode
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @static
+                 * @param {skein.internal.v1.ActorResponse.$Properties} m ActorResponse message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ActorResponse.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.status != null && $Object.hasOwnProperty.call(m, "status") && m.status !== 0)
+                        w.uint32(/* id 1, wireType 0 =*/8).uint32(m.status);
+                    if (m.headers != null && m.headers.length) {
+                        for (var i = 0; i < m.headers.length; ++i)
+                            $root.skein.internal.v1.Header.encode(m.headers[i], w.uint32(/* id 2, wireType 2 =*/18).fork(), q + 1).ldelim();
+                    }
+                    if (m.body != null && $Object.hasOwnProperty.call(m, "body") && m.body.length)
+                        w.uint32(/* id 3, wireType 2 =*/26).bytes(m.body);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes an ActorResponse message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {skein.internal.v1.ActorResponse & skein.internal.v1.ActorResponse.$Shape} ActorResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ActorResponse.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.skein.internal.v1.ActorResponse();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.status = v;
+                                else
+                                    delete m.status;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.headers && m.headers.length))
+                                    m.headers = [];
+                                m.headers.push($root.skein.internal.v1.Header.decode(r, r.size(), $undefined, q + 1));
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.body = v;
+                                else
+                                    delete m.body;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Gets the type url for ActorResponse
+                 * @function getTypeUrl
+                 * @memberof skein.internal.v1.ActorResponse
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ActorResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/skein.internal.v1.ActorResponse";
+                };
+
+                return ActorResponse;
+            })();
+
             v1.Invocation = (function() {
 
                 /**

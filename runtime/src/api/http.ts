@@ -1,12 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
 import { forwardableHeaders, headersObject } from '../invoke/headers.js';
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
 import { UNARY_BODY_LIMIT } from '../invoke/client.js';
+import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
+import { endWithBody, inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
+import { mcpInfoOf, mcpSpanName } from '../telemetry/mcp-info.js';
 import type { UniversalApi } from './universal.js';
+import { ACTORS_PREFIX, serveActorRequest } from './http-actors.js';
 
 const log = logger('api');
 
@@ -17,12 +21,40 @@ export interface HttpApiOptions {
   maxBodyBytes: number;
   /** When set, every call but health checks must carry it in `dapr-api-token`. */
   apiToken: string | undefined;
+  /** The sidecar's tracing; each invocation gets a server span here. */
+  tracing?: Tracing;
 }
 
 const INVOKE_PREFIX = /^\/v1\.0\/invoke\/([^/?]*)(?:\/method\/(.*)|\/?(.*))$/s;
 const WELL_KNOWN_PREFIX = '/.well-known/oauth-protected-resource/';
 /** Set by this sidecar alone; whatever the app sent under these names is dropped. */
 const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix']);
+/**
+ * Copies a response body to the client with backpressure. Written out rather than with `stream.pipeline`, which
+ * costs an AbortController and a DOMException per call on this hot path.
+ */
+function relay(body: Readable, res: ServerResponse, appId: string): void {
+  body.on('data', (chunk: Buffer) => {
+    if (!res.write(chunk)) {
+      body.pause();
+      res.once('drain', () => body.resume());
+    }
+  });
+  body.once('end', () => res.end());
+  body.once('error', (error: Error) => {
+    log.debug('response stream ended early', { appId, reason: error.message });
+    res.destroy(error);
+  });
+  res.once('close', () => {
+    if (!res.writableFinished) body.destroy();
+  });
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 const NO_APP_ID = 'failed getting app id either from the URL path or the header dapr-app-id';
 
 /** Counts streamed body bytes and fails the stream once the limit is passed. */
@@ -126,6 +158,10 @@ export class HttpApi {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
         return;
       }
+      if (path.startsWith(ACTORS_PREFIX)) {
+        await serveActorRequest(this.api.actors, req, res, path, this.options.maxBodyBytes);
+        return;
+      }
       // RFC 9728's path-inserted form of an MCP server reached through this sidecar: fetch the metadata the callee serves.
       const metadataPath = path.startsWith(WELL_KNOWN_PREFIX) ? path.slice(WELL_KNOWN_PREFIX.length - 1) : undefined;
       const match = INVOKE_PREFIX.exec(metadataPath ?? path);
@@ -170,21 +206,41 @@ export class HttpApi {
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
+    const verb = req.method ?? 'GET';
+    const tracing = this.options.tracing;
+    const mcp = tracing?.enabled && Buffer.isBuffer(body) ? mcpInfoOf(body, req.headers['content-type']) : undefined;
+    const scope = tracing?.enabled
+      ? tracing.start(mcp ? mcpSpanName(mcp) : `${verb} invoke ${appId}`, SpanKind.SERVER, inboundParent(tracing, req.headers, mcp), {
+          'http.request.method': verb,
+          'url.path': `/${method}`,
+          'skein.target.app_id': appId,
+          ...mcpAttributes(mcp, (name) => header(req, name)),
+        })
+      : undefined;
     let response;
     try {
       const headers = forwardableHeaders(req.rawHeaders).filter(([name]) => !FORWARDED.has(name));
       // Where the caller reached us, so the callee can name URLs the caller can use (RFC 9728 metadata).
       headers.push(['x-forwarded-host', req.headers.host ?? `127.0.0.1:${this.port}`], ['x-forwarded-proto', 'http'], ['x-forwarded-prefix', prefix]);
-      response = await this.api.invoke({ appId, namespace, verb: req.method ?? 'GET', method, query, headers, body }, abort.signal);
+      response = await this.api.invoke({ appId, namespace, verb, method, query, headers, body, ...(scope ? { trace: scope } : {}) }, abort.signal);
     } catch (error) {
-      if (limiter?.exceeded) throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${maxBodyBytes} bytes`);
-      throw error;
+      const failure = limiter?.exceeded ? new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${maxBodyBytes} bytes`) : asSkeinError(error);
+      if (scope) {
+        recordStatus(scope.span, failure.httpStatus);
+        failSpan(scope.span, failure.code, failure.message);
+        scope.span.end();
+      }
+      throw failure;
+    }
+    if (scope) {
+      recordStatus(scope.span, response.status);
+      endWithBody(scope.span, response.body);
     }
     res.writeHead(response.status, headersObject(response.headers));
-    res.flushHeaders();
-    pipeline(response.body, res, (error) => {
-      if (error && !res.writableFinished) log.debug('response stream ended early', { appId, reason: error.message });
-    });
+    // A streamed answer (no length: SSE and the like) must show its head at once; otherwise head and body go out
+    // together in one write.
+    if (!response.headers.some(([name]) => name === 'content-length')) res.flushHeaders();
+    relay(response.body, res, appId);
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,7 @@
 import { SkeinError } from '../errors.js';
 import type { Invoker, InvokeRequest, InvokeResponse } from '../invoke/client.js';
+import type { ActorRuntime } from '../actors/actor-runtime.js';
+import { ActorOperations } from './universal-actors.js';
 
 /** Version reported by the metadata API. */
 export const RUNTIME_VERSION = '0.1.0';
@@ -27,16 +29,24 @@ export interface SidecarState {
   notReadyReason(): string;
   spiffeId(): string;
   enabledFeatures: string[];
+  /** Components and HTTPEndpoints the sidecar loaded: names and types only, never their settings. */
+  components?: ReadonlyArray<{ name: string; type: string; version: string }>;
+  httpEndpoints?: ReadonlyArray<{ name: string }>;
 }
 
 /** Each API operation, written once; the HTTP (and any other) front end only decodes, calls and encodes. */
 export class UniversalApi {
   private readonly state: SidecarState;
-  private readonly invoker: Invoker;
+  private readonly invoker: Pick<Invoker, 'invoke'>;
 
-  constructor(state: SidecarState, invoker: Invoker) {
+  /** The actor API; fails with ERR_ACTOR_RUNTIME_NOT_FOUND when the sidecar runs without actors. */
+  readonly actors: ActorOperations;
+
+  /** `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without placement. */
+  constructor(state: SidecarState, invoker: Pick<Invoker, 'invoke'>, actorRuntime?: ActorRuntime) {
     this.state = state;
     this.invoker = invoker;
+    this.actors = new ActorOperations(actorRuntime);
   }
 
   get namespace(): string {
@@ -59,10 +69,10 @@ export class UniversalApi {
       id: appId,
       runtimeVersion: RUNTIME_VERSION,
       enabledFeatures: [...this.state.enabledFeatures],
-      components: [],
-      httpEndpoints: [],
+      components: (this.state.components ?? []).map(({ name, type, version }) => ({ name, type, version })),
+      httpEndpoints: (this.state.httpEndpoints ?? []).map(({ name }) => ({ name })),
       appConnectionProperties: { ...(appPort === undefined ? {} : { port: appPort }), protocol: 'http', channelAddress: '127.0.0.1' },
-      actorRuntime: { runtimeStatus: 'DISABLED', activeActors: [], hostReady: false, placement: '' },
+      actorRuntime: this.actors.status(),
       mcpServers: [],
       resiliencies: [],
       extended: { namespace, spiffeId: this.state.spiffeId(), runtime: 'skein' },

@@ -2,6 +2,8 @@
 export const SUBJECTS = {
   /** `skein.decisions.<namespace>.<appId>`: policy decisions (schema: decision-event.schema.json). */
   decisions: 'skein.decisions',
+  /** `skein.spans.<namespace>.<appId>`: finished spans (schema: span-event.schema.json). */
+  spans: 'skein.spans',
 } as const;
 
 /**
@@ -12,6 +14,12 @@ export const BUCKETS = {
   discovery: 'skein-discovery',
   /** Placement: key `leader` (the leader lease) and `members.<namespace>` (the last disseminated membership). */
   placement: 'skein-placement',
+  /** Actor state: key `<namespace>.<type>.<id>` (tokens base64url), value every key of the actor as one JSON object. */
+  actorState: 'skein-actor-state',
+  /** Actor reminders: key `<namespace>.<type>.<id>.<name>` (tokens base64url), value the reminder and its progress. */
+  actorReminders: 'skein-actor-reminders',
+  /** Telemetry stream: decisions and spans (`SUBJECTS.decisions`, `SUBJECTS.spans`), bounded by age and size. */
+  telemetry: 'skein-telemetry',
 } as const;
 
 /** The discovery key of one instance (App IDs and namespaces never contain '.', NATS's token separator). */
@@ -22,4 +30,9 @@ export function discoveryKey(namespace: string, appId: string, instanceId: strin
 /** Subject every decision of one app's sidecar is published on (`DecisionEvent` JSON). */
 export function decisionSubject(namespace: string, appId: string): string {
   return `${SUBJECTS.decisions}.${namespace}.${appId}`;
+}
+
+/** Subject every finished span of one app's sidecar is published on (`SpanEvent` JSON). */
+export function spanSubject(namespace: string, appId: string): string {
+  return `${SUBJECTS.spans}.${namespace}.${appId}`;
 }

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { logger } from '../logger.js';
 
 const log = logger('cli');
@@ -23,4 +24,17 @@ export function onShutdown(stop: () => Promise<void>, code = 0): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+}
+
+/**
+ * Stops a child process and resolves once it has exited — at once if it already has (a Ctrl-C reaches the whole
+ * process group, so children often die before we ask). SIGKILL follows `graceMs` later if it ignores `signal`.
+ */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }

@@ -11,6 +11,7 @@ import { compileInboundPolicies, type InboundPolicies } from '../pipeline/inboun
 import { compileOutbound } from '../outbound/outbound-config.js';
 import { configureLogging, logger, type LogLevel } from '../logger.js';
 import { runningControlPlane } from './up.js';
+import { parsePlacementAddresses } from '../actors/placement-client.js';
 import { announceReady, onShutdown } from './ready.js';
 import type { RunTemplateApp, RunTemplateCommon } from '../config/types.js';
 
@@ -28,6 +29,7 @@ const RUN_FLAGS = {
   namespace: { type: 'string' },
   'nats-url': { type: 'string' },
   'sentry-address': { type: 'string' },
+  'placement-address': { type: 'string' },
   'advertise-address': { type: 'string' },
   'trust-anchors-file': { type: 'string' },
   'join-token': { type: 'string' },
@@ -36,6 +38,8 @@ const RUN_FLAGS = {
   'log-as-json': { type: 'boolean' },
   home: { type: 'string' },
   'run-file': { type: 'string', short: 'f' },
+  'metrics-port': { type: 'string' },
+  'metrics-address': { type: 'string' },
 } as const;
 
 /** Splits `skein run` arguments at the first `--`: flags before, the app's command after. */
@@ -62,7 +66,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   let app: ChildProcess | undefined;
   if (command.length > 0) app = startApp(command, options, ports.http, ports.grpc);
   const stop = async (): Promise<void> => {
-    if (app && app.exitCode === null && app.pid) {
+    if (app && app.exitCode === null && app.signalCode === null && app.pid) {
       const exited = new Promise((done) => app?.once('exit', done));
       killGroup(app.pid, 'SIGTERM');
       const timer = setTimeout(() => app?.pid && killGroup(app.pid, 'SIGKILL'), 5000);
@@ -71,13 +75,14 @@ export async function runCommand(argv: string[]): Promise<void> {
     }
     await sidecar.stop();
   };
-  onShutdown(stop);
+  // Actors are handed over while the app still answers, so running turns finish and no call is cut.
+  onShutdown(() => sidecar.drain().then(stop));
   app?.once('exit', (code, signal) => {
     log.info('app exited; stopping the sidecar', { appId: options.appId, code, signal });
     void sidecar.stop().then(() => process.exit(code ?? 1));
   });
   await sidecar.waitForAppAndRegister();
-  announceReady('sidecar', { appId: options.appId, namespace: options.namespace, httpPort: ports.http, grpcPort: ports.grpc, internalPort: ports.internal, instanceId: sidecar.instanceId });
+  announceReady('sidecar', { appId: options.appId, namespace: options.namespace, httpPort: ports.http, grpcPort: ports.grpc, internalPort: ports.internal, metricsPort: ports.metrics, instanceId: sidecar.instanceId });
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
@@ -110,6 +115,16 @@ function startApp(command: string[], options: SidecarOptions, httpPort: number, 
 }
 
 type RunFlags = ReturnType<typeof parseFlags<typeof RUN_FLAGS>>;
+
+/** `--placement-address` (or the running `skein up`'s placement); none means no actor runtime. */
+function placementAddressesFrom(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  try {
+    return parsePlacementAddresses(text);
+  } catch (error) {
+    throw new UsageError(`--placement-address: ${(error as Error).message}; expected host:port[,host:port]`);
+  }
+}
 
 /** Turns validated flags into sidecar options; reads the Configuration and resources (failing on any invalid one). */
 export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
@@ -162,6 +177,9 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     appApiToken: process.env['APP_API_TOKEN'] || undefined,
     heartbeatMs: 1000,
     instanceTtlMs: 5000,
+    placementAddresses: placementAddressesFrom(flags['placement-address'] ?? controlPlane?.placementAddress),
+    metricsPort: portFlag('metrics-port', flags['metrics-port'], 0),
+    metricsAddress: flags['metrics-address'] ?? '127.0.0.1',
   };
 }
 
@@ -197,7 +215,7 @@ async function runMany(file: string): Promise<void> {
     stopping = true;
     await Promise.all(
       children.map((child) => {
-        if (child.exitCode !== null || !child.pid) return Promise.resolve();
+        if (child.exitCode !== null || child.signalCode !== null || !child.pid) return Promise.resolve();
         const exited = new Promise((done) => child.once('exit', done));
         child.kill('SIGTERM');
         return exited;

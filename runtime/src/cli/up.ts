@@ -1,12 +1,15 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseFlags, portFlag } from './args.js';
+import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
 import { initCa, readCa, skeinHome, caPaths } from '../identity/home.js';
 import { Sentry } from '../identity/sentry.js';
 import { ensureNatsServer, startNatsServer, writeNatsConfig } from '../control/nats-server.js';
+import { startPlacementProcess } from '../control/placement-process.js';
 import { sentryOptionsFrom } from './sentry.js';
-import { announceReady, onShutdown } from './ready.js';
+import { announceReady, onShutdown, stopChild } from './ready.js';
 import { logger } from '../logger.js';
+import { parseDuration } from '../duration.js';
+import { DEFAULT_TELEMETRY_RETENTION, configureTelemetryStream, type TelemetryRetention } from '../telemetry/stream.js';
 
 const log = logger('up');
 
@@ -15,6 +18,8 @@ export interface ControlPlaneRecord {
   pid: number;
   natsUrl: string;
   sentryAddress: string;
+  /** Placement (actors); absent in records of older versions. */
+  placementAddress?: string;
   trustBundle: string;
 }
 
@@ -44,23 +49,28 @@ function printAddresses(record: ControlPlaneRecord, already: boolean): void {
     `${already ? 'The Skein control plane is already running' : 'Skein control plane is up'} (pid ${record.pid}):\n` +
       `  NATS (JetStream, mTLS)  ${record.natsUrl}\n` +
       `  sentry                  ${record.sentryAddress}\n` +
+      (record.placementAddress ? `  placement (actors)      ${record.placementAddress}\n` : '') +
       `  trust bundle            ${record.trustBundle}\n` +
       (already ? '' : `Start an app with: skein run --app-id myapp --app-port 8080 -- <command>\nPress Ctrl-C to stop.\n`),
   );
 }
 
-/** `skein up`: NATS with JetStream and mTLS, and sentry, in the foreground. Idempotent. */
+/** `skein up`: NATS with JetStream and mTLS, sentry and placement, in the foreground. Idempotent. */
 export async function upCommand(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, {
     home: { type: 'string' },
     host: { type: 'string' },
     'nats-port': { type: 'string' },
     'sentry-port': { type: 'string' },
+    'placement-port': { type: 'string' },
     'trust-domain': { type: 'string', default: 'public' },
     mode: { type: 'string' },
     'workload-cert-ttl': { type: 'string' },
     'advertise-address': { type: 'string', multiple: true },
+    'telemetry-max-age': { type: 'string' },
+    'telemetry-max-bytes': { type: 'string' },
   });
+  const retention = telemetryRetentionFrom(flags['telemetry-max-age'], flags['telemetry-max-bytes']);
   const home = flags.home ?? skeinHome();
   const host = flags.host ?? '127.0.0.1';
   const already = runningControlPlane(home);
@@ -80,6 +90,12 @@ export async function upCommand(argv: string[]): Promise<void> {
   const nats = await startNatsServer(binary, config, { onLine: (line) => log.debug(line) });
   const advertised = flags['advertise-address']?.[0] ?? host;
   const natsUrl = `tls://${advertised}:${nats.port}`;
+  try {
+    await configureTelemetryStream(`tls://${host}:${nats.port}`, ca, retention);
+  } catch (error) {
+    nats.child.kill('SIGTERM');
+    throw error;
+  }
 
   const sentry = new Sentry(sentryOptionsFrom({ ...flags, host, port: flags['sentry-port'] }, 50003));
   let sentryPort: number;
@@ -89,11 +105,32 @@ export async function upCommand(argv: string[]): Promise<void> {
     nats.child.kill('SIGTERM');
     throw error;
   }
-  const record: ControlPlaneRecord = { pid: process.pid, natsUrl, sentryAddress: `${advertised}:${sentryPort}`, trustBundle: caPaths(home).bundle };
+  const placementPort = portFlag('placement-port', flags['placement-port'], 50005);
+  let placement;
+  try {
+    placement = await startPlacementProcess({
+      home,
+      host,
+      port: placementPort,
+      natsUrl: `tls://${host}:${nats.port}`,
+      // The advertised port is only known once bound; a fixed port is advertised as given.
+      ...(advertised !== host && placementPort !== 0 ? { advertiseAddress: `${advertised}:${placementPort}` } : {}),
+      onLine: (line) => log.debug(line),
+    });
+  } catch (error) {
+    await sentry.stop();
+    nats.child.kill('SIGTERM');
+    throw error;
+  }
+  const placementChild = placement.child;
+  const onPlacementExit = (code: number | null): void => log.error('placement exited; actors cannot rebalance until skein up is restarted', { code });
+  placementChild.once('exit', onPlacementExit);
+  const record: ControlPlaneRecord = { pid: process.pid, natsUrl, sentryAddress: `${advertised}:${sentryPort}`, placementAddress: placement.address, trustBundle: caPaths(home).bundle };
   writeFileSync(join(home, 'up.json'), JSON.stringify(record, null, 2));
 
   const onNatsExit = (code: number | null): void => {
     log.error('nats-server exited; stopping the control plane', { code });
+    placementChild.kill('SIGTERM');
     void sentry.stop().then(() => {
       rmSync(join(home, 'up.json'), { force: true });
       process.exit(1);
@@ -102,14 +139,30 @@ export async function upCommand(argv: string[]): Promise<void> {
   nats.child.once('exit', onNatsExit);
   const stop = async (): Promise<void> => {
     nats.child.off('exit', onNatsExit);
+    placementChild.off('exit', onPlacementExit);
+    await stopChild(placementChild);
     await sentry.stop();
-    const exited = new Promise((resolve) => nats.child.once('exit', resolve));
-    nats.child.kill('SIGTERM');
-    await exited;
+    await stopChild(nats.child);
     rmSync(join(home, 'up.json'), { force: true });
     process.stdout.write('Skein control plane stopped.\n');
   };
   onShutdown(stop);
   printAddresses(record, false);
-  announceReady('control-plane', { ...record, natsPid: nats.child.pid });
+  announceReady('control-plane', { ...record, natsPid: nats.child.pid, placementPid: placementChild.pid });
+}
+
+/** `--telemetry-max-age` and `--telemetry-max-bytes`: how much telemetry the stream keeps. */
+function telemetryRetentionFrom(maxAge: string | undefined, maxBytes: string | undefined): TelemetryRetention {
+  let maxAgeMs = DEFAULT_TELEMETRY_RETENTION.maxAgeMs;
+  if (maxAge !== undefined) {
+    try {
+      maxAgeMs = parseDuration(maxAge);
+    } catch {
+      throw new UsageError(`--telemetry-max-age must be a duration like 24h or 90m, not "${maxAge}"`);
+    }
+    if (maxAgeMs < 1000) throw new UsageError(`--telemetry-max-age must be at least 1s, not "${maxAge}"`);
+  }
+  const bytes = sizeFlag('telemetry-max-bytes', maxBytes, DEFAULT_TELEMETRY_RETENTION.maxBytes);
+  if (bytes < 1024) throw new UsageError(`--telemetry-max-bytes must be at least 1Ki, not "${maxBytes ?? ''}"`);
+  return { maxAgeMs, maxBytes: bytes };
 }

@@ -80,6 +80,33 @@ export interface ComponentMetadataItem {
   envRef?: string;
 }
 
+/** A Dapr-compatible HTTPEndpoint: a service outside the mesh that apps invoke by name. */
+export interface HTTPEndpointResource {
+  apiVersion: string;
+  kind: 'HTTPEndpoint';
+  metadata: ResourceMetadata;
+  scopes?: string[];
+  auth?: { secretStore: string };
+  spec: {
+    baseUrl: string;
+    version?: string;
+    headers?: ComponentMetadataItem[];
+    clientTLS?: {
+      rootCA?: TLSDocument;
+      certificate?: TLSDocument;
+      privateKey?: TLSDocument;
+      renegotiation?: 'Never';
+    };
+  };
+}
+
+/** A PEM document of `clientTLS`: inline, from a secret, or from a file (relative to the resource file). */
+export interface TLSDocument {
+  value?: string;
+  secretKeyRef?: { name: string; key?: string };
+  file?: string;
+}
+
 /** Skein's per-tool, per-argument MCP policy (`skein.dev/v1alpha1`, kind `MCPToolPolicy`). */
 export interface MCPToolPolicyResource {
   apiVersion: 'skein.dev/v1alpha1';
@@ -143,4 +170,58 @@ export interface RunTemplateApp extends RunTemplateCommon {
   command?: string[];
   daprHTTPPort?: number;
   daprGRPCPort?: number;
+}
+
+/** A Dapr-compatible Resiliency resource: named timeout, retry and circuit-breaker policies, and their targets. */
+export interface ResiliencyResource {
+  apiVersion: string;
+  kind: 'Resiliency';
+  metadata: ResourceMetadata;
+  /** App IDs whose sidecars load it; absent means every app that loads it. */
+  scopes?: string[];
+  spec: {
+    policies: ResiliencyPolicies;
+    targets?: ResiliencyTargets;
+  };
+}
+
+/** `spec.policies`: policies by name. */
+export interface ResiliencyPolicies {
+  /** Name → Go-style duration. */
+  timeouts?: Record<string, string>;
+  retries?: Record<string, RetrySpec>;
+  circuitBreakers?: Record<string, CircuitBreakerSpec>;
+}
+
+/** One retry policy, as written. */
+export interface RetrySpec {
+  policy?: 'constant' | 'exponential';
+  duration?: string;
+  maxInterval?: string;
+  /** -1 (default): until the caller gives up; 0: never. */
+  maxRetries?: number;
+  matching?: { httpStatusCodes?: string; gRPCStatusCodes?: string };
+}
+
+/** One circuit-breaker policy, as written. */
+export interface CircuitBreakerSpec {
+  maxRequests?: number;
+  interval?: string;
+  timeout?: string;
+  /** CEL over Dapr's counters. */
+  trip?: string;
+}
+
+/** The policy names of one target. */
+export interface TargetPolicyNames {
+  timeout?: string;
+  retry?: string;
+  circuitBreaker?: string;
+}
+
+/** `spec.targets`. HTTPEndpoints are named under `apps`. */
+export interface ResiliencyTargets {
+  apps?: Record<string, TargetPolicyNames & { circuitBreakerCacheSize?: number }>;
+  actors?: Record<string, TargetPolicyNames & { circuitBreakerScope?: 'type' | 'id' | 'both'; circuitBreakerCacheSize?: number }>;
+  components?: Record<string, { outbound?: TargetPolicyNames; inbound?: TargetPolicyNames }>;
 }

@@ -8,6 +8,8 @@ import type { WorkloadIdentity } from '../identity/workload.js';
 import { spiffeIdOfCertificate, formatSpiffeId } from '../identity/spiffe.js';
 import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from './server.js';
 import type { HeaderList } from './headers.js';
+import type { TraceScope } from '../pipeline/pipeline.js';
+import type { Tracing } from '../telemetry/tracing.js';
 
 const log = logger('invoke');
 
@@ -21,6 +23,8 @@ export interface InvokeRequest {
   query: string;
   headers: HeaderList;
   body: Buffer | Readable;
+  /** The caller-side span of this hop; its context travels to the peer as `traceparent` in gRPC metadata. */
+  trace?: TraceScope;
 }
 
 /** The response head with its body still streaming. */
@@ -57,6 +61,7 @@ class PeerPool {
         // SNI carries a name, not the dialled IP; the peer is verified by its SPIFFE ID above.
         'grpc.ssl_target_name_override': `${peer.appId}.skein.internal`,
         'grpc.keepalive_time_ms': 10_000,
+        'grpc.enable_channelz': 0,
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.max_receive_message_length': 8 * 1024 * 1024,
         'grpc.initial_reconnect_backoff_ms': 200,
@@ -95,7 +100,10 @@ export class Invoker {
   private readonly discovery: Discovery;
   private readonly pool: PeerPool;
 
-  constructor(discovery: Discovery, identity: WorkloadIdentity) {
+  private readonly tracing: Tracing | undefined;
+
+  constructor(discovery: Discovery, identity: WorkloadIdentity, tracing?: Tracing) {
+    this.tracing = tracing;
     this.discovery = discovery;
     this.pool = new PeerPool(identity);
   }
@@ -144,10 +152,10 @@ export class Invoker {
     let call: ClientReadableStream<skein.internal.v1.IResponseFrame> | ClientDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>;
     if (Buffer.isBuffer(request.body)) {
       const method = invocationService.invoke;
-      call = client.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, { head, body: request.body }, new Metadata());
+      call = client.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, { head, body: request.body }, this.metadataFor(request));
     } else {
       const method = invocationService.invokeStream;
-      const duplex = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, new Metadata());
+      const duplex = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, this.metadataFor(request));
       duplex.write({ head });
       const source = request.body;
       source.on('data', (chunk: Buffer) => {
@@ -189,6 +197,13 @@ export class Invoker {
         else reject(error);
       });
     });
+  }
+
+  /** gRPC metadata of a hop: the caller's trace context, when it traces. */
+  private metadataFor(request: InvokeRequest): Metadata {
+    const metadata = new Metadata();
+    if (request.trace && this.tracing) for (const [key, value] of Object.entries(this.tracing.inject(request.trace.context))) metadata.set(key, value);
+    return metadata;
   }
 
   close(): void {

@@ -1,10 +1,15 @@
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
 import { PassThrough } from 'node:stream';
 import { ERROR_CATALOGUE, SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
-import type { Handler, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
+import type { Handler, PipelineRequest, PipelineResponse, TraceScope } from '../pipeline/pipeline.js';
+import type { HeaderList } from './headers.js';
+import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
+import { inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
+import { mcpInfoOf, mcpSpanName, type McpCallInfo } from '../telemetry/mcp-info.js';
+import { ToolResultWatch } from '../telemetry/tool-result.js';
 import type { Svid } from '../identity/workload.js';
 import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../identity/spiffe.js';
 
@@ -35,8 +40,14 @@ type AnyCall = ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.inte
 export class InternalServer {
   private readonly options: InternalServerOptions;
   private readonly inbound: Handler;
-  private readonly grpc = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  private tracing: Tracing | undefined;
+  /** Verified identity of each live connection, by the peer name grpc-js reports for its calls. */
+  private readonly peers = new Map<string, SpiffeId>();
+  // Channelz keeps per-call bookkeeping nothing here reads.
+  private readonly grpc = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.enable_channelz': 0 });
   private tls: TlsServer | undefined;
+  /** Open connections: peers keep theirs alive, and `close()` alone would wait for every one of them. */
+  private readonly sockets = new Set<TLSSocket>();
   private trustDomain = '';
   port = 0;
 
@@ -51,13 +62,28 @@ export class InternalServer {
     });
   }
 
+  /**
+   * Serves another internal service (the actor calls) on the same mTLS port; call before `start()`. Connections are
+   * verified here; the service checks each caller's identity itself.
+   */
+  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+    this.grpc.addService(definition, implementation);
+  }
+
+  /** Traces inbound calls from now on (tracing starts once the sidecar has read its Configuration). */
+  useTracing(tracing: Tracing): void {
+    this.tracing = tracing;
+  }
+
   /** Listens with `svid`; resolves with the bound port. */
   async start(svid: Svid): Promise<number> {
     this.trustDomain = svid.id.trustDomain;
     const injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
     // Verification is done here rather than by `rejectUnauthorized`, which drops the socket without saying why:
     // every refused peer is logged with the exact reason (unknown CA, expired, no certificate).
-    const tls = createTlsServer({ ...secureContextOf(svid), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => {
+    // TLS 1.3 only: both ends are sidecars, and without renegotiation a connection's identity can never change,
+    // so it is read from the certificate once per connection instead of once per call.
+    const tls = createTlsServer({ ...secureContextOf(svid), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3' }, (socket: TLSSocket) => {
       if (!socket.authorized) {
         log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: describeAuthorizationError(socket.authorizationError) });
         socket.destroy();
@@ -69,6 +95,11 @@ export class InternalServer {
         socket.destroy();
         return;
       }
+      const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
+      this.peers.set(key, peer);
+      socket.once('close', () => this.peers.delete(key));
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
       injector.injectConnection(socket);
     });
     tls.on('tlsClientError', (error, socket) => log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: error.message }));
@@ -91,6 +122,7 @@ export class InternalServer {
   private async handle(call: AnyCall, head: skein.internal.v1.IRequestHead | null | undefined, firstBody: Uint8Array | undefined): Promise<void> {
     const abort = new AbortController();
     call.once('cancelled', () => abort.abort());
+    let scope: TraceScope | undefined;
     try {
       const caller = this.callerOf(call);
       if (!head) throw new SkeinError('ERR_MALFORMED_REQUEST', 'invocation without a request head');
@@ -98,26 +130,41 @@ export class InternalServer {
       if (head.appId !== appId || head.namespace !== namespace) {
         throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `this sidecar serves ${appId} in ${namespace}, not ${head.appId ?? ''} in ${head.namespace ?? ''}`);
       }
+      const headers: HeaderList = (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]);
+      const body = isDuplex(call) ? streamedBody(call, firstBody) : Buffer.from(firstBody ?? []);
+      const verb = head.verb ?? 'GET';
+      const method = head.method ?? '';
+      const traced = this.serverSpan(call, verb, method, headers, body);
+      scope = traced?.scope;
       const request: PipelineRequest = {
         caller,
         target: { appId, namespace },
-        verb: head.verb ?? 'GET',
-        method: head.method ?? '',
+        verb,
+        method,
         query: head.query ?? '',
-        headers: (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]),
-        body: isDuplex(call) ? streamedBody(call, firstBody) : Buffer.from(firstBody ?? []),
+        headers,
+        body,
         decisions: [],
         signal: abort.signal,
+        ...(scope ? { trace: scope } : {}),
       };
       log.debug('inbound call', { caller: formatSpiffeId(caller), verb: request.verb, method: request.method });
       const response = await this.inbound(request);
-      await this.relay(call, response);
+      if (scope) recordStatus(scope.span, response.status);
+      await this.relay(call, response, traced?.mcp?.method === 'tools/call' ? scope : undefined);
+      scope?.span.end();
     } catch (error) {
       if (abort.signal.aborted) {
         log.debug('caller cancelled the invocation', { method: head?.method });
+        scope?.span.end();
         return;
       }
       const skeinError = asSkeinError(error);
+      if (scope) {
+        recordStatus(scope.span, skeinError.httpStatus);
+        failSpan(scope.span, skeinError.code, skeinError.message);
+        scope.span.end();
+      }
       if (skeinError.code !== 'ERR_DIRECT_INVOKE_APP_UNAVAILABLE' && skeinError.httpStatus >= 500) log.warn('invocation failed', { code: skeinError.code, reason: skeinError.message });
       const metadata = new Metadata();
       metadata.set(ERROR_CODE_METADATA, skeinError.code);
@@ -126,19 +173,43 @@ export class InternalServer {
     }
   }
 
-  private callerOf(call: Pick<AnyCall, 'getAuthContext'>): SpiffeId {
-    const cert = call.getAuthContext().sslPeerCertificate;
-    const id = cert ? spiffeIdOfCertificate(cert) : undefined;
+  /** The callee's server span: parent from gRPC metadata (or the MCP request's `_meta`), named per MCP conventions. */
+  private serverSpan(call: AnyCall, verb: string, method: string, headers: HeaderList, body: Buffer | PassThrough): { scope: TraceScope; mcp: McpCallInfo | undefined } | undefined {
+    const tracing = this.tracing;
+    if (!tracing?.enabled) return undefined;
+    const carrier: Record<string, string | undefined> = {};
+    for (const key of ['traceparent', 'tracestate']) {
+      const value = call.metadata.get(key)[0];
+      if (typeof value === 'string') carrier[key] = value;
+    }
+    const header = (name: string): string | undefined => headers.find(([key]) => key === name)?.[1];
+    const mcp = Buffer.isBuffer(body) ? mcpInfoOf(body, header('content-type')) : undefined;
+    const scope = tracing.start(mcp ? mcpSpanName(mcp) : `${verb} /${method}`, SpanKind.SERVER, inboundParent(tracing, carrier, mcp), {
+      'http.request.method': verb,
+      'url.path': `/${method}`,
+      'skein.app_id': this.options.appId,
+      ...mcpAttributes(mcp, header),
+    });
+    return { scope, mcp };
+  }
+
+  private callerOf(call: Pick<AnyCall, 'getAuthContext' | 'getPeer'>): SpiffeId {
+    // grpc-js names the peer `<remoteAddress>:<remotePort>` of the very socket verified above.
+    const id = this.peers.get(call.getPeer()) ?? certificateIdentity(call);
     if (!id) throw new SkeinError('ERR_UNAUTHENTICATED', 'the caller presented no verified SPIFFE identity');
     if (id.trustDomain !== this.trustDomain) throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(id)} is from another trust domain`);
     return id;
   }
 
-  private async relay(call: AnyCall, response: PipelineResponse): Promise<void> {
+  /** Streams the response back; `toolCall` is the span of a traced tools/call, whose result is checked for isError. */
+  private async relay(call: AnyCall, response: PipelineResponse, toolCall?: TraceScope): Promise<void> {
     const head: skein.internal.v1.IResponseHead = { status: response.status, headers: response.headers.map(([name, value]) => ({ name, value })) };
+    // A tool's failure is in the JSON-RPC result, not the HTTP status: watch the answer to a traced tools/call.
+    const watch = toolCall?.span.isRecording() ? new ToolResultWatch(response.headers.find(([name]) => name === 'content-type')?.[1]) : undefined;
     // Small bodies travel in the head frame; everything else streams as it comes, with backpressure.
     let first: skein.internal.v1.IResponseFrame | undefined = { head };
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      watch?.push(chunk);
       if (first) {
         first.data = chunk;
         if (!call.write(first)) await waitForDrain(call);
@@ -149,11 +220,14 @@ export class InternalServer {
     }
     if (first) call.write(first);
     call.end();
+    if (watch?.failed() && toolCall) failSpan(toolCall.span, 'tool_error', 'the tool answered isError: true');
   }
 
   async stop(): Promise<void> {
     this.grpc.forceShutdown();
-    await new Promise<void>((resolve) => (this.tls ? this.tls.close(() => resolve()) : resolve()));
+    const closed = new Promise<void>((resolve) => (this.tls ? this.tls.close(() => resolve()) : resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
   }
 }
 
@@ -170,6 +244,12 @@ function streamedBody(call: ServerDuplexStream<skein.internal.v1.IRequestFrame, 
   call.once('end', () => body.end());
   call.once('cancelled', () => body.destroy());
   return body;
+}
+
+/** The identity in the call's peer certificate (the slow path: it rebuilds the certificate object). */
+function certificateIdentity(call: Pick<AnyCall, 'getAuthContext'>): SpiffeId | undefined {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  return cert ? spiffeIdOfCertificate(cert) : undefined;
 }
 
 /** Streaming-request calls have no `request` property; unary-request ones carry the whole request there. */

@@ -3,24 +3,41 @@ import type { AppChannel } from '../app/channel.js';
 import { SkeinError } from '../errors.js';
 import { forwardableHeaders, stampIdentity } from '../invoke/headers.js';
 import type { Handler, PipelineRequest, PipelineResponse } from './pipeline.js';
+import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
+import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.js';
 
 /**
  * The end of the callee's inbound pipeline: the call goes to the app over loopback, carrying the identity
  * stamped from the verified caller (never what the caller wrote) and, when configured, the app's API token.
  */
-export function appTerminal(channel: AppChannel | undefined, appId: string, appApiToken: string | undefined): Handler {
+export function appTerminal(channel: AppChannel | undefined, appId: string, appApiToken: string | undefined, tracing?: Tracing): Handler {
   return async (request: PipelineRequest): Promise<PipelineResponse> => {
     if (!channel) throw new SkeinError('ERR_DIRECT_INVOKE_APP_UNAVAILABLE', `app ${appId} has no app port: it only makes calls`);
     const caller = request.caller;
     if (!caller) throw new SkeinError('ERR_UNAUTHENTICATED', 'the caller has no verified identity');
-    const headers = stampIdentity(request.headers, { callerAppId: caller.appId, callerNamespace: caller.namespace, calleeAppId: appId }, appApiToken);
+    let headers = stampIdentity(request.headers, { callerAppId: caller.appId, callerNamespace: caller.namespace, calleeAppId: appId }, appApiToken);
     const path = `/${request.method}${request.query ? `?${request.query}` : ''}`;
+    const scope = tracing?.enabled && request.trace ? tracing.start(`call app ${appId}`, SpanKind.CLIENT, request.trace.context, { 'http.request.method': request.verb, 'url.path': `/${request.method}` }) : undefined;
+    if (scope && tracing) headers = withTraceHeaders(headers, tracing.inject(scope.context));
     const { request: outgoing, response } = channel.send(request.verb, path, headers);
     request.signal.addEventListener('abort', () => outgoing.destroy(), { once: true });
     if (Buffer.isBuffer(request.body)) outgoing.end(request.body);
     else pipe(request.body, outgoing, () => undefined);
-    const answer = await response;
+    let answer;
+    try {
+      answer = await response;
+    } catch (error) {
+      if (scope) {
+        failSpan(scope.span, (error as SkeinError).code ?? 'error', (error as Error).message);
+        scope.span.end();
+      }
+      throw error;
+    }
     request.signal.addEventListener('abort', () => answer.destroy(), { once: true });
+    if (scope) {
+      recordStatus(scope.span, answer.statusCode ?? 502);
+      endWithBody(scope.span, answer);
+    }
     return { status: answer.statusCode ?? 502, headers: forwardableHeaders(answer.rawHeaders), body: answer };
   };
 }

@@ -29,8 +29,19 @@ export class NatsDecisionSink implements DecisionSink {
     this.subject = decisionSubject(namespace, appId);
   }
 
-  record(decision: Decision, _request: PipelineRequest, extra: Pick<DecisionEvent, 'requestId' | 'batchIndex'> = {}): void {
-    const event: DecisionEvent = { version: 1, time: new Date().toISOString(), appId: this.appId, namespace: this.namespace, ...extra, decision };
+  record(decision: Decision, request: PipelineRequest, extra: Pick<DecisionEvent, 'requestId' | 'batchIndex'> = {}): void {
+    const spanContext = request.trace?.span.spanContext();
+    const traced = spanContext && spanContext.traceFlags & 1 ? { traceId: spanContext.traceId, spanId: spanContext.spanId } : {};
+    const event: DecisionEvent = { version: 1, time: new Date().toISOString(), appId: this.appId, namespace: this.namespace, ...traced, ...extra, decision };
+    // The decision also goes on the span of the stage that made it, so a trace shows why a call was refused.
+    request.trace?.span.addEvent('skein.decision', {
+      'skein.decision.allowed': decision.allowed,
+      'skein.decision.source': decision.source,
+      'skein.decision.rule': decision.rule,
+      'skein.decision.reason': decision.reason,
+      'skein.decision.caller': decision.caller,
+      ...(decision.tool ? { 'gen_ai.tool.name': decision.tool } : {}),
+    });
     if (decision.allowed) log.debug('allowed', { ...decision });
     else log.info('denied', { ...decision });
     try {

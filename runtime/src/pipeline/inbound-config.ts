@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { SecretStores } from '../secrets/secret-stores.js';
 import { compileAccessControl, type CompiledAccessControl } from '../acl/access-control.js';
 import { compileBearerOptions, BearerValidator, BEARER_COMPONENT_TYPE } from '../auth/bearer.js';
 import { compileToolPolicy, toolPolicyAppliesTo, type CompiledToolPolicy } from '../policy/tool-policy.js';
@@ -25,6 +26,7 @@ export function compileInboundPolicies(appId: string, configuration: Configurati
   const components = new Map<string, LoadedResource>();
   for (const resource of resources) if (resource.kind === 'Component') components.set(resource.name, resource);
   const bearers: Array<{ validator: BearerValidator; issuer: string }> = [];
+  const secrets = SecretStores.load([...components.values()].map((loaded) => ({ component: loaded.value as ComponentResource, file: loaded.file })));
   (configuration?.spec.appHttpPipeline?.handlers ?? []).forEach((handler, index) => {
     const at = `/spec/appHttpPipeline/handlers/${index}`;
     const loaded = components.get(handler.name);
@@ -32,7 +34,7 @@ export function compileInboundPolicies(appId: string, configuration: Configurati
     const component = loaded.value as ComponentResource;
     if (component.spec.type !== handler.type) throw new ConfigError(configFile, `${at}/type`, `Component "${handler.name}" is ${component.spec.type}, not ${handler.type}`);
     if (handler.type !== BEARER_COMPONENT_TYPE) throw new ConfigError(configFile, `${at}/type`, `${handler.type} is not an inbound middleware Skein runs (supported: ${BEARER_COMPONENT_TYPE}; MCP tool policy comes from MCPToolPolicy resources)`);
-    const options = compileBearerOptions(component, loaded.file);
+    const options = compileBearerOptions(component, loaded.file, { secret: (ref) => secrets.lookup(ref), env: process.env });
     bearers.push({ validator: new BearerValidator(options), issuer: options.issuer });
   });
   const policies = resources.filter((resource) => resource.kind === 'MCPToolPolicy');

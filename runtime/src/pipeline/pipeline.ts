@@ -2,6 +2,13 @@ import type { Readable } from 'node:stream';
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { HeaderList } from '../invoke/headers.js';
 import type { Decision } from '../policy/decision.js';
+import type { Context, Span } from '@opentelemetry/api';
+
+/** A span and the context in which it is the active one. */
+export interface TraceScope {
+  span: Span;
+  context: Context;
+}
 
 /**
  * One call travelling through a pipeline. Every stage — access control, tool policy, token checks, the app
@@ -24,6 +31,10 @@ export interface PipelineRequest {
   readonly decisions: Decision[];
   /** Claims of a bearer token a stage validated for this call; policy stages read them. */
   claims?: Readonly<Record<string, unknown>>;
+  /** The innermost span this call runs in, and its context; stages add events (decisions) and children to it. */
+  trace?: TraceScope;
+  /** The MCP method (and, for `tools/call`, the tool) of a JSON-RPC call, once a stage has read its body. */
+  mcp?: { method: string; tool?: string };
   /** Aborts when the caller goes away; stages doing I/O pass it on. */
   readonly signal: AbortSignal;
 }

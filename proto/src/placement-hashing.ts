@@ -1,0 +1,204 @@
+import { hash } from 'node:crypto';
+
+/**
+ * Consistent hashing of actors onto hosts. Pure: no I/O, no clock, no randomness, so every sidecar that is given
+ * the same members computes the same owner for every actor. The algorithm is part of the placement contract
+ * (`skein/placement/v1/placement.proto`), which is why it lives in the contracts package: placement builds tables
+ * with it and sidecars look owners up with it. Pinned by placement's golden tests; change it only with a new
+ * contract version.
+ */
+
+/** Virtual nodes per host when placement is not told otherwise. */
+export const DEFAULT_VIRTUAL_NODES = 100;
+
+/** 2^21: shifting the first 64 bits of the digest right by 11 leaves 53 bits, exact in a JS number. */
+const HIGH_WORD_SCALE = 2 ** 21;
+
+/** The ring position of `key`: the first 8 bytes of SHA-256 (big-endian) shifted right by 11 bits. */
+export function ringPosition(key: string): number {
+  // The one-shot form costs half of createHash(); lookups hash once per actor call.
+  const digest = hash('sha256', key, 'buffer');
+  return digest.readUInt32BE(0) * HIGH_WORD_SCALE + (digest.readUInt32BE(4) >>> 11);
+}
+
+/** The key whose position is a member's `index`-th virtual node; the separator keeps `a1`+`0` apart from `a`+`10`. */
+export function virtualNodeKey(member: string, index: number): string {
+  return `${member}#${index}`;
+}
+
+function checkVirtualNodes(virtualNodes: number): void {
+  if (!Number.isInteger(virtualNodes) || virtualNodes < 1 || virtualNodes > 10_000) {
+    throw new RangeError(`virtual nodes must be an integer from 1 to 10000, not ${virtualNodes}`);
+  }
+}
+
+/** Positions of one member's virtual nodes, by index. Shared between rings that keep the member. */
+type MemberPoints = Float64Array;
+
+function pointsOf(member: string, virtualNodes: number): MemberPoints {
+  const points = new Float64Array(virtualNodes);
+  for (let index = 0; index < virtualNodes; index++) points[index] = ringPosition(virtualNodeKey(member, index));
+  return points;
+}
+
+/** Code-unit order, the same in every JS engine (unlike `localeCompare`). */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * One hash ring: `virtualNodes` points per member, sorted by position (ties by member, then index, so a collision
+ * resolves the same way everywhere). Immutable; `withMembers` derives a new ring and reuses the points of members
+ * that stay.
+ */
+export class HashRing {
+  /** Members, sorted and unique. */
+  readonly members: readonly string[];
+  readonly virtualNodes: number;
+  private readonly memberPoints: ReadonlyMap<string, MemberPoints>;
+  private readonly positions: Float64Array;
+  private readonly owners: Uint32Array;
+
+  private constructor(members: readonly string[], virtualNodes: number, memberPoints: ReadonlyMap<string, MemberPoints>) {
+    this.members = members;
+    this.virtualNodes = virtualNodes;
+    this.memberPoints = memberPoints;
+    const count = members.length * virtualNodes;
+    const order: number[] = new Array<number>(count);
+    const flatPositions = new Float64Array(count);
+    for (let m = 0; m < members.length; m++) {
+      const points = memberPoints.get(members[m] as string) as MemberPoints;
+      for (let index = 0; index < virtualNodes; index++) {
+        const slot = m * virtualNodes + index;
+        flatPositions[slot] = points[index] as number;
+        order[slot] = slot;
+      }
+    }
+    // Members are sorted, so comparing slots compares (member, index) once the positions tie.
+    order.sort((a, b) => (flatPositions[a] as number) - (flatPositions[b] as number) || a - b);
+    this.positions = new Float64Array(count);
+    this.owners = new Uint32Array(count);
+    for (let i = 0; i < count; i++) {
+      const slot = order[i] as number;
+      this.positions[i] = flatPositions[slot] as number;
+      this.owners[i] = Math.floor(slot / virtualNodes);
+    }
+  }
+
+  /** A ring of `members` (duplicates ignored). */
+  static build(members: Iterable<string>, virtualNodes = DEFAULT_VIRTUAL_NODES, reuse?: ReadonlyMap<string, MemberPoints>): HashRing {
+    checkVirtualNodes(virtualNodes);
+    const sorted = [...new Set(members)].sort(compareStrings);
+    const memberPoints = new Map<string, MemberPoints>();
+    for (const member of sorted) {
+      const known = reuse?.get(member);
+      memberPoints.set(member, known && known.length === virtualNodes ? known : pointsOf(member, virtualNodes));
+    }
+    return new HashRing(sorted, virtualNodes, memberPoints);
+  }
+
+  /** The same ring with another member set; points of members present in both are not recomputed. */
+  withMembers(members: Iterable<string>): HashRing {
+    return HashRing.build(members, this.virtualNodes, this.memberPoints);
+  }
+
+  /** Number of points on the ring. */
+  get size(): number {
+    return this.positions.length;
+  }
+
+  /** The member owning `key`; undefined on an empty ring. */
+  lookup(key: string): string | undefined {
+    return this.ownerAt(ringPosition(key));
+  }
+
+  /** The member of the first point at or after `position`, wrapping around. */
+  ownerAt(position: number): string | undefined {
+    const count = this.positions.length;
+    if (count === 0) return undefined;
+    let low = 0;
+    let high = count;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((this.positions[mid] as number) < position) low = mid + 1;
+      else high = mid;
+    }
+    return this.members[this.owners[low === count ? 0 : low] as number];
+  }
+
+  /** Points of every member, for building related rings without rehashing. */
+  get points(): ReadonlyMap<string, MemberPoints> {
+    return this.memberPoints;
+  }
+}
+
+/** A host on an actor type's ring: the address other sidecars dial, and the App ID its certificate carries. */
+export interface RingMember {
+  address: string;
+  appId: string;
+}
+
+/** A placement table as disseminated: per actor type, the members of its ring. */
+export interface TableSpec {
+  virtualNodes: number;
+  rings: ReadonlyArray<{ actorType: string; members: readonly RingMember[] }>;
+}
+
+/**
+ * Actor lookup over a whole table: one ring per actor type. Build it from each new table, passing the previous
+ * lookup so rings of unchanged types are kept and member points are shared across types.
+ */
+export class ActorPlacement {
+  readonly virtualNodes: number;
+  private readonly rings: ReadonlyMap<string, { ring: HashRing; byAddress: ReadonlyMap<string, RingMember>; signature: string }>;
+
+  private constructor(virtualNodes: number, rings: ActorPlacement['rings']) {
+    this.virtualNodes = virtualNodes;
+    this.rings = rings;
+  }
+
+  /** Rings of `table`; rings of `previous` whose members did not change are reused as they are. */
+  static from(table: TableSpec, previous?: ActorPlacement): ActorPlacement {
+    checkVirtualNodes(table.virtualNodes);
+    const sameGeometry = previous?.virtualNodes === table.virtualNodes;
+    const shared = new Map<string, MemberPoints>();
+    if (sameGeometry && previous) {
+      for (const { ring } of previous.rings.values()) for (const [member, points] of ring.points) shared.set(member, points);
+    }
+    const rings = new Map<string, { ring: HashRing; byAddress: ReadonlyMap<string, RingMember>; signature: string }>();
+    for (const { actorType, members } of table.rings) {
+      const signature = ringSignature(members);
+      const kept = sameGeometry ? previous?.rings.get(actorType) : undefined;
+      if (kept && kept.signature === signature) {
+        rings.set(actorType, kept);
+        continue;
+      }
+      const byAddress = new Map(members.map((member) => [member.address, member]));
+      const ring = HashRing.build(byAddress.keys(), table.virtualNodes, shared);
+      for (const [member, points] of ring.points) shared.set(member, points);
+      rings.set(actorType, { ring, byAddress, signature });
+    }
+    return new ActorPlacement(table.virtualNodes, rings);
+  }
+
+  /** The host of actor `actorId` of `actorType`; undefined when no host serves the type. */
+  lookup(actorType: string, actorId: string): RingMember | undefined {
+    const entry = this.rings.get(actorType);
+    if (!entry) return undefined;
+    const address = entry.ring.lookup(actorId);
+    return address === undefined ? undefined : entry.byAddress.get(address);
+  }
+
+  /** Actor types that have at least one host. */
+  get actorTypes(): string[] {
+    return [...this.rings.keys()];
+  }
+}
+
+/** A string that is equal for two member lists exactly when they make the same ring. */
+export function ringSignature(members: readonly RingMember[]): string {
+  return members
+    .map((member) => `${member.address}\u0000${member.appId}`)
+    .sort(compareStrings)
+    .join('\u0001');
+}

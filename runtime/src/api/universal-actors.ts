@@ -1,0 +1,93 @@
+import { SkeinError } from '../errors.js';
+import type { ActorCall, ActorReply, ActorRuntime, ActorRuntimeStatus } from '../actors/actor-runtime.js';
+import { checkName, parseStateTransaction } from '../actors/requests.js';
+
+/** What `actorRuntime` reads in the metadata of a sidecar without actors. */
+const DISABLED: ActorRuntimeStatus = { runtimeStatus: 'DISABLED', activeActors: [], hostReady: false, placement: '' };
+
+/**
+ * The actor operations of the Dapr API, written once for every front end: names are validated, bodies decoded into
+ * typed requests, and the work handed to the actor runtime. Without a runtime (no placement address), every
+ * operation fails with Dapr's ERR_ACTOR_RUNTIME_NOT_FOUND.
+ */
+export class ActorOperations {
+  private readonly runtime: ActorRuntime | undefined;
+
+  constructor(runtime: ActorRuntime | undefined) {
+    this.runtime = runtime;
+  }
+
+  private enabled(): ActorRuntime {
+    if (!this.runtime) {
+      throw new SkeinError('ERR_ACTOR_RUNTIME_NOT_FOUND', 'the actor runtime is not enabled on this sidecar: start it with --placement-address (skein run finds the placement of a running skein up)');
+    }
+    return this.runtime;
+  }
+
+  /** `POST|PUT|GET|DELETE /v1.0/actors/<type>/<id>/method/<method>` */
+  invoke(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply> {
+    checkName('actorType', actorType);
+    checkName('actorId', actorId);
+    checkName('method', call.method);
+    return this.enabled().invoke(actorType, actorId, call, signal);
+  }
+
+  /** `POST|PUT /v1.0/actors/<type>/<id>/state`: one atomic transaction. */
+  async stateTransaction(actorType: string, actorId: string, body: Buffer): Promise<void> {
+    checkName('actorType', actorType);
+    checkName('actorId', actorId);
+    const runtime = this.enabled();
+    await runtime.transactState(actorType, actorId, parseStateTransaction(body));
+  }
+
+  /** `GET /v1.0/actors/<type>/<id>/state/<key>`: the value's JSON, or undefined (204). */
+  getState(actorType: string, actorId: string, key: string): Promise<string | undefined> {
+    checkName('actorType', actorType);
+    checkName('actorId', actorId);
+    if (key.length === 0) throw new SkeinError('ERR_BAD_REQUEST', 'invalid request: the state key is empty');
+    return this.enabled().getState(actorType, actorId, key);
+  }
+
+  /** `POST|PUT /v1.0/actors/<type>/<id>/reminders/<name>` */
+  createReminder(actorType: string, actorId: string, name: string, body: Buffer): Promise<void> {
+    this.checkTimed(actorType, actorId, 'reminder name', name);
+    return this.enabled().createReminder(actorType, actorId, name, body);
+  }
+
+  /** `GET /v1.0/actors/<type>/<id>/reminders/<name>` */
+  async getReminder(actorType: string, actorId: string, name: string): Promise<Record<string, unknown>> {
+    this.checkTimed(actorType, actorId, 'reminder name', name);
+    const reminder = await this.enabled().getReminder(actorType, actorId, name);
+    if (!reminder) throw new SkeinError('ERR_ACTOR_REMINDER_NOT_FOUND', `actor reminder not found: ${name}`);
+    return reminder;
+  }
+
+  /** `DELETE /v1.0/actors/<type>/<id>/reminders/<name>` */
+  deleteReminder(actorType: string, actorId: string, name: string): Promise<void> {
+    this.checkTimed(actorType, actorId, 'reminder name', name);
+    return this.enabled().deleteReminder(actorType, actorId, name);
+  }
+
+  /** `POST|PUT /v1.0/actors/<type>/<id>/timers/<name>` */
+  createTimer(actorType: string, actorId: string, name: string, body: Buffer, signal: AbortSignal): Promise<void> {
+    this.checkTimed(actorType, actorId, 'timer name', name);
+    return this.enabled().createTimer(actorType, actorId, name, body, signal);
+  }
+
+  /** `DELETE /v1.0/actors/<type>/<id>/timers/<name>` */
+  deleteTimer(actorType: string, actorId: string, name: string, signal: AbortSignal): Promise<void> {
+    this.checkTimed(actorType, actorId, 'timer name', name);
+    return this.enabled().deleteTimer(actorType, actorId, name, signal);
+  }
+
+  /** `actorRuntime` of `/v1.0/metadata`. */
+  status(): ActorRuntimeStatus {
+    return this.runtime ? this.runtime.status() : { ...DISABLED };
+  }
+
+  private checkTimed(actorType: string, actorId: string, kind: string, name: string): void {
+    checkName('actorType', actorType);
+    checkName('actorId', actorId);
+    checkName(kind, name);
+  }
+}
