@@ -21,6 +21,7 @@ import { NatsDecisionSink, type DecisionSink } from './pipeline/decisions.js';
 import { BearerMiddleware } from './pipeline/bearer.js';
 import { traced } from './pipeline/traced.js';
 import { Tracing, tracingOptionsFrom } from './telemetry/tracing.js';
+import { NatsSpanExporter } from './telemetry/nats-exporter.js';
 import { McpToolPolicyMiddleware } from './pipeline/mcp-tool-policy.js';
 import { Metrics, MetricsMiddleware } from './telemetry/metrics.js';
 import { MetricsServer } from './telemetry/metrics-server.js';
@@ -158,7 +159,10 @@ export class Sidecar {
     // Telemetry must never keep traffic from flowing: without the stream, decisions and spans are still published.
     await ensureTelemetryStream(this.bus.nc).catch((error: unknown) => log.warn('the telemetry stream is unavailable', { reason: (error as Error).message }));
     this.actors?.start(this.bus.nc, this.internalAddress());
-    this.tracing = new Tracing(tracingOptionsFrom(options.configuration?.spec.tracing, options.appId, options.namespace));
+    // Spans go to the configured OTLP endpoint and to the telemetry stream, where `skein traces` reads them.
+    this.tracing = new Tracing(tracingOptionsFrom(options.configuration?.spec.tracing, options.appId, options.namespace), [
+      new NatsSpanExporter(this.bus.nc, { appId: options.appId, namespace: options.namespace }),
+    ]);
     this.internal.useTracing(this.tracing);
     const sink = new NatsDecisionSink(this.bus.nc, options.appId, options.namespace);
     this.inbound = this.buildInboundPipeline(options.inboundPolicies, sink);

@@ -103,6 +103,16 @@ describe('end-to-end tracing of an MCP tool call', function () {
     assert.equal(policy.events.find((event) => event.name === 'skein.decision')?.attributes['skein.decision.rule'], 'analyst-agent-tools');
     const appCall = spans.find((span) => span.name === 'call app mcp-server' && span.parentSpanId === policy.spanId);
     assert.ok(appCall, 'the app call is the innermost span');
+
+    // The same trace reaches the telemetry stream, where `skein traces` shows it as a waterfall.
+    const natsUrl = harness.natsHandle?.url ?? '';
+    let shown = '';
+    for (let attempt = 0; attempt < 20 && !shown.includes('call app mcp-server'); attempt++) {
+      const cli = harness.skein('traces', ['traces', traceId, '--home', harness.home, '--nats-url', natsUrl]);
+      await cli.exited;
+      shown = cli.output();
+    }
+    for (const name of ['tools/call get_inventory', 'invoke mcp-server', 'skein access-control', 'skein mcp-tool-policy', 'call app mcp-server']) assert.ok(shown.includes(name), `${name} in:\n${shown}`);
   });
 
   it('records a tool result with isError: true as error.type=tool_error', async function () {

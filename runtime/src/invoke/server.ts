@@ -134,7 +134,9 @@ export class InternalServer {
       const body = isDuplex(call) ? streamedBody(call, firstBody) : Buffer.from(firstBody ?? []);
       const verb = head.verb ?? 'GET';
       const method = head.method ?? '';
-      const traced = this.serverSpan(call, verb, method, headers, body);
+      // What MCP call this is (method, tool) feeds span names and metric labels; read once, from small bodies only.
+      const mcp = Buffer.isBuffer(body) ? mcpInfoOf(body, headers.find(([key]) => key === 'content-type')?.[1]) : undefined;
+      const traced = this.serverSpan(call, verb, method, headers, mcp);
       scope = traced?.scope;
       const request: PipelineRequest = {
         caller,
@@ -147,6 +149,7 @@ export class InternalServer {
         decisions: [],
         signal: abort.signal,
         ...(scope ? { trace: scope } : {}),
+        ...(mcp ? { mcp: { method: mcp.method, ...(mcp.tool ? { tool: mcp.tool } : {}) } } : {}),
       };
       log.debug('inbound call', { caller: formatSpiffeId(caller), verb: request.verb, method: request.method });
       const response = await this.inbound(request);
@@ -174,7 +177,7 @@ export class InternalServer {
   }
 
   /** The callee's server span: parent from gRPC metadata (or the MCP request's `_meta`), named per MCP conventions. */
-  private serverSpan(call: AnyCall, verb: string, method: string, headers: HeaderList, body: Buffer | PassThrough): { scope: TraceScope; mcp: McpCallInfo | undefined } | undefined {
+  private serverSpan(call: AnyCall, verb: string, method: string, headers: HeaderList, mcp: McpCallInfo | undefined): { scope: TraceScope; mcp: McpCallInfo | undefined } | undefined {
     const tracing = this.tracing;
     if (!tracing?.enabled) return undefined;
     const carrier: Record<string, string | undefined> = {};
@@ -183,7 +186,6 @@ export class InternalServer {
       if (typeof value === 'string') carrier[key] = value;
     }
     const header = (name: string): string | undefined => headers.find(([key]) => key === name)?.[1];
-    const mcp = Buffer.isBuffer(body) ? mcpInfoOf(body, header('content-type')) : undefined;
     const scope = tracing.start(mcp ? mcpSpanName(mcp) : `${verb} /${method}`, SpanKind.SERVER, inboundParent(tracing, carrier, mcp), {
       'http.request.method': verb,
       'url.path': `/${method}`,

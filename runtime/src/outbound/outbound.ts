@@ -12,7 +12,8 @@ import { ClientCredentialsMiddleware, ClientCredentialsTokenSource, type TokenSo
 import type { CompiledOutbound } from './outbound-config.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import { MetricsMiddleware, type Metrics } from '../telemetry/metrics.js';
+import { mcpInfoOf } from '../telemetry/mcp-info.js';
 import { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
 
 /** The outbound pipeline of one sidecar; it answers `invoke` as the Invoker does, so the API layers need not know. */
@@ -64,6 +65,8 @@ export class OutboundPipeline {
       this.resiliency = new ResiliencyMiddleware(compiled.resiliency, { namespace, isEndpoint: (target) => this.endpointFor(target) !== undefined, ...(metrics ? { metrics } : {}) });
       stages.push(this.resiliency);
     }
+    // Outermost: every call the app makes is counted, including those refused or failed by the stages.
+    if (metrics) stages.unshift(new MetricsMiddleware(metrics, 'outbound'));
     this.handler = compose(stages, terminal);
   }
 
@@ -82,8 +85,10 @@ export class OutboundPipeline {
 
   /** Runs one call from the app through the pipeline. */
   invoke(request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
+    const mcp = Buffer.isBuffer(request.body) ? mcpInfoOf(request.body, request.headers.find(([name]) => name === 'content-type')?.[1]) : undefined;
     return this.handler({
       ...(request.trace ? { trace: request.trace } : {}),
+      ...(mcp ? { mcp: { method: mcp.method, ...(mcp.tool ? { tool: mcp.tool } : {}) } } : {}),
       caller: undefined,
       target: { appId: request.appId, namespace: request.namespace },
       verb: request.verb,

@@ -62,13 +62,16 @@ export async function* readTelemetry(nc: NatsConnection, options: TelemetryReadO
     }
     messages = await consumer.consume({ max_messages: 256 });
     if (options.signal?.aborted) messages.stop();
-    if (!options.follow) idle = setTimeout(stop, IDLE_END_MS);
+    // The idle clock runs only while waiting for the stream, never while the reader handles a message.
+    const arm = (): void => {
+      if (!options.follow) idle = setTimeout(stop, IDLE_END_MS);
+    };
+    arm();
     let caughtUp = pending === 0;
     for await (const message of messages) {
-      idle?.refresh();
+      clearTimeout(idle);
       yield { kind: 'message', subject: message.subject, data: parse(message.string()) };
-      // The reader may take its time with a message (a full stdout pipe); that is not the stream being idle.
-      idle?.refresh();
+      arm();
       if (!caughtUp && message.info.pending === 0) {
         caughtUp = true;
         yield { kind: 'caught-up' };
