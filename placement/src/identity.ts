@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SkeinError, formatSpiffeId, issueServerCertificate, localAddresses, readCa, spiffeIdOfCertificate, type SpiffeId } from '@skein/runtime';
+import { SkeinError, formatSpiffeId, issueServerCertificate, localAddresses, readCa, spiffeIdOfCertificate, trustDomainOfCa, type SpiffeId } from '@skein/runtime';
 import type { ServingTls } from './server.js';
 
 /** The namespace of control-plane identities. */
@@ -14,11 +14,6 @@ export function placementSpiffeId(trustDomain: string): SpiffeId {
 /** Lifetime of a certificate placement mints for itself from a development CA. */
 const MINTED_TTL_MS = 365 * 24 * 3_600_000;
 
-/** The trust domain a root CA was made for: its `spiffe://<trustDomain>` URI SAN. */
-export function trustDomainOfCa(caPem: string): string | undefined {
-  const san = new X509Certificate(caPem).subjectAltName ?? '';
-  return /(?:^|,\s*)URI:spiffe:\/\/([^/,\s]+)(?=,|$)/.exec(san)?.[1];
-}
 
 /**
  * Mints placement's certificate from the CA in a Skein home folder (development). It serves gRPC and

@@ -1,7 +1,7 @@
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { Metadata, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Server as TlsServer } from 'node:tls';
+import { Metadata, Server, type ServerDuplexStream } from '@grpc/grpc-js';
 import { placementService, skein } from '@skein/proto';
-import { SkeinError, asSkeinError, formatSpiffeId, logger, spiffeIdOfCertificate, type SpiffeId } from '@skein/runtime';
+import { SkeinError, asSkeinError, formatSpiffeId, logger, serveGrpcOverTls, spiffeIdOfCertificate, type SpiffeId } from '@skein/runtime';
 import type { HostChannel, PlacementOrder } from './dissemination.js';
 
 const log = logger('placement');
@@ -75,24 +75,20 @@ export class PlacementServer {
 
   /** Listens on `host:port`; resolves with the bound port. */
   async listen(host: string, port: number): Promise<number> {
-    const injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const { certPem, keyPem, trustBundlePem } = this.tls;
-    const tlsServer = createTlsServer({ key: keyPem, cert: certPem, ca: trustBundlePem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => {
-      if (!spiffeIdOfCertificate(socket.getPeerCertificate())) {
+    const served = await serveGrpcOverTls(this.grpc, {
+      tls: { key: keyPem, cert: certPem, ca: trustBundlePem, requestCert: true, rejectUnauthorized: true },
+      host,
+      port,
+      log,
+      accept: (socket) => {
+        if (spiffeIdOfCertificate(socket.getPeerCertificate())) return true;
         log.warn('refused a peer whose certificate carries no Skein SPIFFE ID', { remote: socket.remoteAddress });
-        socket.destroy();
-        return;
-      }
-      injector.injectConnection(socket);
+        return false;
+      },
     });
-    tlsServer.on('tlsClientError', (error, socket) => log.debug('TLS handshake refused', { remote: socket.remoteAddress, reason: error.message }));
-    this.tlsServer = tlsServer;
-    await new Promise<void>((resolve, reject) => {
-      tlsServer.once('error', reject);
-      tlsServer.listen(port, host, () => resolve());
-    });
-    const address = tlsServer.address();
-    this.port = typeof address === 'object' && address ? address.port : port;
+    this.tlsServer = served.server;
+    this.port = served.port;
     return this.port;
   }
 

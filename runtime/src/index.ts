@@ -2,7 +2,8 @@
 export { Sidecar, type SidecarOptions, type SidecarPorts } from './sidecar.js';
 export { SkeinError, ConfigError, ERROR_CATALOGUE, asSkeinError, type ErrorCode } from './errors.js';
 export { Sentry, localAddresses, type SentryOptions } from './identity/sentry.js';
-export { createRootCa, createCsr, signSvid, issueServerCertificate, generateKeyPem, type KeyPair } from './identity/ca.js';
+export { createRootCa, createCsr, signSvid, issueServerCertificate, generateKeyPem, trustDomainOfCa, type KeyPair } from './identity/ca.js';
+export { serveGrpcOverTls } from './identity/grpc-tls.js';
 export { createJoinToken } from './identity/join-token.js';
 export { formatSpiffeId, parseSpiffeId, spiffeIdOfCertificate, type SpiffeId } from './identity/spiffe.js';
 export { WorkloadIdentity, requestCertificate, type Svid } from './identity/workload.js';

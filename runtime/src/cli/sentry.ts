@@ -3,15 +3,11 @@ import { Sentry } from '../identity/sentry.js';
 import { readCa, skeinHome } from '../identity/home.js';
 import { parseDuration } from '../duration.js';
 import { announceReady, onShutdown } from './ready.js';
-import { X509Certificate } from 'node:crypto';
-import { spiffeIdOfCertificate } from '../identity/spiffe.js';
-import { uriSans } from '../identity/spiffe.js';
+import { trustDomainOfCa } from '../identity/ca.js';
 
-/** The trust domain a root CA was made for (its `spiffe://<td>` URI SAN), or `public`. */
-export function trustDomainOfCa(certPem: string): string {
-  const cert = new X509Certificate(certPem);
-  const uri = uriSans(cert.subjectAltName).find((entry) => /^spiffe:\/\/[^/]+$/.test(entry));
-  return uri ? uri.slice('spiffe://'.length) : (spiffeIdOfCertificate(cert)?.trustDomain ?? 'public');
+/** The trust domain a root CA was made for, `public` when it names none. */
+export function trustDomainOfCaOrDefault(certPem: string): string {
+  return trustDomainOfCa(certPem) ?? 'public';
 }
 
 /** Parses the sentry's flags into options (shared with `skein up`). */
@@ -28,7 +24,7 @@ export function sentryOptionsFrom(flags: { home?: string | undefined; mode?: str
   if (ttl < 2000) throw new UsageError('--workload-cert-ttl must be at least 2s');
   return {
     ca,
-    trustDomain: trustDomainOfCa(ca.certPem),
+    trustDomain: trustDomainOfCaOrDefault(ca.certPem),
     mode: mode as 'development' | 'production',
     workloadCertTtlMs: ttl,
     host: flags.host ?? '127.0.0.1',

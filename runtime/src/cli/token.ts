@@ -3,7 +3,7 @@ import { readCa, skeinHome } from '../identity/home.js';
 import { createJoinToken } from '../identity/join-token.js';
 import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
 import { parseDuration } from '../duration.js';
-import { trustDomainOfCa } from './sentry.js';
+import { trustDomainOfCaOrDefault } from './sentry.js';
 
 /** `skein token --app-id X [--namespace N] [--ttl 1h]`: prints a join token for a production sentry. */
 export async function tokenCommand(argv: string[]): Promise<void> {
@@ -19,5 +19,5 @@ export async function tokenCommand(argv: string[]): Promise<void> {
   if (!isValidNamespace(namespace)) throw new UsageError(`--namespace "${namespace}" is not a valid namespace`);
   const ca = readCa(flags.home ?? skeinHome());
   const seconds = Math.round(parseDuration(flags.ttl ?? '1h') / 1000);
-  process.stdout.write(`${await createJoinToken(ca.keyPem, { trustDomain: trustDomainOfCa(ca.certPem), namespace, appId }, seconds)}\n`);
+  process.stdout.write(`${await createJoinToken(ca.keyPem, { trustDomain: trustDomainOfCaOrDefault(ca.certPem), namespace, appId }, seconds)}\n`);
 }

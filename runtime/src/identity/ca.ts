@@ -138,3 +138,9 @@ export function certificateValidity(certPem: string): { notBefore: number; notAf
   const cert = new X509Certificate(certPem);
   return { notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) };
 }
+
+/** The trust domain a root CA was made for (its `spiffe://<trustDomain>` URI SAN); undefined when it names none. */
+export function trustDomainOfCa(caPem: string): string | undefined {
+  const san = new X509Certificate(caPem).subjectAltName ?? '';
+  return /(?:^|,\s*)URI:spiffe:\/\/([^/,\s]+)(?=,|$)/.exec(san)?.[1];
+}

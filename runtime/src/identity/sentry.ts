@@ -1,6 +1,7 @@
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { Server as TlsServer } from 'node:tls';
 import { networkInterfaces, hostname } from 'node:os';
-import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Server, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { serveGrpcOverTls } from './grpc-tls.js';
 import { sentryService, type skein } from '@skein/proto';
 import { SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
@@ -42,7 +43,7 @@ export class Sentry {
   private readonly options: SentryOptions;
   private readonly server = new Server();
   private readonly tokenKey;
-  private tlsServer: ReturnType<typeof createTlsServer> | undefined;
+  private tlsServer: TlsServer | undefined;
   port = 0;
 
   constructor(options: SentryOptions) {
@@ -68,16 +69,9 @@ export class Sentry {
         );
       },
     });
-    const injector = this.server.createConnectionInjector(ServerCredentials.createInsecure());
-    const tlsServer = createTlsServer({ key: serving.keyPem, cert: serving.certPem, ALPNProtocols: ['h2'] }, (socket: TLSSocket) => injector.injectConnection(socket));
-    tlsServer.on('tlsClientError', (error, socket) => log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: error.message }));
-    this.tlsServer = tlsServer;
-    await new Promise<void>((resolve, reject) => {
-      tlsServer.once('error', reject);
-      tlsServer.listen(port, host, () => resolve());
-    });
-    const address = tlsServer.address();
-    this.port = typeof address === 'object' && address ? address.port : port;
+    const served = await serveGrpcOverTls(this.server, { tls: { key: serving.keyPem, cert: serving.certPem }, host, port, log });
+    this.tlsServer = served.server;
+    this.port = served.port;
     log.info('sentry listening', { address: `${host}:${this.port}`, trustDomain, mode: this.options.mode });
     return this.port;
   }

@@ -1,5 +1,6 @@
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { serveGrpcOverTls } from '../identity/grpc-tls.js';
+import { Metadata, Server, status, type ServerDuplexStream, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
 import { PassThrough } from 'node:stream';
 import { ERROR_CATALOGUE, SkeinError, asSkeinError } from '../errors.js';
@@ -78,39 +79,41 @@ export class InternalServer {
   /** Listens with `svid`; resolves with the bound port. */
   async start(svid: Svid): Promise<number> {
     this.trustDomain = svid.id.trustDomain;
-    const injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
     // Verification is done here rather than by `rejectUnauthorized`, which drops the socket without saying why:
     // every refused peer is logged with the exact reason (unknown CA, expired, no certificate).
     // TLS 1.3 only: both ends are sidecars, and without renegotiation a connection's identity can never change,
     // so it is read from the certificate once per connection instead of once per call.
-    const tls = createTlsServer({ ...secureContextOf(svid), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3' }, (socket: TLSSocket) => {
-      if (!socket.authorized) {
-        log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: describeAuthorizationError(socket.authorizationError) });
-        socket.destroy();
-        return;
-      }
-      const peer = spiffeIdOfCertificate(socket.getPeerCertificate());
-      if (!peer) {
-        log.warn('refused a peer whose certificate carries no Skein SPIFFE ID', { remote: socket.remoteAddress });
-        socket.destroy();
-        return;
-      }
-      const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
-      this.peers.set(key, peer);
-      socket.once('close', () => this.peers.delete(key));
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-      injector.injectConnection(socket);
+    const served = await serveGrpcOverTls(this.grpc, {
+      tls: { ...secureContextOf(svid), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
+      host: this.options.host,
+      port: this.options.port,
+      log,
+      accept: (socket) => this.accept(socket),
     });
-    tls.on('tlsClientError', (error, socket) => log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: error.message }));
-    this.tls = tls;
-    await new Promise<void>((resolve, reject) => {
-      tls.once('error', reject);
-      tls.listen(this.options.port, this.options.host, () => resolve());
-    });
-    const address = tls.address();
-    this.port = typeof address === 'object' && address ? address.port : this.options.port;
+    this.tls = served.server;
+    this.port = served.port;
     return this.port;
+  }
+
+  /** Admits a verified peer with a Skein SPIFFE ID, remembering its identity for the connection's calls. */
+  private accept(socket: TLSSocket): boolean {
+    if (!socket.authorized) {
+      log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: describeAuthorizationError(socket.authorizationError) });
+      return false;
+    }
+    const peer = spiffeIdOfCertificate(socket.getPeerCertificate());
+    if (!peer) {
+      log.warn('refused a peer whose certificate carries no Skein SPIFFE ID', { remote: socket.remoteAddress });
+      return false;
+    }
+    const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
+    this.peers.set(key, peer);
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.peers.delete(key);
+      this.sockets.delete(socket);
+    });
+    return true;
   }
 
   /** New handshakes present the rotated SVID; open connections keep theirs. */

@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
 import { bearerChallenge, type BearerValidator } from '../auth/bearer.js';
 import { formatSpiffeId } from '../identity/spiffe.js';
 import type { HeaderList } from '../invoke/headers.js';
 import type { DecisionSink } from './decisions.js';
+import { jsonResponse } from './responses.js';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
 
 /** The method path of RFC 9728 protected-resource metadata, with or without the resource's path appended. */
@@ -12,10 +12,6 @@ function header(headers: HeaderList, name: string): string | undefined {
   return headers.find(([key]) => key === name)?.[1];
 }
 
-function json(status: number, value: unknown, extra: HeaderList = []): PipelineResponse {
-  const body = Buffer.from(JSON.stringify(value));
-  return { status, headers: [['content-type', 'application/json'], ['content-length', String(body.length)], ...extra], body: Readable.from([body]) };
-}
 
 /**
  * `middleware.http.bearer` on the callee: the caller must present a valid JWT from the configured issuer, for our
@@ -38,9 +34,9 @@ export class BearerMiddleware implements Middleware {
   async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
     const location = this.locate(request);
     if (request.method === PROTECTED_RESOURCE_PATH || request.method.startsWith(`${PROTECTED_RESOURCE_PATH}/`)) {
-      if (request.verb !== 'GET') return json(405, { error: 'method_not_allowed' }, [['allow', 'GET']]);
+      if (request.verb !== 'GET') return jsonResponse(405, { error: 'method_not_allowed' }, [['allow', 'GET']]);
       const resourcePath = request.method.slice(PROTECTED_RESOURCE_PATH.length + 1);
-      return json(200, { resource: `${location.base}/${resourcePath}`, authorization_servers: [this.issuer], bearer_methods_supported: ['header'] });
+      return jsonResponse(200, { resource: `${location.base}/${resourcePath}`, authorization_servers: [this.issuer], bearer_methods_supported: ['header'] });
     }
     const result = await this.validator.validate(header(request.headers, 'authorization'), {
       ...(request.caller ? { caller: formatSpiffeId(request.caller) } : {}),
@@ -51,7 +47,7 @@ export class BearerMiddleware implements Middleware {
     this.sink.record(result.decision, request);
     if (!result.ok) {
       const challenge = bearerChallenge(result.failure, result.decision.reason, `${location.base}/${PROTECTED_RESOURCE_PATH}/${request.method}`);
-      return json(401, result.error.toBody(), [['www-authenticate', challenge]]);
+      return jsonResponse(401, result.error.toBody(), [['www-authenticate', challenge]]);
     }
     request.claims = result.claims;
     // The token was for this server; passing it further would be token passthrough.

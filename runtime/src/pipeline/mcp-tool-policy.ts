@@ -10,15 +10,10 @@ import type { HeaderList } from '../invoke/headers.js';
 import type { DecisionSink } from './decisions.js';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
 import { readWhole } from './read-body.js';
+import { jsonResponse } from './responses.js';
 
 const log = logger('mcp-policy');
 
-/** A response written by the sidecar itself. */
-function answer(status: number, body: string | undefined, headers: HeaderList = []): PipelineResponse {
-  const out: HeaderList = [...headers];
-  if (body !== undefined) out.push(['content-type', 'application/json'], ['content-length', String(Buffer.byteLength(body))]);
-  return { status, headers: out, body: Readable.from(body === undefined ? [] : [Buffer.from(body)]) };
-}
 
 function withoutHeader(headers: HeaderList, name: string): HeaderList {
   return headers.filter(([key]) => key !== name);
@@ -62,7 +57,7 @@ export class McpToolPolicyMiddleware implements Middleware {
       const refused = makeDecision({ allowed: false, source: 'tool-policy', rule: 'invalid-jsonrpc', reason: inspection.problem.message, caller: caller.caller ?? 'anonymous', target: request.target.appId });
       request.decisions.push(refused);
       this.sink.record(refused, request, { requestId: inspection.problem.id ?? null });
-      return answer(inspection.problem.httpStatus, JSON.stringify(problemResponse(inspection.problem)));
+      return jsonResponse(inspection.problem.httpStatus, problemResponse(inspection.problem));
     }
 
     let missingScopes: readonly string[] | undefined;
@@ -90,11 +85,11 @@ export class McpToolPolicyMiddleware implements Middleware {
     if (plan.forward === undefined) {
       // Nothing left for the server: the sidecar answers alone.
       if (!inspection.batch && missingScopes) {
-        return answer(403, JSON.stringify(plan.answers[0]), [['www-authenticate', insufficientScopeChallenge(missingScopes)]]);
+        return jsonResponse(403, plan.answers[0] ?? {}, [['www-authenticate', insufficientScopeChallenge(missingScopes)]]);
       }
       const text = inspection.batch ? mergeBatchAnswers(undefined, plan.answers) : plan.answers[0] ? JSON.stringify(plan.answers[0]) : undefined;
       // A refused notification has no JSON-RPC answer; HTTP still says it was refused.
-      return text === undefined ? answer(403, JSON.stringify(problemResponse({ code: -31003, errorCode: 'ERR_MCP_TOOL_DENIED', httpStatus: 403, message: 'the notification was refused by the tool policy', where: '/', id: null }))) : answer(200, text);
+      return text === undefined ? jsonResponse(403, problemResponse({ code: -31003, errorCode: 'ERR_MCP_TOOL_DENIED', httpStatus: 403, message: 'the notification was refused by the tool policy', where: '/', id: null })) : jsonResponse(200, text);
     }
 
     const forwardBody = Buffer.from(plan.forward, 'utf8');

@@ -1,7 +1,6 @@
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createCsr, generateKeyPem, signSvid, type KeyPair } from '../identity/ca.js';
+import { createCsr, generateKeyPem, signSvid, trustDomainOfCa, type KeyPair } from '../identity/ca.js';
 import { caPaths, readCa } from '../identity/home.js';
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { BusTls } from '../bus/connection.js';
@@ -13,11 +12,6 @@ export const OPERATOR_NAMESPACE = 'skein-system';
 /** Lifetime of the certificate an operator command mints for itself: it only lives as long as the command. */
 const OPERATOR_CERT_TTL_MS = 3_600_000;
 
-/** The trust domain a root CA was made for: its `spiffe://<trustDomain>` URI SAN. */
-export function trustDomainOfCa(caPem: string): string | undefined {
-  const san = new X509Certificate(caPem).subjectAltName ?? '';
-  return /(?:^|,\s*)URI:spiffe:\/\/([^/,\s]+)(?=,|$)/.exec(san)?.[1];
-}
 
 /**
  * A client certificate for an operator command (`skein traces`, `skein up` setting up streams), signed by a
