@@ -116,7 +116,7 @@ const CLIENT_ONLY_HEADERS = new Set(['dapr-api-token', 'dapr-app-id', 'content-l
  */
 export class ActorRuntime {
   private readonly options: ActorRuntimeOptions;
-  readonly view = new PlacementView();
+  private readonly view = new PlacementView();
   private readonly peers: ActorPeers;
   private readonly activations = new Map<string, Activation>();
   private config: ActorAppConfig = NO_ACTORS;

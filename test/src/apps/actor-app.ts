@@ -139,7 +139,7 @@ const server = createServer((req, res) => {
         return;
       }
       if (url.pathname === '/_events') {
-        json(res, 200, { instance, turns, deactivations, reminders, timers, overlaps });
+        json(res, 200, { instance, turns, deactivations, reminders, timers, overlaps, inProgress: [...running].filter(([, count]) => count > 0).map(([key]) => key) });
         return;
       }
       if (url.pathname === '/healthz') {
