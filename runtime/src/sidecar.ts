@@ -20,6 +20,8 @@ import { appTerminal } from './pipeline/app-terminal.js';
 import { NatsDecisionSink, type DecisionSink } from './pipeline/decisions.js';
 import { BearerMiddleware } from './pipeline/bearer.js';
 import { traced } from './pipeline/traced.js';
+import { McpSessionMiddleware } from './pipeline/mcp-sessions.js';
+import { McpSessionRegistry } from './bus/mcp-sessions.js';
 import { Tracing, tracingOptionsFrom } from './telemetry/tracing.js';
 import { NatsSpanExporter } from './telemetry/nats-exporter.js';
 import { McpToolPolicyMiddleware } from './pipeline/mcp-tool-policy.js';
@@ -110,6 +112,7 @@ export class Sidecar {
   readonly metrics: Metrics;
   private readonly metricsServer: MetricsServer;
   /** Off until start() reads the Configuration's tracing section. */
+  private sessions: McpSessionRegistry | undefined;
   private tracing = new Tracing({ appId: '', namespace: '', samplingRate: 0, otlpUrl: undefined });
 
   constructor(options: SidecarOptions) {
@@ -164,6 +167,7 @@ export class Sidecar {
       new NatsSpanExporter(this.bus.nc, { appId: options.appId, namespace: options.namespace }),
     ]);
     this.internal.useTracing(this.tracing);
+    this.sessions = new McpSessionRegistry(this.bus.nc);
     const sink = new NatsDecisionSink(this.bus.nc, options.appId, options.namespace);
     this.inbound = this.buildInboundPipeline(options.inboundPolicies, sink);
     const { reloadPolicies, watchPaths } = options;
@@ -176,7 +180,7 @@ export class Sidecar {
     });
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
-    this.invoker = new Invoker(this.discovery, this.identity, this.tracing);
+    this.invoker = new Invoker(this.discovery, this.identity, this.tracing, this.sessions);
     this.outbound = new OutboundPipeline(options.outbound, this.invoker, options.namespace, {}, this.tracing, this.metrics);
     const universal = new UniversalApi(
       {
@@ -209,9 +213,14 @@ export class Sidecar {
     if (policies.accessControl?.configured) stages.push(new AccessControlMiddleware(policies.accessControl, sink));
     for (const bearer of policies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
     if (policies.toolPolicy) stages.push(new McpToolPolicyMiddleware(policies.toolPolicy, sink, options.maxBodyBytes));
-    // Metrics first and untraced: every call is counted, denials included, without a span of its own.
+    // Metrics first and untraced: every call is counted, denials included, without a span of its own. Session
+    // bookkeeping last, next to the app and untraced too: it records which instance owns each new MCP session.
     return compose(
-      [new MetricsMiddleware(this.metrics, 'inbound'), ...stages.map((stage) => traced(stage, this.tracing))],
+      [
+        new MetricsMiddleware(this.metrics, 'inbound'),
+        ...stages.map((stage) => traced(stage, this.tracing)),
+        ...(this.sessions ? [new McpSessionMiddleware(this.sessions, this.instanceId)] : []),
+      ],
       appTerminal(this.appChannel, options.appId, options.appApiToken, this.tracing),
     );
   }

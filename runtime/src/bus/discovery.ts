@@ -226,6 +226,11 @@ export class Discovery {
     return false;
   }
 
+  /** The live record of one instance of an app, if it is live. */
+  instance(namespace: string, appId: string, instanceId: string): InstanceRecord | undefined {
+    return this.live(namespace, appId).find((record) => record.instanceId === instanceId);
+  }
+
   /** Stops sending calls to an instance for a while (it refused a connection). */
   markUnhealthy(instanceId: string, forMs = this.options.ttlMs): void {
     for (const seen of this.instances.values()) {

@@ -20,6 +20,8 @@ export const BUCKETS = {
   actorReminders: 'skein-actor-reminders',
   /** Telemetry stream: decisions and spans (`SUBJECTS.decisions`, `SUBJECTS.spans`), bounded by age and size. */
   telemetry: 'skein-telemetry',
+  /** MCP streamable-HTTP sessions: key `<namespace>.<appId>.<hash of the session id>`, value the owning instance id. */
+  mcpSessions: 'skein-mcp-sessions',
 } as const;
 
 /** The discovery key of one instance (App IDs and namespaces never contain '.', NATS's token separator). */

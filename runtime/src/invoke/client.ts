@@ -10,6 +10,7 @@ import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from './server.js';
 import type { HeaderList } from './headers.js';
 import type { TraceScope } from '../pipeline/pipeline.js';
 import type { Tracing } from '../telemetry/tracing.js';
+import type { McpSessionRegistry } from '../bus/mcp-sessions.js';
 
 const log = logger('invoke');
 
@@ -102,8 +103,11 @@ export class Invoker {
 
   private readonly tracing: Tracing | undefined;
 
-  constructor(discovery: Discovery, identity: WorkloadIdentity, tracing?: Tracing) {
+  private readonly sessions: McpSessionRegistry | undefined;
+
+  constructor(discovery: Discovery, identity: WorkloadIdentity, tracing?: Tracing, sessions?: McpSessionRegistry) {
     this.tracing = tracing;
+    this.sessions = sessions;
     this.discovery = discovery;
     this.pool = new PeerPool(identity);
   }
@@ -116,7 +120,7 @@ export class Invoker {
       if (tried.size === 0 && !this.discovery.knows(request.namespace, request.appId)) await this.discovery.refresh(request.namespace, request.appId);
       // An app that had instances may be restarting: give a replacement a moment to register.
       const wait = this.discovery.knows(request.namespace, request.appId) ? REPLACEMENT_WAIT_MS : 0;
-      const peer = await this.discovery.pickOrWait(request.namespace, request.appId, tried, wait);
+      const peer = (tried.size === 0 ? await this.sessionOwner(request) : undefined) ?? (await this.discovery.pickOrWait(request.namespace, request.appId, tried, wait));
       if (!peer) {
         if (tried.size === 0) {
           throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.appId}, err: no instance of app "${request.appId}" is registered in namespace "${request.namespace}"`);
@@ -197,6 +201,17 @@ export class Invoker {
         else reject(error);
       });
     });
+  }
+
+  /**
+   * The instance holding the MCP session a request belongs to: a scaled MCP server keeps each session on the
+   * replica that created it, so requests of that session must not be spread round-robin.
+   */
+  private async sessionOwner(request: InvokeRequest): Promise<InstanceRecord | undefined> {
+    const session = request.headers.find(([name]) => name === 'mcp-session-id')?.[1];
+    if (!session || !this.sessions) return undefined;
+    const owner = await this.sessions.ownerOf(request.namespace, request.appId, session);
+    return owner ? this.discovery.instance(request.namespace, request.appId, owner) : undefined;
   }
 
   /** gRPC metadata of a hop: the caller's trace context, when it traces. */
