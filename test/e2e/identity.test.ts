@@ -139,6 +139,22 @@ describe('SVID renewal', function () {
   const harness = new Harness();
   after(() => harness.cleanup());
 
+  it('in production mode, renews with the current SVID long after the join token expired', async function () {
+    await Promise.all([harness.nats(), harness.sentry(['--mode', 'production', '--workload-cert-ttl', '4s'])]);
+    // The token is good for 3 seconds; renewals at half of the 4-second lifetime keep going for far longer.
+    const token = await createJoinToken(harness.ca.keyPem, { trustDomain: 'public', namespace: 'default', appId: 'long-lived' }, 3);
+    const sidecar = await harness.sidecar({ appId: 'long-lived', args: ['--join-token', token] });
+    const installs = (): number => sidecar.proc.records().filter((record) => record.msg === 'SVID installed').length;
+    await sidecar.proc.waitFor((_line, record) => record?.msg === 'SVID installed' && installs() >= 5, 30_000);
+    assert.equal(sidecar.proc.records().filter((record) => record.msg === 'SVID renewal failed; retrying').length, 0);
+  });
+
+  it('refuses to run a development-mode sentry beyond loopback unless told to accept the risk', async function () {
+    const exposed = harness.skein('exposed-sentry', ['sentry', '--home', harness.home, '--port', '0', '--host', '0.0.0.0']);
+    assert.equal((await exposed.exited).code, 2);
+    assert.match(exposed.output(), /development mode, where anyone who reaches it gets any identity\. Use --mode production/);
+  });
+
   it('renews at half-life without dropping live connections', async function () {
     // Four-second SVIDs: each sidecar renews about every two seconds.
     await Promise.all([harness.nats(), harness.sentry(['--workload-cert-ttl', '4s'])]);

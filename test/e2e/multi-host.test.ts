@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createJoinToken } from '@skein/runtime';
 import { Harness, type AppHandle, type LogRecord, type SidecarHandle } from '../src/harness.js';
 import { Topology, connectFrom, requestFrom, type NetnsHost } from '../src/netns.js';
 
@@ -37,12 +38,13 @@ describe('service invocation across three hosts', function () {
     host3 = topology.host(3);
     const [nats, sentry, alphaApp, host3App] = await Promise.all([
       harness.nats({ host: host1.address, netns: host1.netns, extraHosts: [host1.address] }),
-      harness.sentry(['--host', host1.address, '--advertise-address', host1.address], { netns: host1.netns }),
+      // Beyond loopback the sentry runs in production mode: each sidecar proves its App ID with a join token.
+      harness.sentry(['--host', host1.address, '--advertise-address', host1.address, '--mode', 'production'], { netns: host1.netns }),
       harness.app('echo-app', { INSTANCE: 'host2' }, { netns: host2.netns }),
       harness.app('echo-app', { INSTANCE: 'host3' }, { netns: host3.netns }),
     ]);
     betaApp = host3App;
-    const sidecarOn = (host: NetnsHost, appId: string, app: AppHandle): Promise<SidecarHandle> =>
+    const sidecarOn = async (host: NetnsHost, appId: string, app: AppHandle): Promise<SidecarHandle> =>
       harness.sidecar({
         appId,
         appPort: app.port,
@@ -51,7 +53,7 @@ describe('service invocation across three hosts', function () {
         netns: host.netns,
         natsUrl: nats.url,
         sentryAddress: sentry.address,
-        args: ['--advertise-address', host.address],
+        args: ['--advertise-address', host.address, '--join-token', await createJoinToken(harness.ca.keyPem, { trustDomain: 'public', namespace: 'shop', appId }, 300)],
         // Discovery's debug records show what each sidecar learned of the other.
         env: { SKEIN_LOG: 'discovery' },
       });

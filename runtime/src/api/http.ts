@@ -55,6 +55,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
+const LOOPBACK_ORIGIN = /^https?:\/\/(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
 const NO_APP_ID = 'failed getting app id either from the URL path or the header dapr-app-id';
 
 /** Counts streamed body bytes and fails the stream once the limit is passed. */
@@ -140,12 +142,24 @@ export class HttpApi {
     return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
   }
 
+  /**
+   * The API serves the app beside it on loopback only. A browser page could still reach it through DNS rebinding
+   * or a cross-site request, so a non-loopback Host, or any Origin that is not loopback, is refused.
+   */
+  private localOnly(req: IncomingMessage): void {
+    const host = req.headers.host ?? '';
+    if (!LOOPBACK_HOST.test(host)) throw new SkeinError('ERR_PERMISSION_DENIED', `the sidecar API answers only loopback hosts, not "${host.slice(0, 100)}"`);
+    const origin = req.headers.origin;
+    if (origin !== undefined && !LOOPBACK_ORIGIN.test(origin)) throw new SkeinError('ERR_PERMISSION_DENIED', 'cross-origin requests to the sidecar API are refused');
+  }
+
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     const query = queryAt === -1 ? '' : url.slice(queryAt + 1);
     try {
+      this.localOnly(req);
       if (path === '/v1.0/healthz' || path === '/v1.0/healthz/outbound') {
         this.api.healthz();
         res.writeHead(204).end();

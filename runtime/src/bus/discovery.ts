@@ -3,8 +3,12 @@ import type { QueuedIterator } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { logger } from '../logger.js';
 import { BUCKETS, discoveryKey } from './names.js';
+import { parseSpiffeId } from '../identity/spiffe.js';
 
 const log = logger('discovery');
+
+/** Instances held at most; past this, new records are ignored rather than letting a flood exhaust memory. */
+const MAX_INSTANCES = 50_000;
 
 /** What one live app instance publishes about itself. */
 export interface InstanceRecord {
@@ -117,6 +121,17 @@ export class Discovery {
     }
     try {
       const record = entry.json<InstanceRecord>();
+      // A record must describe the instance its key names; anything else is ignored (callers verify the peer's
+      // certificate against the App ID they want, so a forged record can at worst fail calls, never receive them).
+      const claimed = parseSpiffeId(String(record.spiffeId));
+      if (entry.key !== discoveryKey(record.namespace, record.appId, record.instanceId) || !claimed || claimed.appId !== record.appId || claimed.namespace !== record.namespace) {
+        log.warn('ignored a discovery record that does not match its key', { key: entry.key });
+        return;
+      }
+      if (!this.instances.has(entry.key) && this.instances.size >= MAX_INSTANCES) {
+        log.warn('ignored a discovery record: too many instances registered', { key: entry.key, limit: MAX_INSTANCES });
+        return;
+      }
       const known = this.instances.get(entry.key);
       if (!known) log.debug('instance joined', { appId: record.appId, address: record.address });
       this.instances.set(entry.key, { record, seenAt: Date.now(), unhealthyUntil: known?.unhealthyUntil ?? 0 });

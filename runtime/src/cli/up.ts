@@ -67,6 +67,7 @@ export async function upCommand(argv: string[]): Promise<void> {
     mode: { type: 'string' },
     'workload-cert-ttl': { type: 'string' },
     'advertise-address': { type: 'string', multiple: true },
+    'insecure-development': { type: 'boolean' },
     'telemetry-max-age': { type: 'string' },
     'telemetry-max-bytes': { type: 'string' },
   });

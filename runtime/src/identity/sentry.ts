@@ -7,7 +7,7 @@ import { SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
 import { issueServerCertificate, signSvid, type KeyPair } from './ca.js';
 import { verifyJoinToken, joinTokenKey } from './join-token.js';
-import { formatSpiffeId, isValidAppId, isValidNamespace, isValidTrustDomain, type SpiffeId } from './spiffe.js';
+import { formatSpiffeId, isValidAppId, isValidNamespace, isValidTrustDomain, spiffeIdOfCertificate, type SpiffeId } from './spiffe.js';
 
 const log = logger('sentry');
 
@@ -59,7 +59,7 @@ export class Sentry {
     const serving = issueServerCertificate(ca, 'skein-sentry', [...localAddresses(), ...advertiseAddresses], 365 * 24 * 3_600_000, sentrySpiffeId(trustDomain));
     this.server.addService(sentryService, {
       signCertificate: (call: ServerUnaryCall<skein.sentry.v1.ISignCertificateRequest, skein.sentry.v1.ISignCertificateResponse>, callback: sendUnaryData<skein.sentry.v1.ISignCertificateResponse>) => {
-        this.sign(call.request).then(
+        this.sign(call.request, renewingIdentity(call)).then(
           (response) => callback(null, response),
           (error: unknown) => {
             const skeinError = asSkeinError(error);
@@ -69,21 +69,24 @@ export class Sentry {
         );
       },
     });
-    const served = await serveGrpcOverTls(this.server, { tls: { key: serving.keyPem, cert: serving.certPem }, host, port, log });
+    // Client certificates are asked for but optional: a first request has none (it brings a join token); a renewal
+    // presents the workload's current SVID, which proves the identity it renews.
+    const served = await serveGrpcOverTls(this.server, { tls: { key: serving.keyPem, cert: serving.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false }, host, port, log });
     this.tlsServer = served.server;
     this.port = served.port;
     log.info('sentry listening', { address: `${host}:${this.port}`, trustDomain, mode: this.options.mode });
     return this.port;
   }
 
-  private async sign(request: skein.sentry.v1.ISignCertificateRequest): Promise<skein.sentry.v1.ISignCertificateResponse> {
+  private async sign(request: skein.sentry.v1.ISignCertificateRequest, presented: SpiffeId | undefined): Promise<skein.sentry.v1.ISignCertificateResponse> {
     const appId = request.appId ?? '';
     const namespace = request.namespace ?? '';
     if (!isValidAppId(appId)) throw new SkeinError('ERR_MALFORMED_REQUEST', `invalid App ID "${appId}"`);
     if (!isValidNamespace(namespace)) throw new SkeinError('ERR_MALFORMED_REQUEST', `invalid namespace "${namespace}"`);
     if (namespace === 'skein-system') throw new SkeinError('ERR_SENTRY_REFUSED', 'namespace skein-system is reserved for the control plane');
     const id: SpiffeId = { trustDomain: this.options.trustDomain, namespace, appId };
-    if (this.options.mode === 'production') {
+    const renewal = presented !== undefined && formatSpiffeId(presented) === formatSpiffeId(id);
+    if (this.options.mode === 'production' && !renewal) {
       if (!request.token) throw new SkeinError('ERR_SENTRY_REFUSED', `a join token is required for ${formatSpiffeId(id)}`);
       await verifyJoinToken(request.token, this.tokenKey, id);
     }
@@ -97,4 +100,10 @@ export class Sentry {
     this.server.forceShutdown();
     await new Promise<void>((resolve) => (this.tlsServer ? this.tlsServer.close(() => resolve()) : resolve()));
   }
+}
+
+/** The identity of a still-valid SVID the caller presented (verified against our CA), if any. */
+function renewingIdentity(call: ServerUnaryCall<skein.sentry.v1.ISignCertificateRequest, skein.sentry.v1.ISignCertificateResponse>): SpiffeId | undefined {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  return cert ? spiffeIdOfCertificate(cert) : undefined;
 }

@@ -138,7 +138,9 @@ export class WorkloadIdentity {
     const { appId, namespace, sentryAddress, trustAnchorsPem, token } = this.options;
     const { privateKeyPem } = generateKeyPem();
     const csrPem = createCsr(privateKeyPem, appId);
-    const response = await requestCertificate(sentryAddress, trustAnchorsPem, { csrPem, appId, namespace, token: token ?? '' });
+    // Renewals present the current SVID, which the sentry accepts in place of a (by now perhaps expired) join token.
+    const current = this.svid && this.svid.notAfter > Date.now() ? { certPem: this.svid.certPem, keyPem: this.svid.keyPem } : undefined;
+    const response = await requestCertificate(sentryAddress, trustAnchorsPem, { csrPem, appId, namespace, token: token ?? '' }, 10_000, current);
     const certPem = response.certificatePem ?? '';
     const id = spiffeIdOfCertificate(new X509Certificate(certPem));
     if (!id || id.appId !== appId || id.namespace !== namespace) {
@@ -155,8 +157,9 @@ export async function requestCertificate(
   trustAnchorsPem: string,
   request: skein.sentry.v1.ISignCertificateRequest,
   deadlineMs = 10_000,
+  clientSvid?: { certPem: string; keyPem: string },
 ): Promise<skein.sentry.v1.ISignCertificateResponse> {
-  const channelCredentials = credentials.createSsl(Buffer.from(trustAnchorsPem), null, null, {
+  const channelCredentials = credentials.createSsl(Buffer.from(trustAnchorsPem), clientSvid ? Buffer.from(clientSvid.keyPem) : null, clientSvid ? Buffer.from(clientSvid.certPem) : null, {
     checkServerIdentity: (_host, cert) => {
       const id = spiffeIdOfCertificate(cert);
       if (!id || id.appId !== 'sentry' || id.namespace !== sentrySpiffeId(id.trustDomain).namespace) {

@@ -44,16 +44,21 @@ class PeerPool {
     this.identity = identity;
   }
 
-  get(peer: InstanceRecord): Client {
-    const key = `${peer.address}|${peer.spiffeId}`;
+  /**
+   * A client for `peer` that accepts only `expected` — the identity the caller derives from the app it wants,
+   * never the one a discovery record claims: a record is written by whoever holds a bus certificate, so trusting
+   * its `spiffeId` would let any workload redirect another app's traffic to itself.
+   */
+  get(peer: InstanceRecord, expected: string): Client {
+    const key = `${peer.address}|${expected}`;
     let client = this.clients.get(key);
     if (!client) {
       const channelCredentials = experimental.createCertificateProviderChannelCredentials(this.identity.caProvider, this.identity.identityProvider, {
         checkServerIdentity: (_host, cert) => {
           const id = spiffeIdOfCertificate(cert);
-          if (!id || formatSpiffeId(id) !== peer.spiffeId) {
-            log.warn('peer presented an unexpected identity', { address: peer.address, expected: peer.spiffeId, got: id ? formatSpiffeId(id) : cert.subjectaltname });
-            return new Error(`peer at ${peer.address} is not ${peer.spiffeId}`);
+          if (!id || formatSpiffeId(id) !== expected) {
+            log.warn('peer presented an unexpected identity', { address: peer.address, expected, got: id ? formatSpiffeId(id) : cert.subjectaltname });
+            return new Error(`peer at ${peer.address} is not ${expected}`);
           }
           return undefined;
         },
@@ -73,8 +78,8 @@ class PeerPool {
     return client;
   }
 
-  drop(peer: InstanceRecord): void {
-    const key = `${peer.address}|${peer.spiffeId}`;
+  drop(peer: InstanceRecord, expected: string): void {
+    const key = `${peer.address}|${expected}`;
     this.clients.get(key)?.close();
     this.clients.delete(key);
   }
@@ -105,7 +110,10 @@ export class Invoker {
 
   private readonly sessions: McpSessionRegistry | undefined;
 
+  private readonly identity: WorkloadIdentity;
+
   constructor(discovery: Discovery, identity: WorkloadIdentity, tracing?: Tracing, sessions?: McpSessionRegistry) {
+    this.identity = identity;
     this.tracing = tracing;
     this.sessions = sessions;
     this.discovery = discovery;
@@ -135,7 +143,7 @@ export class Invoker {
         if (serviceError.code !== undefined && neverReachedPeer(serviceError) && Buffer.isBuffer(request.body)) {
           log.warn('instance unreachable; trying another', { appId: request.appId, address: peer.address, reason: serviceError.details });
           this.discovery.markUnhealthy(peer.instanceId);
-          this.pool.drop(peer);
+          this.pool.drop(peer, this.expectedIdentity(request));
           continue;
         }
         throw toSkeinError(error, request.appId);
@@ -144,7 +152,7 @@ export class Invoker {
   }
 
   private callPeer(peer: InstanceRecord, request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
-    const client = this.pool.get(peer);
+    const client = this.pool.get(peer, this.expectedIdentity(request));
     const head: skein.internal.v1.IRequestHead = {
       appId: request.appId,
       namespace: request.namespace,
@@ -212,6 +220,11 @@ export class Invoker {
     if (!session || !this.sessions) return undefined;
     const owner = await this.sessions.ownerOf(request.namespace, request.appId, session);
     return owner ? this.discovery.instance(request.namespace, request.appId, owner) : undefined;
+  }
+
+  /** The only identity a peer serving `request`'s target may present: that app's, in our trust domain. */
+  private expectedIdentity(request: InvokeRequest): string {
+    return formatSpiffeId({ trustDomain: this.identity.current.id.trustDomain, namespace: request.namespace, appId: request.appId });
   }
 
   /** gRPC metadata of a hop: the caller's trace context, when it traces. */

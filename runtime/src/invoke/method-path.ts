@@ -28,8 +28,12 @@ export interface InvokeTarget {
   method: string;
 }
 
-/** Splits Dapr's `<appId>[.<namespace>]` form, defaulting to the caller's own namespace. */
+/** App IDs, HTTPEndpoint names and namespaces as a call may name them: never a NATS wildcard or anything else. */
+const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
+
+/** Splits Dapr's `<appId>[.<namespace>]` form, defaulting to the caller's own namespace; refuses anything else. */
 export function splitAppId(text: string, defaultNamespace: string): { appId: string; namespace: string } {
+  if (!TARGET_NAME.test(text)) throw new SkeinError('ERR_MALFORMED_REQUEST', `"${text.slice(0, 64)}" is not a valid App ID`);
   const dot = text.indexOf('.');
   if (dot === -1) return { appId: text, namespace: defaultNamespace };
   return { appId: text.slice(0, dot), namespace: text.slice(dot + 1) };

@@ -7,6 +7,7 @@ import { ERROR_CATALOGUE, SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
 import type { Handler, PipelineRequest, PipelineResponse, TraceScope } from '../pipeline/pipeline.js';
 import type { HeaderList } from './headers.js';
+import { validateMethodPath } from './method-path.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
 import { mcpInfoOf, mcpSpanName, type McpCallInfo } from '../telemetry/mcp-info.js';
@@ -15,6 +16,9 @@ import type { Svid } from '../identity/workload.js';
 import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../identity/spiffe.js';
 
 const log = logger('invoke');
+
+/** Verbs a call may carry. */
+const HTTP_VERBS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']);
 
 /** Trailer key carrying a Skein error code from callee to caller. */
 export const ERROR_CODE_METADATA = 'skein-error-code';
@@ -135,8 +139,11 @@ export class InternalServer {
       }
       const headers: HeaderList = (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]);
       const body = isDuplex(call) ? streamedBody(call, firstBody) : Buffer.from(firstBody ?? []);
-      const verb = head.verb ?? 'GET';
-      const method = head.method ?? '';
+      // Re-checked here, not trusted from the caller's sidecar: a peer with its own gRPC client could send a
+      // lower-case verb (which policy would not recognise but the app would) or a path the API would refuse.
+      const verb = (head.verb ?? 'GET').toUpperCase();
+      if (!HTTP_VERBS.has(verb)) throw new SkeinError('ERR_MALFORMED_REQUEST', `"${(head.verb ?? '').slice(0, 32)}" is not an HTTP verb`);
+      const method = validateMethodPath(head.method ?? '');
       // What MCP call this is (method, tool) feeds span names and metric labels; read once, from small bodies only.
       const mcp = Buffer.isBuffer(body) ? mcpInfoOf(body, headers.find(([key]) => key === 'content-type')?.[1]) : undefined;
       const traced = this.serverSpan(call, verb, method, headers, mcp);

@@ -14,6 +14,9 @@ import { jsonResponse } from './responses.js';
 
 const log = logger('mcp-policy');
 
+/** Verbs that carry no JSON-RPC messages in MCP's HTTP transports. */
+const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
 
 function withoutHeader(headers: HeaderList, name: string): HeaderList {
   return headers.filter(([key]) => key !== name);
@@ -39,8 +42,9 @@ export class McpToolPolicyMiddleware implements Middleware {
   }
 
   async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
-    // Clients send MCP messages only by POST; GET opens the server's stream and DELETE ends a session.
-    if (request.verb !== 'POST') return next(request);
+    // Fail closed: every request that can carry a body is judged. Clients send MCP messages by POST; GET opens
+    // the server's stream and DELETE ends a session, and those carry no messages.
+    if (BODYLESS.has(request.verb)) return next(request);
     const body = await readWhole(request.body, this.maxBodyBytes);
     const headerBag: Record<string, string | string[]> = {};
     for (const [name, value] of request.headers) {
