@@ -323,10 +323,13 @@ describe('MCP JSON-RPC inspector', () => {
     }
 
     it('Mcp-Name in the Base64 sentinel form is decoded before comparing', () => {
-      const name = 'get_inventorÿ 世界';
-      const unicodeBody = call(9, name, {}, MODERN_META);
+      // Tool names are ASCII only; a prompt name may be any text, so it is what needs the sentinel form.
+      const name = 'summarise ÿ 世界';
+      const unicodeBody = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'prompts/get', params: { name, _meta: MODERN_META } });
       const encoded = `=?base64?${Buffer.from(name).toString('base64')}?=`;
-      ok(inspectMcpRequest({ body: unicodeBody, headers: { ...good, 'Mcp-Name': encoded } }));
+      ok(inspectMcpRequest({ body: unicodeBody, headers: { ...good, 'Mcp-Method': 'prompts/get', 'Mcp-Name': encoded } }));
+      const wrong = `=?base64?${Buffer.from('summarise ÿ').toString('base64')}?=`;
+      assert.equal(refused(inspectMcpRequest({ body: unicodeBody, headers: { ...good, 'Mcp-Method': 'prompts/get', 'Mcp-Name': wrong } })).code, -32020);
       assert.equal(decodeMcpHeaderValue('=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?='), '=?base64?literal?=');
       assert.equal(decodeMcpHeaderValue('=?base64?abc?='), undefined);
     });

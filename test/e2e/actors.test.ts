@@ -135,6 +135,24 @@ describe('actors: placement, routing, turns, state, reminders (real sidecars and
     assert.deepEqual(echo.body, { hello: 'world' });
   });
 
+  it('stamps the verified caller on actor calls; forged identity and authorization headers never reach the actor app', async function () {
+    const forged = { 'dapr-caller-app-id': 'admin-agent', 'dapr-caller-namespace': 'kube-system', 'dapr-callee-app-id': 'elsewhere', authorization: 'Bearer stolen-token', 'x-test': 'passed' };
+    type Echo = { instance: string; headers: Record<string, string | undefined> };
+    const identityOf = (echo: Echo): Array<string | undefined> => ['dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id', 'authorization', 'x-test'].map((name) => echo.headers[name]);
+    // The caller's sidecar hosts no actors, so this call reaches the owner over mTLS: the peer's identity is stamped.
+    const remote = await actorCall(caller, 'Counter', 'counter-0', 'echo', {}, forged);
+    assert.equal(remote.status, 200, remote.body);
+    assert.deepEqual(identityOf(remote.json<Echo>()), ['actor-caller', 'default', 'actor-host', undefined, 'passed']);
+    // Through the owner's own sidecar the call stays local: its own app is the caller.
+    const owner = byName(remote.json<Echo>().instance);
+    const local = await actorCall(owner.sidecar, 'Counter', 'counter-0', 'echo', {}, forged);
+    assert.equal(local.status, 200, local.body);
+    assert.deepEqual(identityOf(local.json<Echo>()), ['actor-host', 'default', 'actor-host', undefined, 'passed']);
+    for (const echo of [remote, local].map((res) => res.json<Echo>())) {
+      assert.ok(!JSON.stringify(echo.headers).includes('stolen-token') && !JSON.stringify(echo.headers).includes('admin-agent'), JSON.stringify(echo.headers));
+    }
+  });
+
   it('runs one turn at a time per actor, whichever sidecars the calls come through', async function () {
     const sidecars = [caller, ...hosts.map((host) => host.sidecar)];
     const results = await Promise.all(Array.from({ length: 12 }, (_, i) => actorCall(sidecars[i % sidecars.length] as SidecarHandle, 'Counter', 'serial', 'slow', { ms: 30 })));

@@ -5,7 +5,7 @@ import { SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
 import { BUCKETS } from '../bus/names.js';
 import type { AppChannel } from '../app/channel.js';
-import { forwardableHeaders, type HeaderList } from '../invoke/headers.js';
+import { forwardableHeaders, IDENTITY_HEADERS, stampIdentity, type HeaderList } from '../invoke/headers.js';
 import type { WorkloadIdentity } from '../identity/workload.js';
 import { ACTOR_DEFAULTS, AppConfigError, appConfigFrom, NO_ACTORS, type ActorAppConfig } from './app-config.js';
 import { KvBucket } from './kv-bucket.js';
@@ -14,7 +14,7 @@ import { ActorPeers, classifyPeerFailure } from './peers.js';
 import { PlacementClient } from './placement-client.js';
 import { PlacementView } from './placement-view.js';
 import { ReminderService, type StoredReminder } from './reminders.js';
-import { parseReminderRequest, parseTimerRequest, type StateOperation } from './requests.js';
+import { checkMethod, parseReminderRequest, parseTimerRequest, type StateOperation } from './requests.js';
 import { ActorStateStore } from './state-store.js';
 import { ActivationTimers, type ActorTimer } from './timers.js';
 import { StackDepthError, TurnLock } from './turn-lock.js';
@@ -45,6 +45,12 @@ export interface ActorCall {
   body: Buffer;
 }
 
+/** The verified caller of an actor method, stamped on the call to the app as `dapr-caller-app-id`/`-namespace`. */
+export interface ActorCaller {
+  appId: string;
+  namespace: string;
+}
+
 /** What the app answered: passed back to the client unchanged. */
 export interface ActorReply {
   status: number;
@@ -53,7 +59,7 @@ export interface ActorReply {
 }
 
 /** One operation on an actor, routed to its owner. */
-export type ActorOperation = { kind: 'call'; call: ActorCall } | { kind: 'createTimer'; name: string; spec: Buffer } | { kind: 'deleteTimer'; name: string };
+export type ActorOperation = { kind: 'call'; call: ActorCall; caller: ActorCaller } | { kind: 'createTimer'; name: string; spec: Buffer } | { kind: 'deleteTimer'; name: string };
 
 /** Options of the actor runtime of one sidecar. */
 export interface ActorRuntimeOptions {
@@ -106,6 +112,17 @@ function encodeSegment(name: string): string {
 
 /** Headers a client sent that must not reach the app as they are. */
 const CLIENT_ONLY_HEADERS = new Set(['dapr-api-token', 'dapr-app-id', 'content-length', REENTRANCY_HEADER]);
+
+/**
+ * Headers a caller may never pass to an actor: the identity only the owner's sidecar stamps, the credentials meant
+ * for the caller's own sidecar (`authorization` included), and the sidecar's own headers. They are dropped where
+ * a call enters the runtime, locally or from another sidecar, so they are neither sent on nor seen by the app.
+ */
+const CALLER_FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([...IDENTITY_HEADERS, 'authorization', 'dapr-api-token', 'dapr-app-id']);
+
+function callerHeaders(headers: HeaderList): HeaderList {
+  return headers.filter(([name]) => !CALLER_FORBIDDEN_HEADERS.has(name));
+}
 
 /**
  * The actor runtime of one sidecar. It follows placement (through `PlacementClient` into a `PlacementView`),
@@ -226,9 +243,15 @@ export class ActorRuntime {
     return this.config.entities.includes(actorType);
   }
 
-  /** Invokes an actor method wherever the actor lives. */
+  /** Invokes an actor method wherever the actor lives, on behalf of this sidecar's app. */
   invoke(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply> {
-    return this.dispatch(actorType, actorId, { kind: 'call', call }, 0, signal);
+    checkMethod(call.method);
+    return this.dispatch(actorType, actorId, { kind: 'call', call: { ...call, headers: callerHeaders(call.headers) }, caller: this.ownApp() }, 0, signal);
+  }
+
+  /** This sidecar's app: the caller of calls made through its API, and of its reminders and timers. */
+  private ownApp(): ActorCaller {
+    return { appId: this.options.appId, namespace: this.options.namespace };
   }
 
   /** Creates (or replaces) a timer on the actor's owner; the body is validated here and again by the owner. */
@@ -288,8 +311,11 @@ export class ActorRuntime {
     return this.reminderService;
   }
 
-  /** An operation another sidecar sent here because its table says this sidecar owns the actor. */
-  async handleRemote(request: skein.internal.v1.IActorRequest, signal: AbortSignal): Promise<skein.internal.v1.IActorResponse> {
+  /**
+   * An operation another sidecar sent here because its table says this sidecar owns the actor. `caller` is that
+   * sidecar's verified mTLS identity: nothing in the request itself says who is calling.
+   */
+  async handleRemote(request: skein.internal.v1.IActorRequest, caller: ActorCaller, signal: AbortSignal): Promise<skein.internal.v1.IActorResponse> {
     const actorType = request.actorType ?? '';
     const actorId = request.actorId ?? '';
     this.lastRemoteAt = Date.now();
@@ -301,14 +327,17 @@ export class ActorRuntime {
     if (this.leaving) throw new SkeinError('ERR_ACTOR_HOST_LEAVING', `${this.options.appId} at ${this.address} is shutting down`);
     let operation: ActorOperation;
     if (request.call) {
+      // The sending sidecar validated the method too, but this one does not rely on it: the method reaches its app's path.
+      const method = checkMethod(request.call.method ?? '');
       operation = {
         kind: 'call',
         call: {
-          method: request.call.method ?? '',
+          method,
           verb: request.call.verb ?? 'PUT',
-          headers: (request.call.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]),
+          headers: callerHeaders((request.call.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)])),
           body: Buffer.from(request.call.body ?? []),
         },
+        caller,
       };
     } else if (request.createTimer) {
       operation = { kind: 'createTimer', name: request.createTimer.name ?? '', spec: Buffer.from(request.createTimer.spec ?? []) };
@@ -435,7 +464,7 @@ export class ActorRuntime {
         }
         activation.turns++;
         activation.lastUsed = Date.now();
-        return await this.callApp(activation, operation.call, reentrancyId, signal);
+        return await this.callApp(activation, operation.call, operation.caller, reentrancyId, signal);
       } finally {
         activation.lastUsed = Date.now();
         turn.release();
@@ -461,13 +490,17 @@ export class ActorRuntime {
     activation.deactivated = true;
   }
 
-  /** `PUT /actors/<type>/<id>/method/<method>` on the app, the whole answer read. */
-  private async callApp(activation: Activation, call: ActorCall, reentrancyId: string | undefined, signal: AbortSignal): Promise<ActorReply> {
+  /**
+   * `PUT /actors/<type>/<id>/method/<method>` on the app, the whole answer read. The app learns who called from
+   * the stamped `dapr-caller-app-id`/`dapr-caller-namespace` alone, as it does for service invocation.
+   */
+  private async callApp(activation: Activation, call: ActorCall, caller: ActorCaller, reentrancyId: string | undefined, signal: AbortSignal): Promise<ActorReply> {
     const channel = this.options.appChannel;
     if (!channel) throw new SkeinError('ERR_ACTOR_NO_APP_CHANNEL', 'error invoke actor method: app channel is not initialized');
-    const headers: HeaderList = call.headers.filter(([name]) => !CLIENT_ONLY_HEADERS.has(name));
+    checkMethod(call.method);
+    const forwarded = callerHeaders(call.headers).filter(([name]) => !CLIENT_ONLY_HEADERS.has(name));
+    const headers = stampIdentity(forwarded, { callerAppId: caller.appId, callerNamespace: caller.namespace, calleeAppId: this.options.appId }, this.options.appApiToken);
     if (reentrancyId) headers.push([REENTRANCY_HEADER, reentrancyId]);
-    if (this.options.appApiToken) headers.push(['dapr-api-token', this.options.appApiToken]);
     headers.push(['content-length', String(call.body.length)]);
     const path = `/actors/${encodeSegment(activation.actorType)}/${encodeSegment(activation.actorId)}/method/${call.method.split('/').map(encodeSegment).join('/')}`;
     const { request, response } = channel.send('PUT', path, headers);
@@ -532,7 +565,7 @@ export class ActorRuntime {
         continue;
       }
       if (route.kind === 'no-host' || route.member.address !== this.address) return MOVED;
-      const reply = await this.runLocal(actorType, actorId, { kind: 'call', call }, signal);
+      const reply = await this.runLocal(actorType, actorId, { kind: 'call', call, caller: this.ownApp() }, signal);
       if (reply !== MOVED) return reply;
     }
   }

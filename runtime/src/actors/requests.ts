@@ -50,6 +50,16 @@ export function checkName(kind: string, name: string): string {
   return name;
 }
 
+/**
+ * Throws Dapr's ERR_BAD_REQUEST unless every `/`-separated segment of `method` is a valid name. A method becomes
+ * part of the app's path (`/actors/<type>/<id>/method/<method>`; reminders and timers fire as `remind/<name>` and
+ * `timer/<name>`), so a `..` segment or an empty one must never get there, whichever sidecar the call came from.
+ */
+export function checkMethod(method: string): string {
+  for (const segment of method.split('/')) checkName('method', segment);
+  return method;
+}
+
 /** `[{"operation":"upsert"|"delete","request":{"key","value"}}]`. */
 export function parseStateTransaction(body: Buffer): StateOperation[] {
   const parsed = parseJson(body, 'a list of operations');

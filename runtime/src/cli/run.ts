@@ -13,6 +13,7 @@ import { configureLogging, logger, type LogLevel } from '../logger.js';
 import { runningControlPlane } from './up.js';
 import { parsePlacementAddresses } from '../actors/placement-client.js';
 import { announceReady, onShutdown } from './ready.js';
+import { appEnvironment, envRefNames } from './app-environment.js';
 import type { RunTemplateApp, RunTemplateCommon } from '../config/types.js';
 
 const log = logger('run');
@@ -95,8 +96,9 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 
 function startApp(command: string[], options: SidecarOptions, httpPort: number, grpcPort: number): ChildProcess {
   const [file, ...args] = command as [string, ...string[]];
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+  // The sidecar's secrets (its join token, every envRef value) stay with the sidecar.
+  const secrets = envRefNames([options.configuration, ...options.resources.map((resource) => resource.value)]);
+  const env = appEnvironment(process.env, secrets, {
     APP_ID: options.appId,
     DAPR_HTTP_PORT: String(httpPort),
     DAPR_HTTP_ENDPOINT: `http://127.0.0.1:${httpPort}`,
@@ -104,7 +106,7 @@ function startApp(command: string[], options: SidecarOptions, httpPort: number, 
     DAPR_GRPC_ENDPOINT: `http://127.0.0.1:${grpcPort}`,
     ...(options.appPort === undefined ? {} : { APP_PORT: String(options.appPort) }),
     ...(options.apiToken ? { DAPR_API_TOKEN: options.apiToken } : {}),
-  };
+  });
   // Its own process group, so stopping the app stops whatever it started too.
   const child = spawn(file, args, { stdio: 'inherit', env, detached: true });
   child.once('error', (error) => {

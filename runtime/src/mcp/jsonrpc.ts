@@ -10,7 +10,9 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { Decision } from '../policy/decision.js';
+import { truncate } from '../truncate.js';
 import { JsonParseError, parseStrictJson, type JsonObject, type JsonValue } from './json.js';
+import { MAX_TOOL_NAME_LENGTH, toolNameProblem } from './tool-name.js';
 
 /** Standard JSON-RPC and MCP error codes used here. */
 export const JSONRPC_CODES = Object.freeze({
@@ -192,6 +194,9 @@ function inspectMessage(value: JsonValue, index: number, pointer: string): Inspe
     if (method === 'tools/call') {
       const name = params?.['name'];
       if (typeof name !== 'string' || name.length === 0) return invalid(JSONRPC_CODES.INVALID_PARAMS, 'tools/call needs "params.name", a non-empty string', `${pointer}/params/name`, id);
+      // The name is never echoed: it is what is wrong, and it may be as large as the body.
+      const nameProblem = toolNameProblem(name);
+      if (nameProblem) return invalid(JSONRPC_CODES.INVALID_PARAMS, `the tool name in "params.name" ${nameProblem} (MCP tool names are 1-${MAX_TOOL_NAME_LENGTH} of A-Z a-z 0-9 _ - . /)`, `${pointer}/params/name`, id);
       const rawArgs = params?.['arguments'];
       if (rawArgs !== undefined && !isObject(rawArgs)) return invalid(JSONRPC_CODES.INVALID_PARAMS, '"params.arguments" must be an object', `${pointer}/params/arguments`, id);
       toolName = name;
@@ -363,6 +368,13 @@ export function decodeMcpHeaderValue(value: string): string | undefined {
   }
 }
 
+/** Longest caller-chosen value repeated in a mismatch message; enough to see which value differed. */
+const MAX_ECHOED_VALUE = 128;
+
+function echo(value: string): string {
+  return truncate(value, MAX_ECHOED_VALUE);
+}
+
 function checkMirroredHeaders(
   message: InspectedRequest | InspectedNotification,
   headers: Map<string, string | readonly string[]>,
@@ -374,24 +386,24 @@ function checkMirroredHeaders(
 
   if (headerVersion === undefined) return mismatch('MCP-Protocol-Version is required', 'MCP-Protocol-Version');
   if (message.protocolVersion !== headerVersion && (message.kind === 'request' || message.protocolVersion !== undefined)) {
-    return mismatch(`MCP-Protocol-Version header value '${headerVersion}' does not match body value '${message.protocolVersion ?? '(none)'}'`, 'MCP-Protocol-Version');
+    return mismatch(`MCP-Protocol-Version header value '${echo(headerVersion)}' does not match body value '${echo(message.protocolVersion ?? '(none)')}'`, 'MCP-Protocol-Version');
   }
 
   const method = singleHeader(headers, 'mcp-method');
   if (method === 'repeated') return mismatch('Mcp-Method is sent more than once', 'Mcp-Method');
   if (method === undefined && message.kind === 'request') return mismatch('Mcp-Method is required', 'Mcp-Method');
-  if (method !== undefined && method !== message.method) return mismatch(`Mcp-Method header value '${method}' does not match body value '${message.method}'`, 'Mcp-Method');
+  if (method !== undefined && method !== message.method) return mismatch(`Mcp-Method header value '${echo(method)}' does not match body value '${echo(message.method)}'`, 'Mcp-Method');
 
   const name = singleHeader(headers, 'mcp-name');
   if (name === 'repeated') return mismatch('Mcp-Name is sent more than once', 'Mcp-Name');
   const bodyName = message.kind === 'request' ? message.mirroredName : undefined;
   if (name === undefined) {
-    if (bodyName !== undefined) return mismatch(`Mcp-Name is required for ${message.method}`, 'Mcp-Name');
+    if (bodyName !== undefined) return mismatch(`Mcp-Name is required for ${echo(message.method)}`, 'Mcp-Name');
   } else {
     const decoded = decodeMcpHeaderValue(name);
     if (decoded === undefined) return mismatch('Mcp-Name is malformed', 'Mcp-Name');
-    if (bodyName === undefined) return mismatch(`Mcp-Name is sent but the body of ${message.method} names nothing`, 'Mcp-Name');
-    if (decoded !== bodyName) return mismatch(`Mcp-Name header value '${decoded}' does not match body value '${bodyName}'`, 'Mcp-Name');
+    if (bodyName === undefined) return mismatch(`Mcp-Name is sent but the body of ${echo(message.method)} names nothing`, 'Mcp-Name');
+    if (decoded !== bodyName) return mismatch(`Mcp-Name header value '${echo(decoded)}' does not match body value '${echo(bodyName)}'`, 'Mcp-Name');
   }
 
   if (message.kind !== 'request' || message.toolName === undefined || !paramHeadersOf) return undefined;
@@ -411,7 +423,7 @@ function checkMirroredHeaders(
     if (decoded === undefined) return mismatch(`${headerName} is malformed`, headerName);
     if (scalar === undefined) return mismatch(`${headerName} is sent but the body has no value at ${annotation.path.join('.')}`, headerName);
     const same = typeof scalar === 'number' ? decoded.trim() !== '' && Number(decoded) === scalar : typeof scalar === 'boolean' ? decoded === String(scalar) : decoded === scalar;
-    if (!same) return mismatch(`${headerName} header value '${decoded}' does not match body value '${String(scalar)}'`, headerName);
+    if (!same) return mismatch(`${headerName} header value '${echo(decoded)}' does not match body value '${echo(String(scalar))}'`, headerName);
   }
   return undefined;
 }

@@ -14,6 +14,7 @@ import { ConfigError } from '../errors.js';
 import type { MCPToolPolicyResource } from '../config/types.js';
 import { compileCondition, ConditionError, prepareConditionInput, type Condition, type PreparedConditionInput } from './cel.js';
 import { decision, type Decision } from './decision.js';
+import { truncate } from '../truncate.js';
 import { APP_ID_GLOB, CLAIM_GLOB, compileGlobSet, NAME_GLOB, type GlobError, type GlobSet } from './glob.js';
 
 /** `allow` or `deny`. */
@@ -66,6 +67,9 @@ export interface ToolPolicyRequest extends ToolPolicyCaller {
 }
 
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** Longest method or tool name a decision repeats (the MCP limit for tool names); longer ones are truncated. */
+export const MAX_ECHOED_NAME = 128;
 
 /**
  * Compiles every glob and CEL condition of `resource` (already validated against the MCPToolPolicy schema) once.
@@ -189,9 +193,12 @@ function matchRule(rule: CompiledToolRule, request: ToolPolicyRequest, prepared:
 /** Decides one JSON-RPC message. Pure: the same compiled policy and request always give the same Decision. */
 export function evaluateToolPolicy(compiled: CompiledToolPolicy, request: ToolPolicyRequest): Decision {
   const caller = request.caller ?? request.callerAppId ?? 'anonymous';
-  const what = request.toolName === undefined ? request.method : `${request.method} "${request.toolName}"`;
+  // Decisions are logged, published and put on spans: the caller-chosen method and tool name are bounded there.
+  const method = truncate(request.method, MAX_ECHOED_NAME);
+  const tool = request.toolName === undefined ? undefined : truncate(request.toolName, MAX_ECHOED_NAME);
+  const what = tool === undefined ? method : `${method} "${tool}"`;
   const made = (allowed: boolean, rule: string, reason: string, missingScopes?: readonly string[]): Decision =>
-    decision({ allowed, source: 'tool-policy', rule, reason, caller, target: compiled.target, method: request.method, tool: request.toolName, missingScopes });
+    decision({ allowed, source: 'tool-policy', rule, reason, caller, target: compiled.target, method, tool, missingScopes });
 
   let preparedInput: PreparedConditionInput | undefined;
   const prepared = (): PreparedConditionInput =>

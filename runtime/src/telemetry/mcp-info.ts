@@ -1,9 +1,15 @@
+import { isValidToolName } from '../mcp/tool-name.js';
+
 /**
  * What tracing and metrics need to know about an MCP call, read cheaply from a small JSON-RPC body: the method,
  * the tool, the request id, and trace context a client put in `params._meta`. Pure; never throws.
  */
 export interface McpCallInfo {
   method: string;
+  /**
+   * `params.name` of a `tools/call`, only when it has the form of a tool name: this is read before any policy
+   * runs, so an invalid name (which the inspector refuses anyway) must not reach span names or metric labels.
+   */
   tool?: string;
   requestId?: string | number;
   /** Messages in the body (more than one for a 2025-03-26 batch). */
@@ -15,6 +21,8 @@ export interface McpCallInfo {
 
 /** Largest body parsed for this: bigger bodies are rare for MCP requests and not worth parsing twice. */
 const MAX_BYTES = 256 * 1024;
+/** Longest method reported; real MCP methods are a few dozen characters, and the method names spans. */
+const MAX_METHOD_LENGTH = 128;
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
@@ -31,12 +39,12 @@ export function mcpInfoOf(body: Buffer, contentType: string | undefined): McpCal
   }
   const messages = Array.isArray(parsed) ? parsed : [parsed];
   const first = asRecord(messages[0]);
-  if (!first || first['jsonrpc'] !== '2.0' || typeof first['method'] !== 'string') return undefined;
+  if (!first || first['jsonrpc'] !== '2.0' || typeof first['method'] !== 'string' || first['method'].length > MAX_METHOD_LENGTH) return undefined;
   const params = asRecord(first['params']);
   const meta = asRecord(params?.['_meta']);
   const id = first['id'];
   const info: McpCallInfo = { method: first['method'], count: messages.length };
-  if (typeof params?.['name'] === 'string' && first['method'] === 'tools/call') info.tool = params['name'];
+  if (typeof params?.['name'] === 'string' && first['method'] === 'tools/call' && isValidToolName(params['name'])) info.tool = params['name'];
   if (typeof id === 'string' || typeof id === 'number') info.requestId = id;
   if (typeof meta?.['traceparent'] === 'string') info.traceparent = meta['traceparent'];
   if (typeof meta?.['tracestate'] === 'string') info.tracestate = meta['tracestate'];

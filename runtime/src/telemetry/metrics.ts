@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { SkeinError, asSkeinError } from '../errors.js';
 import { logger } from '../logger.js';
+import { truncate } from '../truncate.js';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
 
 const log = logger('metrics');
@@ -20,6 +21,12 @@ export const DEFAULT_DURATION_BUCKETS: readonly number[] = Object.freeze([0.0005
 
 /** Value every label of a series gets once a metric has too many series (a client inventing tool names, say). */
 export const OVERFLOW_LABEL_VALUE = '_overflow';
+
+/**
+ * Longest label value kept; longer ones are truncated. The series limit bounds how many series there are, this
+ * bounds how large each one is, so a caller-chosen value can never make a scrape large or slow.
+ */
+export const MAX_LABEL_VALUE_LENGTH = 128;
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -70,7 +77,7 @@ abstract class Metric<Series> {
   protected abstract sampleLines(labels: ReadonlyArray<readonly [string, string]>, value: Series): string[];
 
   private key(labels: LabelValues): { values: string[]; key: string } {
-    const values = this.labelNames.map((name) => String(labels[name] ?? ''));
+    const values = this.labelNames.map((name) => truncate(String(labels[name] ?? ''), MAX_LABEL_VALUE_LENGTH));
     return { values, key: JSON.stringify(values) };
   }
 

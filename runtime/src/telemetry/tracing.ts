@@ -1,7 +1,7 @@
 import { context as otelContext, trace, SpanKind, SpanStatusCode, type Context, type Span, type Tracer, type TextMapGetter, type TextMapSetter, type Attributes } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { logger } from '../logger.js';
@@ -32,6 +32,20 @@ export function tracingOptionsFrom(spec: TracingSpec | undefined, appId: string,
   }
   return { appId, namespace, samplingRate: Math.min(1, Math.max(0, rate)), otlpUrl };
 }
+
+/**
+ * Limits on every span: several attribute values (tool names, decision reasons, request ids) come from callers,
+ * so without them one request could make every exported span, stream event and collector entry arbitrarily large.
+ */
+export const SPAN_LIMITS: Readonly<Required<SpanLimits>> = Object.freeze({
+  attributeValueLengthLimit: 256,
+  attributeCountLimit: 128,
+  linkCountLimit: 128,
+  // A 2025-03-26 batch of 100 messages puts one decision event per message on its span; all of them are kept.
+  eventCountLimit: 128,
+  attributePerEventCountLimit: 32,
+  attributePerLinkCountLimit: 32,
+});
 
 const getter: TextMapGetter<Record<string, string | string[] | undefined>> = {
   keys: (carrier) => Object.keys(carrier),
@@ -69,6 +83,7 @@ export class Tracing {
     this.provider = new NodeTracerProvider({
       resource: resourceFromAttributes({ 'service.name': options.appId, 'service.namespace': options.namespace, 'skein.app_id': options.appId }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.samplingRate) }),
+      spanLimits: { ...SPAN_LIMITS },
       spanProcessors: processors,
     });
     this.tracer = this.provider.getTracer('skein', '0.1.0');

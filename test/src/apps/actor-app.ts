@@ -3,6 +3,7 @@
  * /actors/<type>/<id>/method/<method>` (also `remind/<name>` and `timer/<name>`) and `DELETE /actors/<type>/<id>`.
  * It records every turn with start and end times so tests can prove turns never overlapped (on this instance or,
  * comparing instances, across hosts), and offers methods that use the sidecar's actor API (state, nested calls).
+ * Any other method echoes what reached the app, every request header included.
  *
  * Environment: ACTOR_TYPES (comma-separated, default Counter), IDLE_TIMEOUT, SCAN_INTERVAL, REENTRANCY=true,
  * MAX_STACK_DEPTH, ENTITIES_CONFIG (JSON, Dapr's per-type `entitiesConfig`), INSTANCE (a label echoed back). The sidecar's URL arrives with `POST /_sidecar`.
@@ -108,7 +109,7 @@ async function method(actorType: string, actorId: string, name: string, req: Inc
         return;
       }
       default:
-        json(res, 200, { instance, actorType, actorId, method: name, verb: req.method, body, reentrancyId: reentrancyId ?? null, header: req.headers['x-test'] ?? null });
+        json(res, 200, { instance, actorType, actorId, method: name, verb: req.method, body, reentrancyId: reentrancyId ?? null, header: req.headers['x-test'] ?? null, headers: req.headers });
     }
   } finally {
     record.end = Date.now();

@@ -1,6 +1,7 @@
 /**
  * A plain HTTP app for end-to-end tests. It echoes what reached it (so tests see exactly what the sidecar
- * forwarded), streams server-sent events on demand, and counts requests (so tests prove what never arrived).
+ * forwarded), streams server-sent events on demand, counts requests (so tests prove what never arrived) and
+ * reports chosen environment variables (`/_env?names=A,B`).
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
@@ -12,6 +13,12 @@ const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://app');
   if (url.pathname === '/_count') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ requests }));
+    return;
+  }
+  if (url.pathname === '/_env') {
+    // Reports the named variables (null when unset), so tests see exactly what environment the app was given.
+    const names = (url.searchParams.get('names') ?? '').split(',').filter(Boolean);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.fromEntries(names.map((name) => [name, process.env[name] ?? null]))));
     return;
   }
   requests++;
