@@ -219,3 +219,44 @@ export function runOpenLoop(target: HttpTarget, body: Buffer, options: OpenLoopO
     setTimeout(tick, Math.max(0, start - performance.now()));
   });
 }
+
+/** Retries one request until the path answers 200, so discovery has settled before anything is measured. */
+export async function waitForPath(target: HttpTarget, body: Buffer, timeoutMs = 20_000): Promise<void> {
+  const agent = keepAliveAgent(1);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const outcome = await postOnce(agent, target, body, 2000);
+      if (outcome.ok) return;
+      if (Date.now() > deadline) throw new Error(`${target.label} path never answered 200 (last: ${outcome.kind})`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** Several phases of one path merged into one (the blocks of an interleaved sequential run). */
+export function mergeLoadResults(results: readonly LoadResult[]): LoadResult {
+  const first = results[0];
+  if (!first) throw new Error('nothing to merge');
+  const merged: LoadResult = { ...first, latencies: [], serviceTimes: [], scheduled: 0, ok: 0, errors: 0, errorKinds: {}, elapsedMs: 0, achievedRate: 0, peakInFlight: 0 };
+  for (const result of results) {
+    merged.latencies.push(...result.latencies);
+    merged.serviceTimes.push(...result.serviceTimes);
+    merged.scheduled += result.scheduled;
+    merged.ok += result.ok;
+    merged.errors += result.errors;
+    merged.elapsedMs += result.elapsedMs;
+    merged.peakInFlight = Math.max(merged.peakInFlight, result.peakInFlight);
+    for (const [kind, n] of Object.entries(result.errorKinds)) merged.errorKinds[kind] = (merged.errorKinds[kind] ?? 0) + n;
+  }
+  merged.achievedRate = ((merged.ok + merged.errors) / merged.elapsedMs) * 1000;
+  return merged;
+}
+
+/** The benchmark's request body: 1 KB of JSON (exactly 1,024 bytes). */
+export function oneKilobyteBody(): Buffer {
+  const frame = '{"payload":""}';
+  return Buffer.from(`{"payload":"${'x'.repeat(1024 - frame.length)}"}`);
+}

@@ -168,6 +168,43 @@ export function formatProfileSummary(name: string, summary: ProfileSummary, top 
   ].join('\n');
 }
 
+/** Now on the clock of `.cpuprofile` timestamps (the system's monotonic clock), in microseconds. */
+export function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** What one process spends per call beyond a baseline process handling the same calls by a simpler path. */
+export interface PerCallDifference {
+  name: string;
+  /** Self time per call, in microseconds, in the profiled process and in the baseline. */
+  micros: number;
+  baselineMicros: number;
+}
+
+/**
+ * Self time per call of each row, against the same row of a baseline, largest increase first. Profiles of two
+ * processes that served different numbers of calls compare only per call; rows absent from one side count as 0.
+ */
+export function perCallDifference(rows: readonly SelfTimeRow[], calls: number, baseline: readonly SelfTimeRow[], baselineCalls: number, top = 15): PerCallDifference[] {
+  const perCall = (list: readonly SelfTimeRow[], n: number): Map<string, number> => new Map(list.map((row) => [row.name, (row.ms * 1000) / Math.max(1, n)]));
+  const mine = perCall(rows, calls);
+  const theirs = perCall(baseline, baselineCalls);
+  return [...new Set([...mine.keys(), ...theirs.keys()])]
+    .map((name) => ({ name, micros: mine.get(name) ?? 0, baselineMicros: theirs.get(name) ?? 0 }))
+    .sort((a, b) => b.micros - b.baselineMicros - (a.micros - a.baselineMicros))
+    .slice(0, top);
+}
+
+/** The differences as a Markdown table. */
+export function formatPerCallDifference(title: string, rows: readonly PerCallDifference[], labels: { profiled: string; baseline: string }): string {
+  const lines = [`| ${title} | ${labels.profiled} µs/call | ${labels.baseline} µs/call | difference µs/call |`, '|---|---:|---:|---:|'];
+  for (const row of rows) {
+    const difference = row.micros - row.baselineMicros;
+    lines.push(`| \`${row.name.replace(/\|/g, '\\|')}\` | ${row.micros.toFixed(0)} | ${row.baselineMicros.toFixed(0)} | ${difference >= 0 ? '+' : ''}${difference.toFixed(0)} |`);
+  }
+  return lines.join('\n');
+}
+
 /** Reads a `.cpuprofile` file. */
 export function readProfile(path: string): CpuProfile {
   return JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;

@@ -45,3 +45,22 @@ export function errors(total: number, kinds: Record<string, number> = {}): strin
   const detail = Object.entries(kinds).map(([kind, n]) => `${kind} ${n}`).join(', ');
   return detail ? `${total} (${detail})` : String(total);
 }
+
+/** A target a part is measured against. */
+export interface Target {
+  what: string;
+  /** The goal as text, such as `≤ 1 ms`. */
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The targets as a table with a met / NOT met column. */
+export function targetsTable(targets: readonly Target[]): string {
+  return markdownTable(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.what, t.target, t.measured, t.met ? 'met' : 'NOT met']), ['left', 'left', 'right', 'left']);
+}
+
+/** A progress line on stderr, kept apart from the report on stdout. */
+export function say(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}

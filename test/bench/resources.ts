@@ -2,6 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import type { Harness } from '../src/harness.js';
 
 /** Memory of one process, in MiB. */
 export interface Memory {
@@ -14,6 +15,13 @@ export interface Memory {
 function statusField(status: string, field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+/** The pid of the harness's nats-server, whose CPU the parts that publish to it count. */
+export function natsPid(harness: Harness): number {
+  const pid = harness.natsHandle?.proc.pid;
+  if (pid === undefined) throw new Error('start the control plane first');
+  return pid;
 }
 
 /** VmRSS and VmHWM of `pid`. */

@@ -1,30 +1,40 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: the same 1 KB POST sent directly to an app and through two sidecars (caller sidecar → mTLS
- * gRPC → callee sidecar → app), in one run, sequentially and open-loop at a fixed rate; sidecar memory and CPU;
- * an MCP baseline with the official SDK client; optionally (`--profile`) a CPU profile of both sidecars under
- * the open-loop load. Prints Markdown tables and writes JSON to bench-results/. It reports; it asserts nothing.
+ * `npm run bench`: three parts, each comparing paths measured in the same run, printed as Markdown tables and written
+ * as JSON to bench-results/. It reports; it asserts nothing.
  *
- * Flags: --quick (short phases), --profile, --no-mcp, --rate <req/s>, --duration <s>, --connections <n>,
- * --requests <n> (sequential, per path), --also-rates <r1,r2,...> (more open-loop rates, for the knee).
+ * - `invoke`: the same 1 KB POST sent directly to an app and through two sidecars (caller sidecar → mTLS gRPC →
+ *   callee sidecar → app), sequentially and open-loop at a fixed rate; sidecar memory and CPU; an MCP baseline with
+ *   the official SDK client; optionally (`--profile`) a CPU profile of both sidecars under the open-loop load.
+ * - `mcp-chain`: MCP `tools/call` direct, through the mesh only, and through the whole governance chain, sequentially
+ *   and at several client counts; with `--profile`, CPU profiles of a governed and an ungoverned callee (mcp-chain.ts).
+ * - `tracing`: the 1 KB POST and MCP `tools/call` with tracing sampling 1.0 vs 0.0 (tracing-overhead.ts).
+ *
+ * Flags: --only <part,...> (default: all three), --quick (short phases), --profile, --requests <n> (sequential
+ * POSTs per path), --calls <n> (sequential MCP calls per path), --clients <c1,c2,...> (mcp-chain throughput); for
+ * the invoke part: --no-mcp, --rate <req/s>, --duration <s>, --connections <n>, --also-rates <r1,r2,...> (more
+ * open-loop rates, for the knee).
  */
-import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Harness, SKEIN_CLI, type AppHandle, type SidecarHandle } from '../src/harness.js';
-import { postOnce, keepAliveAgent, runOpenLoop, runSequential, type HttpTarget, type LoadResult, type OpenLoopOptions } from './load.js';
-import { runMcpConcurrent, runMcpSequential, type McpPhaseResult, type ToolCall } from './mcp.js';
+import { Harness, type AppHandle, type SidecarHandle } from '../src/harness.js';
+import { mergeLoadResults, oneKilobyteBody, runOpenLoop, runSequential, waitForPath, type HttpTarget, type LoadResult, type OpenLoopOptions } from './load.js';
+import { mcpReportOf, runMcpConcurrent, runMcpSequential, startMcpServer, type McpReport, type ToolCall } from './mcp.js';
+import { renderMcpChain, runMcpChain, type ChainReport } from './mcp-chain.js';
 import { cpuTimeOf, memoryOf, ResourceSampler, type Memory, type ProcessUsage } from './resources.js';
 import { summarise, overhead, type LatencySummary, type Overhead } from './stats.js';
-import { formatProfileSummary, readProfile, summariseProfile, type ProfileSummary } from './profile.js';
-import { markdownTable, ms, signedMs, ratio, mib, count, errors } from './report.js';
+import { formatProfileSummary, monotonicMicros, readProfile, summariseProfile, type ProfileSummary } from './profile.js';
+import { markdownTable, ms, signedMs, ratio, mib, count, errors, say, targetsTable, type Target } from './report.js';
+import { readSettings, type Settings } from './settings.js';
+import { logSummary, type LogSummary } from './sidecar-log.js';
+import { renderTracing, runTracing, type TracingReport } from './tracing-overhead.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench-results');
-const MCP_SERVER = fileURLToPath(import.meta.resolve('@skein/sample-mcp-server'));
 const APP_ID = 'bench';
 const CALLER_APP_ID = 'bench-caller';
 const MCP_APP_ID = 'inventory';
@@ -33,115 +43,6 @@ const TOOL_CALL: ToolCall = { name: 'get_inventory', arguments: {} };
 
 /** The targets of issue 2, checked against the open-loop phase. */
 const TARGETS = { addedP50Ms: 0.6, addedP99Ms: 2, sidecarRssMiB: 80 };
-
-/** What each phase does; `--quick` shortens everything. */
-interface Settings {
-  quick: boolean;
-  profile: boolean;
-  mcp: boolean;
-  rate: number;
-  durationMs: number;
-  connections: number;
-  openLoopWarmupMs: number;
-  sequentialWarmup: number;
-  sequentialCount: number;
-  /** The sequential requests are sent in this many alternating direct/mesh blocks, so drift in background load hits both. */
-  sequentialBlocks: number;
-  timeoutMs: number;
-  mcpWarmup: number;
-  mcpCount: number;
-  mcpClients: number;
-  mcpDurationMs: number;
-  /** Further open-loop rates, run after the main phases, to show where the mesh stops keeping up. */
-  alsoRates: number[];
-}
-
-function readSettings(argv: string[]): Settings {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      profile: { type: 'boolean', default: false },
-      'no-mcp': { type: 'boolean', default: false },
-      'also-rates': { type: 'string' },
-      rate: { type: 'string' },
-      duration: { type: 'string' },
-      connections: { type: 'string' },
-      requests: { type: 'string' },
-    },
-    strict: true,
-  });
-  const quick = values.quick ?? false;
-  const number = (text: string | undefined, fallback: number, name: string): number => {
-    if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number, not "${text}"`);
-    return value;
-  };
-  return {
-    quick,
-    profile: values.profile ?? false,
-    mcp: !(values['no-mcp'] ?? false),
-    rate: number(values.rate, 1000, 'rate'),
-    durationMs: number(values.duration, quick ? 3 : 10, 'duration') * 1000,
-    connections: number(values.connections, 32, 'connections'),
-    openLoopWarmupMs: quick ? 500 : 2000,
-    sequentialWarmup: quick ? 200 : 1000,
-    sequentialCount: number(values.requests, quick ? 1000 : 5000, 'requests'),
-    sequentialBlocks: 5,
-    timeoutMs: 5000,
-    mcpWarmup: quick ? 20 : 100,
-    mcpCount: quick ? 200 : 1000,
-    mcpClients: 8,
-    mcpDurationMs: quick ? 3000 : 10_000,
-    alsoRates: (values['also-rates'] ?? '').split(',').filter(Boolean).map((text) => number(text, 0, 'also-rates')),
-  };
-}
-
-/** A 1 KB JSON body (exactly 1,024 bytes). */
-function oneKilobyteBody(): Buffer {
-  const frame = '{"payload":""}';
-  return Buffer.from(`{"payload":"${'x'.repeat(1024 - frame.length)}"}`);
-}
-
-function hrMicros(): number {
-  return Number(process.hrtime.bigint() / 1000n);
-}
-
-const say = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
-
-/** Retries one request until the path answers 200, so discovery has settled before anything is measured. */
-async function waitForPath(target: HttpTarget, body: Buffer, timeoutMs = 20_000): Promise<void> {
-  const agent = keepAliveAgent(1);
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (;;) {
-      const outcome = await postOnce(agent, target, body, 2000);
-      if (outcome.ok) return;
-      if (Date.now() > deadline) throw new Error(`${target.label} path never answered 200 (last: ${outcome.kind})`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  } finally {
-    agent.destroy();
-  }
-}
-
-function merge(results: LoadResult[]): LoadResult {
-  const first = results[0] as LoadResult;
-  const merged: LoadResult = { ...first, latencies: [], serviceTimes: [], scheduled: 0, ok: 0, errors: 0, errorKinds: {}, elapsedMs: 0, achievedRate: 0, peakInFlight: 0 };
-  for (const result of results) {
-    merged.latencies.push(...result.latencies);
-    merged.serviceTimes.push(...result.serviceTimes);
-    merged.scheduled += result.scheduled;
-    merged.ok += result.ok;
-    merged.errors += result.errors;
-    merged.elapsedMs += result.elapsedMs;
-    merged.peakInFlight = Math.max(merged.peakInFlight, result.peakInFlight);
-    for (const [kind, n] of Object.entries(result.errorKinds)) merged.errorKinds[kind] = (merged.errorKinds[kind] ?? 0) + n;
-  }
-  merged.achievedRate = ((merged.ok + merged.errors) / merged.elapsedMs) * 1000;
-  return merged;
-}
 
 /** A load phase reduced to what the report and the JSON keep. */
 interface PhaseReport {
@@ -227,34 +128,23 @@ interface ProfileReport {
   files: { caller: string; callee: string };
 }
 
-/**
- * Starts `skein run` like the harness does, but with `node --cpu-prof` (Node refuses that flag in NODE_OPTIONS,
- * so the sidecar cannot be profiled through `env`).
- */
-async function startProfiledSidecar(harness: Harness, appId: string, appPort: number | undefined, profileDir: string): Promise<SidecarHandle> {
-  const natsUrl = harness.natsHandle?.url;
-  const sentryAddress = harness.sentryAddress;
-  if (!natsUrl || !sentryAddress) throw new Error('start the control plane before a sidecar');
-  const args = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, SKEIN_CLI, 'run', '--app-id', appId, '--nats-url', natsUrl, '--sentry-address', sentryAddress, '--trust-anchors-file', harness.trustBundle];
-  if (appPort !== undefined) args.push('--app-port', String(appPort));
-  const proc = harness.start(`sidecar ${appId} (profiled)`, process.execPath, args);
-  const ready = await proc.waitForRecord('ready', { what: 'sidecar' });
-  const httpPort = Number(ready['httpPort']);
-  return { proc, appId, httpPort, internalPort: Number(ready['internalPort']), instanceId: String(ready['instanceId']), url: `http://127.0.0.1:${httpPort}` };
-}
-
 async function profilePhase(harness: Harness, app: AppHandle, body: Buffer, settings: Settings, stamp: string): Promise<ProfileReport> {
   const dirs = { caller: harness.dir('cpu-prof-caller'), callee: harness.dir('cpu-prof-callee') };
   const appId = `${APP_ID}-profiled`;
-  const [callee, caller] = await Promise.all([startProfiledSidecar(harness, appId, app.port, dirs.callee), startProfiledSidecar(harness, `${CALLER_APP_ID}-profiled`, undefined, dirs.caller)]);
+  // Node refuses --cpu-prof in NODE_OPTIONS, so it goes on the sidecar's command line.
+  const profiling = (dir: string): string[] => ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const [callee, caller] = await Promise.all([
+    harness.sidecar({ appId, appPort: app.port, nodeArgs: profiling(dirs.callee) }),
+    harness.sidecar({ appId: `${CALLER_APP_ID}-profiled`, nodeArgs: profiling(dirs.caller) }),
+  ]);
   const target: HttpTarget = { label: 'mesh (profiled)', host: '127.0.0.1', port: caller.httpPort, path: `/v1.0/invoke/${appId}/method/${METHOD}` };
   await waitForPath(target, body);
   await runSequential(target, body, { warmup: settings.sequentialWarmup, count: 0, timeoutMs: settings.timeoutMs });
   const options = openLoopOptions(settings);
   await runOpenLoop(target, body, { ...options, durationMs: settings.openLoopWarmupMs });
-  const fromMicros = hrMicros();
+  const fromMicros = monotonicMicros();
   const result = await runOpenLoop(target, body, { ...options, durationMs: settings.durationMs });
-  const toMicros = hrMicros();
+  const toMicros = monotonicMicros();
   // The profile is written when the process exits normally; SIGTERM makes the sidecar shut down and exit.
   await Promise.all([caller.proc.stop(30_000), callee.proc.stop(30_000)]);
   const profileDir = join(RESULTS_DIR, 'profiles');
@@ -276,12 +166,8 @@ async function profilePhase(harness: Harness, app: AppHandle, body: Buffer, sett
   return { load: reportOf(result), caller: summaries.caller as ProfileSummary, callee: summaries.callee as ProfileSummary, files: { caller: files.caller as string, callee: files.callee as string } };
 }
 
-/** Everything one run measured; written as JSON. */
-interface BenchReport {
-  startedAt: string;
-  command: string;
-  machine: { node: string; cpus: number; cpuModel: string; kernel: string; memoryGiB: number; loadAverageStart: number[]; loadAverageEnd: number[] };
-  settings: Settings;
+/** What the invoke part measured. */
+interface InvokeReport {
   bodyBytes: number;
   sequential: Comparison;
   openLoop: Comparison & { usage: { direct: UsageReport; mesh: UsageReport } };
@@ -289,17 +175,32 @@ interface BenchReport {
   /** Sidecar CPU time per mesh request, in microseconds, all threads: sequential (no queueing) and open loop. */
   cpuPerRequestMicros: { sequential: Record<string, number>; openLoop: Record<string, number> };
   /** Warnings and errors the sidecars logged during the run (none are expected). */
-  sidecarLog: Record<string, { warnings: number; errors: number; first?: string }>;
+  sidecarLog: Record<string, LogSummary>;
   mcp?: {
     sequential: { direct: McpReport; mesh: McpReport };
     concurrent: { direct: McpReport; mesh: McpReport };
     /** CPU per call of the caller sidecar, the MCP server's sidecar and the MCP server, in the concurrent mesh phase. */
     meshCpuPerCallMicros: Record<string, number>;
   };
-  targets: Array<{ what: string; target: string; measured: string; met: boolean }>;
+  targets: Target[];
   profile?: ProfileReport;
   /** Open loop at the `--also-rates`, same method as the main phase. */
   sweep: SweepRow[];
+  elapsedSeconds: number;
+}
+
+/** Everything one run measured; written as JSON. A part left out by `--only` is absent. */
+interface BenchReport {
+  startedAt: string;
+  command: string;
+  machine: { node: string; cpus: number; cpuModel: string; kernel: string; memoryGiB: number; loadAverageStart: number[]; loadAverageEnd: number[] };
+  /** The commit the run measured, and how many files differed from it: numbers from a modified tree are not that commit's. */
+  revision: { commit: string; modifiedFiles: number };
+  settings: Settings;
+  invoke?: InvokeReport;
+  mcpChain?: ChainReport;
+  tracing?: TracingReport;
+  elapsedSeconds: number;
 }
 
 /** One rate of the sweep. */
@@ -307,26 +208,6 @@ interface SweepRow {
   rate: number;
   comparison: Comparison;
   usage: UsageReport;
-}
-
-function logSummary(sidecar: SidecarHandle): { warnings: number; errors: number; first?: string } {
-  const records = sidecar.proc.records().filter((record) => record.level === 'warn' || record.level === 'error');
-  const first = records[0];
-  return { warnings: records.filter((record) => record.level === 'warn').length, errors: records.filter((record) => record.level === 'error').length, ...(first ? { first: `${first.logger}: ${first.msg}` } : {}) };
-}
-
-/** An MCP phase reduced for the report. */
-interface McpReport {
-  latency: LatencySummary;
-  ok: number;
-  errors: number;
-  firstError?: string;
-  callsPerSecond: number;
-  clients: number;
-}
-
-function mcpReportOf(result: McpPhaseResult): McpReport {
-  return { latency: summarise(result.latencies), ok: result.ok, errors: result.errors, ...(result.firstError ? { firstError: result.firstError } : {}), callsPerSecond: result.callsPerSecond, clients: result.clients };
 }
 
 function latencyTable(comparison: Comparison, withRate: boolean): string {
@@ -341,12 +222,9 @@ function latencyTable(comparison: Comparison, withRate: boolean): string {
   ]);
 }
 
-function render(report: BenchReport): string {
-  const { settings, sequential, openLoop, memory } = report;
+function renderInvoke(report: InvokeReport, settings: Settings): string {
+  const { sequential, openLoop, memory } = report;
   const out: string[] = [];
-  const m = report.machine;
-  out.push(`## Skein benchmark — ${report.startedAt}`, '');
-  out.push(`\`${report.command}\` · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${m.memoryGiB.toFixed(1)} GiB · Linux ${m.kernel} · load average ${m.loadAverageStart.map((n) => n.toFixed(2)).join(' ')} at start, ${m.loadAverageEnd.map((n) => n.toFixed(2)).join(' ')} at end`, '');
   out.push(`Request: POST of a ${report.bodyBytes}-byte JSON body; the app answers 200 with a ~30-byte JSON body. Mesh path: client → caller sidecar HTTP API (\`/v1.0/invoke/${APP_ID}/method/${METHOD}\`) → gRPC over mTLS → callee sidecar → app, all on loopback.`, '');
   out.push(`### Sequential: one request at a time on one keep-alive connection`, '');
   out.push(`${count(settings.sequentialCount)} requests per path after ${count(settings.sequentialWarmup)} warm-up, in ${settings.sequentialBlocks} alternating direct/mesh blocks.`, '');
@@ -427,7 +305,7 @@ function render(report: BenchReport): string {
     out.push(`CPU per call through the sidecars (${settings.mcpClients} clients): caller sidecar ${micros(perCall['caller'])} µs, MCP server's sidecar ${micros(perCall['callee'])} µs, MCP server ${micros(perCall['server'])} µs.`, '');
   }
   out.push('### Targets (issue 2, on this 2-core machine, at the fixed rate)', '');
-  out.push(markdownTable(['target', 'goal', 'measured', 'result'], report.targets.map((t) => [t.what, t.target, t.measured, t.met ? 'met' : 'NOT met']), ['left', 'left', 'right', 'left']), '');
+  out.push(targetsTable(report.targets), '');
   out.push('For context, Dapr 1.17 (published, not measured here): 1 KB at 1,000 rps, the two sidecars add 1.06 / 1.48 / 2.90 ms at p50 / p90 / p99; sidecar ~51 MB.', '');
   if (report.profile) {
     const { profile } = report;
@@ -439,131 +317,178 @@ function render(report: BenchReport): string {
   return out.join('\n');
 }
 
+/** Runs the invoke part; stops every process it started before returning. */
+async function runInvoke(harness: Harness, settings: Settings, body: Buffer, stamp: string): Promise<InvokeReport> {
+  const began = performance.now();
+  say('invoke: starting the app and two sidecars');
+  const app = await harness.app('bench-app');
+  const { callee, caller } = await startPair(harness, app, APP_ID, CALLER_APP_ID);
+  const started = [app.proc, callee.proc, caller.proc];
+  const idle = { caller: memoryOf(caller.proc.pid), callee: memoryOf(callee.proc.pid) };
+  const direct: HttpTarget = { label: 'direct', host: '127.0.0.1', port: app.port, path: `/${METHOD}` };
+  const mesh: HttpTarget = { label: 'mesh', host: '127.0.0.1', port: caller.httpPort, path: `/v1.0/invoke/${APP_ID}/method/${METHOD}` };
+  await waitForPath(direct, body);
+  await waitForPath(mesh, body);
+
+  say(`sequential: ${settings.sequentialCount} requests per path`);
+  const blockCount = Math.ceil(settings.sequentialCount / settings.sequentialBlocks);
+  const sequentialOptions = { count: blockCount, timeoutMs: settings.timeoutMs };
+  const blocks: { direct: LoadResult[]; mesh: LoadResult[] } = { direct: [], mesh: [] };
+  const sidecarPids = { caller: caller.proc.pid, callee: callee.proc.pid };
+  const sequentialCpu = { caller: 0, callee: 0, requests: 0 };
+  for (let block = 0; block < settings.sequentialBlocks; block++) {
+    const warmup = block === 0 ? settings.sequentialWarmup : 50;
+    blocks.direct.push(await runSequential(direct, body, { ...sequentialOptions, warmup }));
+    const before = { caller: 0, callee: 0 };
+    const onMeasureStart = (): void => {
+      before.caller = cpuTimeOf(sidecarPids.caller);
+      before.callee = cpuTimeOf(sidecarPids.callee);
+    };
+    blocks.mesh.push(await runSequential(mesh, body, { ...sequentialOptions, warmup, onMeasureStart }));
+    sequentialCpu.caller += cpuTimeOf(sidecarPids.caller) - before.caller;
+    sequentialCpu.callee += cpuTimeOf(sidecarPids.callee) - before.callee;
+    sequentialCpu.requests += blockCount;
+  }
+  const sequential = compare(mergeLoadResults(blocks.direct), mergeLoadResults(blocks.mesh));
+  const cpuPerRequest = {
+    sequential: { caller: (sequentialCpu.caller * 1000) / sequentialCpu.requests, callee: (sequentialCpu.callee * 1000) / sequentialCpu.requests },
+  };
+
+  const pids = { caller: caller.proc.pid, callee: callee.proc.pid, app: app.proc.pid };
+  // The sweep climbs: V8 keeps the heap it grew, so a lower rate after a higher one would report the higher one's RSS.
+  const sweep: SweepRow[] = [];
+  const sweepAt = async (rate: number): Promise<void> => {
+    say(`open loop: ${rate} req/s for ${settings.durationMs / 1000} s, direct and through the sidecars`);
+    const atRate = { ...settings, rate };
+    const sweepDirect = await openLoopPhase(direct, body, atRate, pids);
+    const sweepMesh = await openLoopPhase(mesh, body, atRate, pids);
+    sweep.push({ rate, comparison: compare(sweepDirect.result, sweepMesh.result), usage: sweepMesh.usage });
+  };
+  for (const rate of settings.alsoRates.filter((rate) => rate < settings.rate).sort((a, b) => a - b)) await sweepAt(rate);
+  say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, direct`);
+  const openDirect = await openLoopPhase(direct, body, settings, pids);
+  say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, through the sidecars`);
+  const openMesh = await openLoopPhase(mesh, body, settings, pids);
+  const openLoop = { ...compare(openDirect.result, openMesh.result), usage: { direct: openDirect.usage, mesh: openMesh.usage } };
+  // Let in-flight work and short-lived buffers settle before reading the resident size after load.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const afterLoad = { caller: memoryOf(caller.proc.pid), callee: memoryOf(callee.proc.pid) };
+
+  for (const rate of settings.alsoRates.filter((rate) => rate > settings.rate).sort((a, b) => a - b)) await sweepAt(rate);
+
+  let mcp: InvokeReport['mcp'];
+  if (settings.mcp) {
+    say('MCP: starting the sample MCP server beside its own sidecar');
+    const { proc: server, port: serverPort } = await startMcpServer(harness);
+    const mcpSidecar = await harness.sidecar({ appId: MCP_APP_ID, appPort: serverPort });
+    started.push(server, mcpSidecar.proc);
+    const directMcp = { label: 'direct', url: `http://127.0.0.1:${serverPort}/mcp` };
+    const meshMcp = { label: 'mesh', url: `${caller.url}/v1.0/invoke/${MCP_APP_ID}/method/mcp` };
+    say('MCP: sequential tools/call');
+    const seqOptions = { warmup: settings.mcpWarmup, count: settings.mcpCount };
+    const seqDirect = await runMcpSequential(directMcp, TOOL_CALL, seqOptions);
+    const seqMesh = await runMcpSequential(meshMcp, TOOL_CALL, seqOptions);
+    say(`MCP: ${settings.mcpClients} concurrent clients`);
+    const concOptions = { clients: settings.mcpClients, warmup: settings.mcpWarmup / 4, durationMs: settings.mcpDurationMs };
+    const concDirect = await runMcpConcurrent(directMcp, TOOL_CALL, concOptions);
+    const sampler = new ResourceSampler({ caller: caller.proc.pid, callee: mcpSidecar.proc.pid, server: server.pid });
+    const concMesh = await runMcpConcurrent(meshMcp, TOOL_CALL, concOptions);
+    const used = sampler.stop().processes;
+    const calls = Math.max(1, concMesh.ok + concMesh.errors);
+    mcp = {
+      sequential: { direct: mcpReportOf(seqDirect), mesh: mcpReportOf(seqMesh) },
+      concurrent: { direct: mcpReportOf(concDirect), mesh: mcpReportOf(concMesh) },
+      meshCpuPerCallMicros: Object.fromEntries(Object.entries(used).map(([name, usage]) => [name, (usage.cpuMs * 1000) / calls])),
+    };
+  }
+
+  let profile: ProfileReport | undefined;
+  if (settings.profile) {
+    // The measured sidecars are done; stopping them keeps their timers out of the profiled run's machine.
+    await Promise.all([caller.proc.stop(), callee.proc.stop()]);
+    say(`profile: fresh sidecars under --cpu-prof, ${settings.rate} req/s for ${settings.durationMs / 1000} s`);
+    profile = await profilePhase(harness, app, body, settings, stamp);
+  }
+
+  const peakRss = Math.max(openMesh.usage.processes['caller']?.peakRss ?? Number.NaN, openMesh.usage.processes['callee']?.peakRss ?? Number.NaN);
+  const cleanRun = openLoop.mesh.errors === 0 && openLoop.direct.errors === 0;
+  const targets = [
+    { what: `added latency p50 at ${settings.rate} req/s`, target: `≤ ${TARGETS.addedP50Ms} ms`, measured: `${ms(openLoop.added.p50)} ms`, met: cleanRun && openLoop.added.p50 <= TARGETS.addedP50Ms },
+    { what: `added latency p99 at ${settings.rate} req/s`, target: `≤ ${TARGETS.addedP99Ms} ms`, measured: `${ms(openLoop.added.p99)} ms`, met: cleanRun && openLoop.added.p99 <= TARGETS.addedP99Ms },
+    { what: 'sidecar RSS under load (higher of the two)', target: `≤ ${TARGETS.sidecarRssMiB} MB`, measured: `${mib(peakRss)} MiB`, met: peakRss <= TARGETS.sidecarRssMiB },
+  ];
+  const sidecarLog = { caller: logSummary(caller.proc), callee: logSummary(callee.proc) };
+  await Promise.all(started.map((proc) => proc.stop()));
+  return {
+    bodyBytes: body.length,
+    sequential,
+    openLoop,
+    memory: { idle, afterLoad },
+    cpuPerRequestMicros: {
+      sequential: cpuPerRequest.sequential,
+      openLoop: Object.fromEntries(Object.entries(openMesh.usage.processes).map(([name, usage]) => [name, (usage.cpuMs * 1000) / Math.max(1, openLoop.mesh.ok + openLoop.mesh.errors)])),
+    },
+    sidecarLog,
+    ...(mcp ? { mcp } : {}),
+    targets,
+    ...(profile ? { profile } : {}),
+    sweep,
+    elapsedSeconds: (performance.now() - began) / 1000,
+  };
+}
+
+/** The checked-out commit and the number of files that differ from it; `unknown` outside a git work tree. */
+function revision(): BenchReport['revision'] {
+  const git = (args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    return { commit: git(['rev-parse', '--short', 'HEAD']).trim(), modifiedFiles: git(['status', '--porcelain', '--untracked-files=no']).split('\n').filter(Boolean).length };
+  } catch {
+    return { commit: 'unknown', modifiedFiles: 0 };
+  }
+}
+
+/** The whole report as Markdown: the machine, then each part that ran. */
+function render(report: BenchReport): string {
+  const m = report.machine;
+  const out: string[] = [];
+  out.push(`## Skein benchmark — ${report.startedAt}`, '');
+  out.push(`\`${report.command}\` · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${m.memoryGiB.toFixed(1)} GiB · Linux ${m.kernel} · load average ${m.loadAverageStart.map((n) => n.toFixed(2)).join(' ')} at start, ${m.loadAverageEnd.map((n) => n.toFixed(2)).join(' ')} at end`, '');
+  const took = (seconds: number | undefined): string => (seconds === undefined ? '' : `${seconds.toFixed(0)} s`);
+  const { commit, modifiedFiles } = report.revision;
+  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'})`, '');
+  if (report.invoke) out.push(renderInvoke(report.invoke, report.settings));
+  if (report.mcpChain) out.push(renderMcpChain(report.mcpChain, report.settings));
+  if (report.tracing) out.push(renderTracing(report.tracing, report.settings));
+  return out.join('\n');
+}
+
 async function main(): Promise<void> {
   const settings = readSettings(process.argv.slice(2));
   const startedAt = new Date().toISOString();
   const stamp = startedAt.replace(/[:.]/g, '-');
+  const began = performance.now();
   const body = oneKilobyteBody();
   // On Ctrl-C the harness itself kills every process group it started and removes its folder.
   const harness = new Harness();
   const loadAverageStart = loadavg();
+  const measured = revision();
   try {
-    say('starting NATS, sentry, the app and two sidecars');
+    say(`parts: ${settings.parts.join(', ')}; starting NATS and sentry`);
     await harness.controlPlane();
-    const app = await harness.app('bench-app');
-    const { callee, caller } = await startPair(harness, app, APP_ID, CALLER_APP_ID);
-    const idle = { caller: memoryOf(caller.proc.pid), callee: memoryOf(callee.proc.pid) };
-    const direct: HttpTarget = { label: 'direct', host: '127.0.0.1', port: app.port, path: `/${METHOD}` };
-    const mesh: HttpTarget = { label: 'mesh', host: '127.0.0.1', port: caller.httpPort, path: `/v1.0/invoke/${APP_ID}/method/${METHOD}` };
-    await waitForPath(direct, body);
-    await waitForPath(mesh, body);
-
-    say(`sequential: ${settings.sequentialCount} requests per path`);
-    const blockCount = Math.ceil(settings.sequentialCount / settings.sequentialBlocks);
-    const sequentialOptions = { count: blockCount, timeoutMs: settings.timeoutMs };
-    const blocks: { direct: LoadResult[]; mesh: LoadResult[] } = { direct: [], mesh: [] };
-    const sidecarPids = { caller: caller.proc.pid, callee: callee.proc.pid };
-    const sequentialCpu = { caller: 0, callee: 0, requests: 0 };
-    for (let block = 0; block < settings.sequentialBlocks; block++) {
-      const warmup = block === 0 ? settings.sequentialWarmup : 50;
-      blocks.direct.push(await runSequential(direct, body, { ...sequentialOptions, warmup }));
-      const before = { caller: 0, callee: 0 };
-      const onMeasureStart = (): void => {
-        before.caller = cpuTimeOf(sidecarPids.caller);
-        before.callee = cpuTimeOf(sidecarPids.callee);
-      };
-      blocks.mesh.push(await runSequential(mesh, body, { ...sequentialOptions, warmup, onMeasureStart }));
-      sequentialCpu.caller += cpuTimeOf(sidecarPids.caller) - before.caller;
-      sequentialCpu.callee += cpuTimeOf(sidecarPids.callee) - before.callee;
-      sequentialCpu.requests += blockCount;
-    }
-    const sequential = compare(merge(blocks.direct), merge(blocks.mesh));
-    const cpuPerRequest = {
-      sequential: { caller: (sequentialCpu.caller * 1000) / sequentialCpu.requests, callee: (sequentialCpu.callee * 1000) / sequentialCpu.requests },
-    };
-
-    const pids = { caller: caller.proc.pid, callee: callee.proc.pid, app: app.proc.pid };
-    // The sweep climbs: V8 keeps the heap it grew, so a lower rate after a higher one would report the higher one's RSS.
-    const sweep: SweepRow[] = [];
-    const sweepAt = async (rate: number): Promise<void> => {
-      say(`open loop: ${rate} req/s for ${settings.durationMs / 1000} s, direct and through the sidecars`);
-      const atRate = { ...settings, rate };
-      const sweepDirect = await openLoopPhase(direct, body, atRate, pids);
-      const sweepMesh = await openLoopPhase(mesh, body, atRate, pids);
-      sweep.push({ rate, comparison: compare(sweepDirect.result, sweepMesh.result), usage: sweepMesh.usage });
-    };
-    for (const rate of settings.alsoRates.filter((rate) => rate < settings.rate).sort((a, b) => a - b)) await sweepAt(rate);
-    say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, direct`);
-    const openDirect = await openLoopPhase(direct, body, settings, pids);
-    say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, through the sidecars`);
-    const openMesh = await openLoopPhase(mesh, body, settings, pids);
-    const openLoop = { ...compare(openDirect.result, openMesh.result), usage: { direct: openDirect.usage, mesh: openMesh.usage } };
-    // Let in-flight work and short-lived buffers settle before reading the resident size after load.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const afterLoad = { caller: memoryOf(caller.proc.pid), callee: memoryOf(callee.proc.pid) };
-
-    for (const rate of settings.alsoRates.filter((rate) => rate > settings.rate).sort((a, b) => a - b)) await sweepAt(rate);
-
-    let mcp: BenchReport['mcp'];
-    if (settings.mcp) {
-      say('MCP: starting the sample MCP server beside its own sidecar');
-      const server = harness.start('mcp-server', process.execPath, [MCP_SERVER], { env: { PORT: '0' } });
-      const line = await server.waitFor(/^\{"listening":\d+/);
-      const serverPort = (JSON.parse(line) as { listening: number }).listening;
-      const mcpSidecar = await harness.sidecar({ appId: MCP_APP_ID, appPort: serverPort });
-      const directUrl = `http://127.0.0.1:${serverPort}/mcp`;
-      const meshUrl = `${caller.url}/v1.0/invoke/${MCP_APP_ID}/method/mcp`;
-      say('MCP: sequential tools/call');
-      const seqOptions = { warmup: settings.mcpWarmup, count: settings.mcpCount };
-      const seqDirect = await runMcpSequential('direct', directUrl, TOOL_CALL, seqOptions);
-      const seqMesh = await runMcpSequential('mesh', meshUrl, TOOL_CALL, seqOptions);
-      say(`MCP: ${settings.mcpClients} concurrent clients`);
-      const concOptions = { clients: settings.mcpClients, warmup: settings.mcpWarmup / 4, durationMs: settings.mcpDurationMs };
-      const concDirect = await runMcpConcurrent('direct', directUrl, TOOL_CALL, concOptions);
-      const sampler = new ResourceSampler({ caller: caller.proc.pid, callee: mcpSidecar.proc.pid, server: server.pid });
-      const concMesh = await runMcpConcurrent('mesh', meshUrl, TOOL_CALL, concOptions);
-      const used = sampler.stop().processes;
-      const calls = Math.max(1, concMesh.ok + concMesh.errors);
-      mcp = {
-        sequential: { direct: mcpReportOf(seqDirect), mesh: mcpReportOf(seqMesh) },
-        concurrent: { direct: mcpReportOf(concDirect), mesh: mcpReportOf(concMesh) },
-        meshCpuPerCallMicros: Object.fromEntries(Object.entries(used).map(([name, usage]) => [name, (usage.cpuMs * 1000) / calls])),
-      };
-    }
-
-    let profile: ProfileReport | undefined;
-    if (settings.profile) {
-      // The measured sidecars are done; stopping them keeps their timers out of the profiled run's machine.
-      await Promise.all([caller.proc.stop(), callee.proc.stop()]);
-      say(`profile: fresh sidecars under --cpu-prof, ${settings.rate} req/s for ${settings.durationMs / 1000} s`);
-      profile = await profilePhase(harness, app, body, settings, stamp);
-    }
-
-    const peakRss = Math.max(openMesh.usage.processes['caller']?.peakRss ?? Number.NaN, openMesh.usage.processes['callee']?.peakRss ?? Number.NaN);
-    const cleanRun = openLoop.mesh.errors === 0 && openLoop.direct.errors === 0;
-    const targets = [
-      { what: `added latency p50 at ${settings.rate} req/s`, target: `≤ ${TARGETS.addedP50Ms} ms`, measured: `${ms(openLoop.added.p50)} ms`, met: cleanRun && openLoop.added.p50 <= TARGETS.addedP50Ms },
-      { what: `added latency p99 at ${settings.rate} req/s`, target: `≤ ${TARGETS.addedP99Ms} ms`, measured: `${ms(openLoop.added.p99)} ms`, met: cleanRun && openLoop.added.p99 <= TARGETS.addedP99Ms },
-      { what: 'sidecar RSS under load (higher of the two)', target: `≤ ${TARGETS.sidecarRssMiB} MB`, measured: `${mib(peakRss)} MiB`, met: peakRss <= TARGETS.sidecarRssMiB },
-    ];
+    // Each part starts its own processes and stops them when done, so no part runs beside another's idle sidecars.
+    const invoke = settings.parts.includes('invoke') ? await runInvoke(harness, settings, body, stamp) : undefined;
+    const mcpChain = settings.parts.includes('mcp-chain') ? await runMcpChain(harness, settings, { profileDir: join(RESULTS_DIR, 'profiles'), stamp }) : undefined;
+    const tracing = settings.parts.includes('tracing') ? await runTracing(harness, settings, body) : undefined;
     const report: BenchReport = {
       startedAt,
       command: `node test/dist/bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
       machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', kernel: release(), memoryGiB: totalmem() / 2 ** 30, loadAverageStart, loadAverageEnd: loadavg() },
+      revision: measured,
       settings,
-      bodyBytes: body.length,
-      sequential,
-      openLoop,
-      memory: { idle, afterLoad },
-      cpuPerRequestMicros: {
-        sequential: cpuPerRequest.sequential,
-        openLoop: Object.fromEntries(Object.entries(openMesh.usage.processes).map(([name, usage]) => [name, (usage.cpuMs * 1000) / Math.max(1, openLoop.mesh.ok + openLoop.mesh.errors)])),
-      },
-      sidecarLog: { caller: logSummary(caller), callee: logSummary(callee) },
-      ...(mcp ? { mcp } : {}),
-      targets,
-      ...(profile ? { profile } : {}),
-      sweep,
+      ...(invoke ? { invoke } : {}),
+      ...(mcpChain ? { mcpChain } : {}),
+      ...(tracing ? { tracing } : {}),
+      elapsedSeconds: (performance.now() - began) / 1000,
     };
     const text = render(report);
     process.stdout.write(`${text}\n`);

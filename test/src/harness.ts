@@ -59,6 +59,8 @@ export interface SidecarSpec {
   netns?: string;
   natsUrl?: string;
   sentryAddress?: string;
+  /** Node options before the CLI script, such as `--cpu-prof` (which Node refuses in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -197,7 +199,8 @@ export class Harness {
     if (spec.namespace) args.push('--namespace', spec.namespace);
     args.push(...(spec.args ?? []));
     if (spec.command) args.push('--', ...spec.command);
-    const proc = this.skein(`sidecar ${spec.appId}`, args, { env: spec.env ?? {}, ...(spec.netns ? { netns: spec.netns } : {}) });
+    const options = { env: spec.env ?? {}, ...(spec.netns ? { netns: spec.netns } : {}) };
+    const proc = this.start(`sidecar ${spec.appId}`, process.execPath, [...(spec.nodeArgs ?? []), SKEIN_CLI, ...args], options);
     const ready = await proc.waitForRecord('ready', { what: 'sidecar' });
     const httpPort = Number(ready['httpPort']);
     return { proc, appId: spec.appId, httpPort, internalPort: Number(ready['internalPort']), instanceId: String(ready['instanceId']), url: `http://127.0.0.1:${httpPort}` };
