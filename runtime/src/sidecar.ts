@@ -196,6 +196,7 @@ export class Sidecar {
       },
       this.outbound,
       this.actors,
+      this.outbound.resiliency,
     );
     this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken, tracing: this.tracing }, universal);
     const http = await this.http.start();

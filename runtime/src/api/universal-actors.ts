@@ -1,4 +1,8 @@
+import { Readable } from 'node:stream';
 import { SkeinError } from '../errors.js';
+import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
+import type { PipelineRequest } from '../pipeline/pipeline.js';
+import { readWhole } from '../pipeline/read-body.js';
 import type { ActorCall, ActorReply, ActorRuntime, ActorRuntimeStatus } from '../actors/actor-runtime.js';
 import { checkName, parseStateTransaction } from '../actors/requests.js';
 
@@ -12,9 +16,11 @@ const DISABLED: ActorRuntimeStatus = { runtimeStatus: 'DISABLED', activeActors: 
  */
 export class ActorOperations {
   private readonly runtime: ActorRuntime | undefined;
+  private readonly resiliency: ResiliencyMiddleware | undefined;
 
-  constructor(runtime: ActorRuntime | undefined) {
+  constructor(runtime: ActorRuntime | undefined, resiliency?: ResiliencyMiddleware) {
     this.runtime = runtime;
+    this.resiliency = resiliency;
   }
 
   private enabled(): ActorRuntime {
@@ -25,11 +31,20 @@ export class ActorOperations {
   }
 
   /** `POST|PUT|GET|DELETE /v1.0/actors/<type>/<id>/method/<method>` */
-  invoke(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply> {
+  async invoke(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply> {
     checkName('actorType', actorType);
     checkName('actorId', actorId);
     checkName('method', call.method);
-    return this.enabled().invoke(actorType, actorId, call, signal);
+    const runtime = this.enabled();
+    const resiliency = this.resiliency;
+    if (!resiliency?.hasActorPolicies(actorType)) return runtime.invoke(actorType, actorId, call, signal);
+    // The call runs as a pipeline request so the one resiliency loop (timeouts, retries, breakers) applies to it.
+    const request: PipelineRequest = { caller: undefined, target: { appId: actorType, namespace: '' }, verb: call.verb, method: call.method, query: '', headers: call.headers, body: call.body, decisions: [], signal };
+    const response = await resiliency.runActor(actorType, actorId, request, async (attempt) => {
+      const reply = await runtime.invoke(actorType, actorId, call, attempt.signal);
+      return { status: reply.status, headers: reply.headers, body: Readable.from([reply.body]) };
+    });
+    return { status: response.status, headers: response.headers, body: await readWhole(response.body, Number.MAX_SAFE_INTEGER) };
   }
 
   /** `POST|PUT /v1.0/actors/<type>/<id>/state`: one atomic transaction. */

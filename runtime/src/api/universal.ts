@@ -2,6 +2,7 @@ import { SkeinError } from '../errors.js';
 import type { Invoker, InvokeRequest, InvokeResponse } from '../invoke/client.js';
 import type { ActorRuntime } from '../actors/actor-runtime.js';
 import { ActorOperations } from './universal-actors.js';
+import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
 
 /** Version reported by the metadata API. */
 export const RUNTIME_VERSION = '0.1.0';
@@ -43,10 +44,10 @@ export class UniversalApi {
   readonly actors: ActorOperations;
 
   /** `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without placement. */
-  constructor(state: SidecarState, invoker: Pick<Invoker, 'invoke'>, actorRuntime?: ActorRuntime) {
+  constructor(state: SidecarState, invoker: Pick<Invoker, 'invoke'>, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware) {
     this.state = state;
     this.invoker = invoker;
-    this.actors = new ActorOperations(actorRuntime);
+    this.actors = new ActorOperations(actorRuntime, resiliency);
   }
 
   get namespace(): string {

@@ -23,7 +23,8 @@ export class OutboundPipeline {
   private readonly client = new HttpEndpointClient();
   private readonly tokenSources: ClientCredentialsTokenSource[] = [];
   private readonly handler: Handler;
-  private readonly resiliency: ResiliencyMiddleware | undefined;
+  /** The Resiliency policies in force for this app's calls; actor calls use them too. */
+  readonly resiliency: ResiliencyMiddleware | undefined;
 
   constructor(compiled: CompiledOutbound, mesh: Pick<Invoker, 'invoke'>, namespace: string, dependencies: TokenSourceDependencies = {}, tracing?: Tracing, metrics?: Metrics) {
     this.compiled = compiled;

@@ -64,11 +64,13 @@ export interface TargetPolicies {
 export interface CompiledResiliency {
   /** App IDs and HTTPEndpoint names → their policies. */
   readonly apps: ReadonlyMap<string, TargetPolicies>;
+  /** Actor types → their policies, and whether breakers are per type, per actor id, or both. */
+  readonly actors: ReadonlyMap<string, TargetPolicies & { readonly circuitBreakerScope: 'type' | 'id' | 'both' | undefined }>;
   /** From `DefaultApp*Policy` / `Default*Policy`, for apps no target names; undefined when there are none. */
   readonly defaultApp: TargetPolicies | undefined;
   /** Names of the Resiliency resources loaded. */
   readonly resources: readonly string[];
-  /** Targets that were validated but that Skein does not apply yet (actors, components), for the startup log. */
+  /** Targets that were validated but that Skein does not apply yet (components), for the startup log. */
   readonly notApplied: readonly string[];
 }
 
@@ -194,6 +196,7 @@ export function compileResiliency(inputs: ResiliencyInputs): CompiledResiliency 
   };
 
   const apps = new Map<string, TargetPolicies>();
+  const actors = new Map<string, TargetPolicies & { circuitBreakerScope: 'type' | 'id' | 'both' | undefined }>();
   const appFiles = new Map<string, string>();
   const notApplied: string[] = [];
   for (const { file, value } of loaded) {
@@ -211,8 +214,9 @@ export function compileResiliency(inputs: ResiliencyInputs): CompiledResiliency 
       if (names.circuitBreaker !== undefined && names.circuitBreakerScope === undefined) {
         throw new ConfigError(file, `${at}/circuitBreakerScope`, 'an actor circuit breaker needs circuitBreakerScope: type, id or both');
       }
-      resolve(names, file, at, names.circuitBreakerCacheSize ?? DEFAULT_BREAKER_CACHE_SIZE);
-      notApplied.push(`actors.${actorType} (Resiliency "${resource.metadata.name}")`);
+      if (actors.has(actorType)) throw new ConfigError(file, at, `actor target "${actorType}" is already defined`);
+      const scope = names.circuitBreakerScope;
+      actors.set(actorType, { ...resolve(names, file, at, names.circuitBreakerCacheSize ?? DEFAULT_BREAKER_CACHE_SIZE), circuitBreakerScope: scope });
     }
     for (const [component, directions] of Object.entries(targets.components ?? {})) {
       const at = `/spec/targets/components/${pointer(component)}`;
@@ -233,6 +237,7 @@ export function compileResiliency(inputs: ResiliencyInputs): CompiledResiliency 
   const hasDefaults = defaults.timeout !== undefined || defaults.retry !== undefined || defaults.circuitBreaker !== undefined;
 
   return Object.freeze({
+    actors,
     apps,
     defaultApp: hasDefaults ? defaults : undefined,
     resources: Object.freeze(loaded.map((resource) => resource.name)),

@@ -134,9 +134,35 @@ export class ResiliencyMiddleware implements Middleware {
   async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
     const found = this.policiesFor(request.target);
     if (!found) return next(request);
-    const { name: target, policies } = found;
+    return this.run(request, next, found.name, found.policies, undefined);
+  }
+
+  /** Whether calls to actors of this type have policies. */
+  hasActorPolicies(actorType: string): boolean {
+    return this.compiled.actors.has(actorType);
+  }
+
+  /**
+   * Runs one actor method call under the `targets.actors.<type>` policies: per-attempt timeout, retries (the body
+   * is always whole), and a circuit breaker per actor type, per actor id, or both (`circuitBreakerScope`; with
+   * `both`, the id's breaker is used and the type's counts every id's failures too).
+   */
+  async runActor(actorType: string, actorId: string, request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+    const policies = this.compiled.actors.get(actorType);
+    if (!policies) return next(request);
+    const target = `actors.${actorType}`;
+    const scope = policies.circuitBreakerScope ?? 'type';
+    if (scope === 'both' && policies.circuitBreaker) {
+      // The type-wide breaker must also admit the call; it is consulted and fed like the id's.
+      const typeWide = this.breakerFor(target, policies, request, `${target}:*`);
+      return this.run(request, (inner) => this.run(inner, next, target, { ...policies, retry: undefined, timeout: undefined }, `${target}:id:${actorId}`), target, { ...policies, circuitBreaker: undefined }, undefined, typeWide);
+    }
+    return this.run(request, next, target, policies, scope === 'id' ? `${target}:id:${actorId}` : `${target}:*`);
+  }
+
+  private async run(request: PipelineRequest, next: Handler, target: string, policies: TargetPolicies, breakerKey: string | undefined, givenBreaker?: TargetBreaker): Promise<PipelineResponse> {
     const { retry } = policies;
-    const breaker = policies.circuitBreaker ? this.breakerFor(target, policies, request) : undefined;
+    const breaker = givenBreaker ?? (policies.circuitBreaker ? this.breakerFor(target, policies, request, breakerKey) : undefined);
     // A stream cannot be rewound: once its bytes went to the first attempt there is nothing left to send again.
     const replayable = Buffer.isBuffer(request.body);
     for (let attempt = 1; ; attempt++) {
@@ -261,10 +287,10 @@ export class ResiliencyMiddleware implements Middleware {
   }
 
   /** The breaker of this call's key, created on first use; the least recently used goes when the cache is full. */
-  private breakerFor(target: string, policies: TargetPolicies, request: PipelineRequest): TargetBreaker | undefined {
+  private breakerFor(target: string, policies: TargetPolicies, request: PipelineRequest, breakerKey?: string): TargetBreaker | undefined {
     const policy = policies.circuitBreaker;
     if (!policy) return undefined;
-    const key = this.isEndpoint(request.target) ? target : `${target}:${request.method}`;
+    const key = breakerKey ?? (this.isEndpoint(request.target) ? target : `${target}:${request.method}`);
     let cache = this.breakers.get(target);
     if (!cache) {
       cache = new Map();
