@@ -271,7 +271,8 @@ spec:
     assert.equal(orders.circuitBreakerCacheSize, 100);
     assert.equal(compiled.apps.get('remote-mcp')?.timeout?.ms, 250);
     assert.equal(compiled.apps.get('remote-mcp')?.retry, undefined);
-    assert.deepEqual(compiled.notApplied, ['actors.myActor (Resiliency "myresiliency")', 'components.statestore (Resiliency "myresiliency")']);
+    assert.deepEqual(compiled.notApplied, ['components.statestore (Resiliency "myresiliency")']);
+    assert.ok(compiled.actors.get('myActor'), 'actor targets are compiled and applied');
     assert.equal(compiled.defaultApp, undefined);
   });
 
