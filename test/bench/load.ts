@@ -13,6 +13,8 @@ export interface HttpTarget {
   host: string;
   port: number;
   path: string;
+  /** HTTP method; POST when absent. */
+  method?: string;
 }
 
 /** One load phase's raw outcome. */
@@ -51,7 +53,7 @@ export function keepAliveAgent(connections: number): Agent {
   return new Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, keepAliveMsecs: 10_000 });
 }
 
-/** POSTs `body` and resolves once the whole response has been read; never rejects. */
+/** POSTs (or sends with `target.method`) `body` and resolves once the whole response has been read; never rejects. */
 export function postOnce(agent: Agent, target: HttpTarget, body: Buffer, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     let settled = false;
@@ -65,7 +67,7 @@ export function postOnce(agent: Agent, target: HttpTarget, body: Buffer, timeout
         agent,
         host: target.host,
         port: target.port,
-        method: 'POST',
+        method: target.method ?? 'POST',
         path: target.path,
         headers: { 'content-type': 'application/json', 'content-length': body.length },
       },

@@ -9,8 +9,10 @@
  * - `mcp-chain`: MCP `tools/call` direct, through the mesh only, and through the whole governance chain, sequentially
  *   and at several client counts; with `--profile`, CPU profiles of a governed and an ungoverned callee (mcp-chain.ts).
  * - `tracing`: the 1 KB POST and MCP `tools/call` with tracing sampling 1.0 vs 0.0 (tracing-overhead.ts).
+ * - `actors` (opt-in, not in the default run): actor calls and activation through the sidecars, reminders fired per
+ *   second, placement table computation, dissemination to many simulated hosts, ring lookup cost (actors.ts).
  *
- * Flags: --only <part,...> (default: all three), --quick (short phases), --profile, --requests <n> (sequential
+ * Flags: --only <part,...> (default: invoke, mcp-chain, tracing), --hosts <n1,n2,...> (actors: simulated host counts), --quick (short phases), --profile, --requests <n> (sequential
  * POSTs per path), --calls <n> (sequential MCP calls per path), --clients <c1,c2,...> (mcp-chain throughput); for
  * the invoke part: --no-mcp, --rate <req/s>, --duration <s>, --connections <n>, --also-rates <r1,r2,...> (more
  * open-loop rates, for the knee).
@@ -32,6 +34,7 @@ import { markdownTable, ms, signedMs, ratio, mib, count, errors, say, targetsTab
 import { readSettings, type Settings } from './settings.js';
 import { logSummary, type LogSummary } from './sidecar-log.js';
 import { renderTracing, runTracing, type TracingReport } from './tracing-overhead.js';
+import { renderActors, runActors, type ActorsReport } from './actors.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench-results');
@@ -200,6 +203,7 @@ interface BenchReport {
   invoke?: InvokeReport;
   mcpChain?: ChainReport;
   tracing?: TracingReport;
+  actors?: ActorsReport;
   elapsedSeconds: number;
 }
 
@@ -455,10 +459,11 @@ function render(report: BenchReport): string {
   out.push(`\`${report.command}\` · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${m.memoryGiB.toFixed(1)} GiB · Linux ${m.kernel} · load average ${m.loadAverageStart.map((n) => n.toFixed(2)).join(' ')} at start, ${m.loadAverageEnd.map((n) => n.toFixed(2)).join(' ')} at end`, '');
   const took = (seconds: number | undefined): string => (seconds === undefined ? '' : `${seconds.toFixed(0)} s`);
   const { commit, modifiedFiles } = report.revision;
-  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'})`, '');
+  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'}, actors ${took(report.actors?.elapsedSeconds) || '–'})`, '');
   if (report.invoke) out.push(renderInvoke(report.invoke, report.settings));
   if (report.mcpChain) out.push(renderMcpChain(report.mcpChain, report.settings));
   if (report.tracing) out.push(renderTracing(report.tracing, report.settings));
+  if (report.actors) out.push(renderActors(report.actors, report.settings));
   return out.join('\n');
 }
 
@@ -479,6 +484,7 @@ async function main(): Promise<void> {
     const invoke = settings.parts.includes('invoke') ? await runInvoke(harness, settings, body, stamp) : undefined;
     const mcpChain = settings.parts.includes('mcp-chain') ? await runMcpChain(harness, settings, { profileDir: join(RESULTS_DIR, 'profiles'), stamp }) : undefined;
     const tracing = settings.parts.includes('tracing') ? await runTracing(harness, settings, body) : undefined;
+    const actors = settings.parts.includes('actors') ? await runActors(harness, settings) : undefined;
     const report: BenchReport = {
       startedAt,
       command: `node test/dist/bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -488,6 +494,7 @@ async function main(): Promise<void> {
       ...(invoke ? { invoke } : {}),
       ...(mcpChain ? { mcpChain } : {}),
       ...(tracing ? { tracing } : {}),
+      ...(actors ? { actors } : {}),
       elapsedSeconds: (performance.now() - began) / 1000,
     };
     const text = render(report);

@@ -2,8 +2,10 @@
 import { parseArgs } from 'node:util';
 
 /** The parts of a run, in the order a full run measures them. */
-export const PARTS = ['invoke', 'mcp-chain', 'tracing'] as const;
-/** One part: `invoke` (1 KB POST, MCP baseline, profile), `mcp-chain` (MCP governance chain), `tracing` (sampling 1 vs 0). */
+export const PARTS = ['invoke', 'mcp-chain', 'tracing', 'actors'] as const;
+/** Parts a run without `--only` measures; `actors` is opt-in (it alone takes minutes). */
+export const DEFAULT_PARTS: readonly Part[] = ['invoke', 'mcp-chain', 'tracing'];
+/** One part: `invoke` (1 KB POST, MCP baseline, profile), `mcp-chain` (MCP governance chain), `tracing` (sampling 1 vs 0), `actors` (actor calls, reminders, placement). */
 export type Part = (typeof PARTS)[number];
 
 /** What each phase does. */
@@ -38,6 +40,23 @@ export interface Settings {
   chainClients: number[];
   /** Length of each of those phases. */
   chainDurationMs: number;
+  /** Actors part: active actors the calls spread over. */
+  actorIds: number;
+  /** Sequential calls per path to active actors. */
+  actorCalls: number;
+  /** Sequential first calls (fresh ids) per path. */
+  activations: number;
+  /** Calls in flight of the throughput phases. */
+  actorConcurrency: number[];
+  actorDurationMs: number;
+  reminders: number;
+  reminderPeriodMs: number;
+  reminderWindowMs: number;
+  /** Simulated host counts of the dissemination measurement. */
+  placementHosts: number[];
+  /** Joins (and as many leaves) measured per host count. */
+  disseminationSamples: number;
+  lookupOps: number;
 }
 
 /** Reads the flags; throws on a bad value, an unknown part or a flag that does not apply to the chosen parts. */
@@ -56,6 +75,7 @@ export function readSettings(argv: string[]): Settings {
       requests: { type: 'string' },
       calls: { type: 'string' },
       clients: { type: 'string' },
+      hosts: { type: 'string' },
     },
     strict: true,
   });
@@ -67,7 +87,7 @@ export function readSettings(argv: string[]): Settings {
     return value;
   };
   const list = (text: string | undefined, name: string): number[] => (text ?? '').split(',').filter(Boolean).map((item) => number(item, 0, name));
-  const parts = values.only === undefined ? [...PARTS] : values.only.split(',').filter(Boolean).map((name) => {
+  const parts = values.only === undefined ? [...DEFAULT_PARTS] : values.only.split(',').filter(Boolean).map((name) => {
     const part = PARTS.find((known) => known === name);
     if (!part) throw new Error(`--only takes ${PARTS.join(', ')} (comma-separated), not "${name}"`);
     return part;
@@ -94,6 +114,17 @@ export function readSettings(argv: string[]): Settings {
     alsoRates: list(values['also-rates'], 'also-rates'),
     chainClients: values.clients === undefined ? [8, 32] : list(values.clients, 'clients'),
     chainDurationMs: quick ? 2000 : 5000,
+    actorIds: 1000,
+    actorCalls: quick ? 1000 : 3000,
+    activations: quick ? 300 : 1000,
+    actorConcurrency: [32, 128],
+    actorDurationMs: quick ? 2000 : 5000,
+    reminders: quick ? 200 : 500,
+    reminderPeriodMs: 100,
+    reminderWindowMs: quick ? 3000 : 5000,
+    placementHosts: values.hosts === undefined ? (quick ? [100, 250] : [100, 250, 500, 1000]) : list(values.hosts, 'hosts'),
+    disseminationSamples: quick ? 2 : 3,
+    lookupOps: quick ? 200_000 : 1_000_000,
   };
   if (settings.parts.length === 0) throw new Error('--only names no part');
   const invokeOnly = [['--also-rates', settings.alsoRates.length > 0], ['--no-mcp', !settings.mcp], ['--rate', values.rate !== undefined], ['--duration', values.duration !== undefined], ['--connections', values.connections !== undefined]] as const;
@@ -101,6 +132,7 @@ export function readSettings(argv: string[]): Settings {
     const misplaced = invokeOnly.filter(([, given]) => given).map(([flag]) => flag);
     if (misplaced.length > 0) throw new Error(`${misplaced.join(', ')} apply to the invoke part, which --only leaves out`);
   }
+  if (values.hosts !== undefined && !settings.parts.includes('actors')) throw new Error('--hosts applies to the actors part, which --only leaves out');
   if (values.clients !== undefined && !settings.parts.includes('mcp-chain')) throw new Error('--clients applies to the mcp-chain part, which --only leaves out');
   if (settings.profile && !settings.parts.includes('invoke') && !settings.parts.includes('mcp-chain')) throw new Error('--profile applies to the invoke and mcp-chain parts, which --only leaves out');
   return settings;

@@ -6,7 +6,8 @@
  * Any other method echoes what reached the app, every request header included.
  *
  * Environment: ACTOR_TYPES (comma-separated, default Counter), IDLE_TIMEOUT, SCAN_INTERVAL, REENTRANCY=true,
- * MAX_STACK_DEPTH, ENTITIES_CONFIG (JSON, Dapr's per-type `entitiesConfig`), INSTANCE (a label echoed back). The sidecar's URL arrives with `POST /_sidecar`.
+ * MAX_STACK_DEPTH, ENTITIES_CONFIG (JSON, Dapr's per-type `entitiesConfig`), INSTANCE (a label echoed back), RECORD_TURNS=false
+ * (count turns and reminder fires without keeping them, for long benchmark runs). `GET /_counts` gives the counts alone. The sidecar's URL arrives with `POST /_sidecar`.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 
@@ -27,6 +28,9 @@ const reminders: Array<{ actorType: string; actorId: string; name: string; at: n
 const timers: Array<{ actorType: string; actorId: string; name: string; at: number; body: unknown }> = [];
 const running = new Map<string, number>();
 let overlaps = 0;
+const recordTurns = process.env['RECORD_TURNS'] !== 'false';
+const counts = { turns: 0, reminders: 0, timers: 0 };
+const fireCounts = new Map<string, number>();
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -69,13 +73,18 @@ async function method(actorType: string, actorId: string, name: string, req: Inc
   const reentrancyId = req.headers['dapr-reentrancy-id'];
   try {
     if (name.startsWith('remind/')) {
-      reminders.push({ actorType, actorId, name: name.slice('remind/'.length), at: Date.now(), body });
+      counts.reminders++;
+      if (recordTurns) reminders.push({ actorType, actorId, name: name.slice('remind/'.length), at: Date.now(), body });
       const cancelAfter = Number((body['data'] as Record<string, unknown> | null)?.['cancelAfter'] ?? 0);
-      const fired = reminders.filter((r) => r.actorId === actorId && r.name === name.slice('remind/'.length)).length;
+      // Counted per actor and reminder name (not by filtering the record), so many fires stay cheap.
+      const fireKey = `${actorId}\u0000${name}`;
+      const fired = (fireCounts.get(fireKey) ?? 0) + 1;
+      fireCounts.set(fireKey, fired);
       json(res, 200, { ok: true }, cancelAfter > 0 && fired >= cancelAfter ? { 'X-DaprReminderCancel': 'true' } : {});
       return;
     }
     if (name.startsWith('timer/')) {
+      counts.timers++;
       timers.push({ actorType, actorId, name: name.slice('timer/'.length), at: Date.now(), body });
       json(res, 200, { ok: true });
       return;
@@ -113,7 +122,8 @@ async function method(actorType: string, actorId: string, name: string, req: Inc
     }
   } finally {
     record.end = Date.now();
-    turns.push(record);
+    counts.turns++;
+    if (recordTurns) turns.push(record);
     running.set(key, (running.get(key) ?? 1) - 1);
   }
 }
@@ -141,6 +151,10 @@ const server = createServer((req, res) => {
       }
       if (url.pathname === '/_events') {
         json(res, 200, { instance, turns, deactivations, reminders, timers, overlaps, inProgress: [...running].filter(([, count]) => count > 0).map(([key]) => key) });
+        return;
+      }
+      if (url.pathname === '/_counts') {
+        json(res, 200, counts);
         return;
       }
       if (url.pathname === '/healthz') {
