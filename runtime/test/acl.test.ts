@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { accessDeniedError, compileAccessControl, evaluateAccessControl, type AccessRequest, type CompiledAccessControl } from '../src/acl/access-control.js';
 import { normalizeOperation } from '../src/acl/operation.js';
 import { loadConfiguration } from '../src/config/load.js';
@@ -36,21 +37,15 @@ describe('access control (Configuration.spec.accessControl)', () => {
     return compileAccessControl(configuration.spec.accessControl, file, { target: 'mcp-server' });
   }
 
+  /** A Configuration shipped in samples/policies (the seed's documents, unchanged). */
+  function loadSample(name: string): CompiledAccessControl {
+    const file = fileURLToPath(new URL(`../../../samples/policies/${name}`, import.meta.url));
+    return compileAccessControl(loadConfiguration(file).spec.accessControl, file, { target: 'mcp-server' });
+  }
+
   describe('the seed examples, loaded unchanged', () => {
     it('deny-all baseline: no caller can reach the server', () => {
-      const compiled = loadYaml(
-        'deny-all.yaml',
-        `# config/deny-all.yaml
-apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: mcp-policy
-spec:
-  accessControl:
-    defaultAction: deny
-    trustDomain: "public"
-`,
-      );
+      const compiled = loadSample('deny-all.yaml');
       for (const caller of [id('analyst-agent'), id('ops-agent'), id('admin-agent', 'other'), undefined]) {
         const made = evaluateAccessControl(compiled, { caller, operation: 'mcp', httpVerb: 'POST' });
         assert.equal(made.allowed, false);
@@ -61,22 +56,7 @@ spec:
     });
 
     it('allow-list: analyst-agent in default/public is allowed, every other caller denied', () => {
-      const compiled = loadYaml(
-        'mcp-server-policy.yaml',
-        `apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: mcp-server-policy
-spec:
-  accessControl:
-    defaultAction: deny # callers not listed below are denied
-    trustDomain: "public"
-    policies:
-    - appId: analyst-agent
-      defaultAction: allow # this caller is explicitly allowed
-      namespace: "default"
-`,
-      );
+      const compiled = loadSample('allow-analyst.yaml');
       const analyst = evaluateAccessControl(compiled, { caller: id('analyst-agent'), operation: 'mcp', httpVerb: 'POST' });
       assert.equal(analyst.allowed, true);
       assert.equal(analyst.rule, 'policies[0]');

@@ -121,14 +121,19 @@ async function runClosedLoop(targets: (i: number) => HttpTarget, concurrency: nu
 }
 
 /** Sequential first calls, one per fresh actor id. */
-async function runFirstCalls(target: (id: string) => HttpTarget, prefix: string, calls: number, timeoutMs: number): Promise<LoadResult> {
+function runFirstCalls(target: (id: string) => HttpTarget, prefix: string, calls: number, timeoutMs: number): Promise<LoadResult> {
+  return sequentialCalls(prefix, calls, (i) => target(`${prefix}-${i}`), timeoutMs);
+}
+
+/** `calls` requests one at a time on one keep-alive connection, the i-th to `targetOf(i)`. */
+async function sequentialCalls(label: string, calls: number, targetOf: (i: number) => HttpTarget, timeoutMs: number): Promise<LoadResult> {
   const agent = keepAliveAgent(1);
-  const result: LoadResult = { label: prefix, mode: 'sequential', latencies: [], serviceTimes: [], scheduled: 0, ok: 0, errors: 0, errorKinds: {}, elapsedMs: 0, achievedRate: 0, peakInFlight: 1 };
+  const result: LoadResult = { label, mode: 'sequential', latencies: [], serviceTimes: [], scheduled: 0, ok: 0, errors: 0, errorKinds: {}, elapsedMs: 0, achievedRate: 0, peakInFlight: 1 };
   const began = performance.now();
   try {
     for (let i = 0; i < calls; i++) {
       const sentAt = performance.now();
-      const outcome = await postOnce(agent, target(`${prefix}-${i}`), BODY, timeoutMs);
+      const outcome = await postOnce(agent, targetOf(i), BODY, timeoutMs);
       result.scheduled++;
       if (outcome.ok) {
         result.ok++;
@@ -367,28 +372,7 @@ async function runSequentialOver(target: () => HttpTarget, warmup: number, calls
   const first = target();
   // One warm-up pass on a fixed target, then the measured calls spread over the pool.
   await runSequential(first, BODY, { warmup, count: 0, timeoutMs });
-  const agent = keepAliveAgent(1);
-  const result: LoadResult = { label: first.label, mode: 'sequential', latencies: [], serviceTimes: [], scheduled: 0, ok: 0, errors: 0, errorKinds: {}, elapsedMs: 0, achievedRate: 0, peakInFlight: 1 };
-  const began = performance.now();
-  try {
-    for (let i = 0; i < calls; i++) {
-      const sentAt = performance.now();
-      const outcome = await postOnce(agent, target(), BODY, timeoutMs);
-      result.scheduled++;
-      if (outcome.ok) {
-        result.ok++;
-        result.latencies.push(performance.now() - sentAt);
-      } else {
-        result.errors++;
-        result.errorKinds[outcome.kind] = (result.errorKinds[outcome.kind] ?? 0) + 1;
-      }
-    }
-  } finally {
-    agent.destroy();
-  }
-  result.elapsedMs = performance.now() - began;
-  result.achievedRate = (result.scheduled / result.elapsedMs) * 1000;
-  return result;
+  return sequentialCalls(first.label, calls, () => target(), timeoutMs);
 }
 
 export function renderActors(report: ActorsReport, settings: Settings): string {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -13,29 +14,10 @@ interface DaprError {
   message: string;
 }
 
-// The seed's documents, unchanged.
-const DENY_ALL = `apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: deny-all
-spec:
-  accessControl:
-    defaultAction: deny
-    trustDomain: "public"
-`;
-const ALLOW_ANALYST = `apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: mcp-server-policy
-spec:
-  accessControl:
-    defaultAction: deny # callers not listed below are denied
-    trustDomain: "public"
-    policies:
-    - appId: analyst-agent
-      defaultAction: allow # this caller is explicitly allowed
-      namespace: "default"
-`;
+// The seed's documents, unchanged, as shipped in samples/policies.
+const sample = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../samples/policies/${name}`, import.meta.url)), 'utf8');
+const DENY_ALL = sample('deny-all.yaml');
+const ALLOW_ANALYST = sample('allow-analyst.yaml');
 const OPERATIONS = `apiVersion: dapr.io/v1alpha1
 kind: Configuration
 metadata:
