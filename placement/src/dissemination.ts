@@ -1,5 +1,5 @@
 import { skein } from '@skein/proto';
-import { SkeinError, logger } from '@skein/runtime';
+import { SkeinError, logger } from '@skein/core';
 import { changedActorTypes, computeTable, sameList, type HostRecord, type PlacementTable } from './table.js';
 
 const log = logger('placement');

@@ -1,5 +1,5 @@
 import type { skein } from '@skein/proto';
-import { SkeinError, formatSpiffeId, type SpiffeId } from '@skein/runtime';
+import { SkeinError, formatSpiffeId, type SpiffeId } from '@skein/core';
 import { normaliseActorTypes, type HostRecord } from './table.js';
 
 const ADDRESS = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):(\d{1,5})$/;

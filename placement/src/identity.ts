@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SkeinError, formatSpiffeId, issueServerCertificate, localAddresses, readCa, spiffeIdOfCertificate, trustDomainOfCa, type SpiffeId } from '@skein/runtime';
+import { SkeinError, formatSpiffeId, issueServerCertificate, localAddresses, readCa, spiffeIdOfCertificate, trustDomainOfCa, type SpiffeId } from '@skein/core';
 import type { ServingTls } from './server.js';
 
 /** The namespace of control-plane identities. */

@@ -1,5 +1,5 @@
 import type { KV } from '@nats-io/kv';
-import { logger } from '@skein/runtime';
+import { logger } from '@skein/core';
 
 const log = logger('placement');
 

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { SkeinError, parseDuration, skeinHome } from '@skein/runtime';
+import { SkeinError, parseDuration, skeinHome } from '@skein/core';
 import { mintFromHome, readFromFiles } from './identity.js';
 import { Placement, PLACEMENT_DEFAULTS, type PlacementOptions } from './placement.js';
 

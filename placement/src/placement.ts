@@ -1,6 +1,5 @@
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import { SkeinError, BUCKETS, asSkeinError, connectBus, logger, type Bus } from '@skein/runtime';
+import type { KV } from '@nats-io/kv';
+import { KvBucket, connectBus, SkeinError, asSkeinError, logger, type Bus } from '@skein/core';
 import { DEFAULT_VIRTUAL_NODES } from './hashing.js';
 import { NamespaceDisseminator, type CommittedTable } from './dissemination.js';
 import { hostRecordOf } from './host-report.js';
@@ -79,7 +78,7 @@ export class Placement {
   private readonly server: PlacementServer;
   private readonly streams = new Set<HostStream>();
   private bus: Bus | undefined;
-  private bucket: Promise<KV> | undefined;
+  private bucket: KvBucket | undefined;
   private lease: LeaderLease | undefined;
   private term: Term | undefined;
   private sweeper: NodeJS.Timeout | undefined;
@@ -119,12 +118,13 @@ export class Placement {
       await this.server.close();
       throw error;
     }
+    this.bucket = new KvBucket(this.bus.nc, 'placement');
     const self: LeaseRecord = { id, address: this.address };
     const ttl = this.options.leaseTtlMs;
     this.lease = new LeaderLease(() => this.kv(), self, { ttlMs: ttl, renewMs: Math.round(ttl / 3), pollMs: Math.min(250, Math.round(ttl / 6)) }, {
       elected: (epoch) => this.elected(epoch),
       deposed: (reason) => this.deposed(reason),
-      failed: () => (this.bucket = undefined),
+      failed: () => this.bucket?.reset(),
     });
     this.lease.start();
     const sweepMs = Math.max(100, Math.min(1000, Math.round(this.options.hostTtlMs / 4)));
@@ -159,17 +159,10 @@ export class Placement {
   }
 
   private kv(): Promise<KV> {
-    const nc = this.bus?.nc;
-    if (!nc) return Promise.reject(new SkeinError('ERR_INTERNAL', 'placement is not connected to NATS'));
-    if (!this.bucket) {
-      const opening = new Kvm(jetstream(nc, { timeout: 2000 })).create(BUCKETS.placement, { history: 1 });
-      opening.catch(() => {
-        if (this.bucket === opening) this.bucket = undefined;
-      });
-      this.bucket = opening;
-    }
-    return this.bucket;
+    if (!this.bucket) return Promise.reject(new SkeinError('ERR_INTERNAL', 'placement is not connected to NATS'));
+    return this.bucket.open();
   }
+
 
   private elected(epoch: number): void {
     if (this.stopping) return;

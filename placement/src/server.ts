@@ -1,7 +1,7 @@
 import type { Server as TlsServer } from 'node:tls';
 import { Metadata, Server, type ServerDuplexStream } from '@grpc/grpc-js';
 import { placementService, skein } from '@skein/proto';
-import { SkeinError, asSkeinError, formatSpiffeId, logger, serveGrpcOverTls, spiffeIdOfCertificate, type SpiffeId } from '@skein/runtime';
+import { serveGrpcOverTls, SkeinError, asSkeinError, formatSpiffeId, logger, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
 import type { HostChannel, PlacementOrder } from './dissemination.js';
 
 const log = logger('placement');

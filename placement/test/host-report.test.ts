@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { SkeinError } from '@skein/runtime';
+import { SkeinError } from '@skein/core';
 import { hostRecordOf } from '../src/host-report.js';
 
 const peer = { trustDomain: 'public', namespace: 'shop', appId: 'cart' };

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { fileURLToPath } from 'node:url';
 import { Harness, type ManagedProcess, type NatsHandle } from '@skein/test/harness';
-import { createRootCa } from '@skein/runtime';
+import { createRootCa } from '@skein/core';
 import { TestHost, issueSvid, ringOf, typesOf, type TestHostOptions } from './support/test-host.js';
 
 const PLACEMENT_BIN = fileURLToPath(new URL('../src/main.js', import.meta.url));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `skein` command line: init, sentry, up, run, token, decisions, traces. */
-import { SkeinError } from './errors.js';
+import { SkeinError } from '@skein/core';
 import { UsageError } from './cli/args.js';
 
 const USAGE = `Usage: skein <command> [flags]

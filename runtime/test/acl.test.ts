@@ -7,8 +7,7 @@ import { accessDeniedError, compileAccessControl, evaluateAccessControl, type Ac
 import { normalizeOperation } from '../src/acl/operation.js';
 import { loadConfiguration } from '../src/config/load.js';
 import type { AccessControlSpec } from '../src/config/types.js';
-import { ConfigError } from '../src/errors.js';
-import type { SpiffeId } from '../src/identity/spiffe.js';
+import { ConfigError, type SpiffeId } from '@skein/core';
 
 const id = (appId: string, namespace = 'default', trustDomain = 'public'): SpiffeId => ({ appId, namespace, trustDomain });
 const allowed = (compiled: CompiledAccessControl, request: AccessRequest): boolean => evaluateAccessControl(compiled, request).allowed;

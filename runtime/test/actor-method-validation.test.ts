@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { ActorRuntime } from '../src/actors/actor-runtime.js';
 import { checkMethod } from '../src/actors/requests.js';
-import { SkeinError } from '../src/errors.js';
+import { SkeinError } from '@skein/core';
 import type { WorkloadIdentity } from '../src/identity/workload.js';
 
 const badRequest = (error: unknown): boolean => error instanceof SkeinError && error.code === 'ERR_BAD_REQUEST' && error.httpStatus === 400 && /^invalid request: invalid method/.test(error.message);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { addSpan, parseDueTime, parseGoDuration, parseIsoDuration, parsePeriod, parseTtl, DurationError } from '../src/actors/durations.js';
+import { addSpan, parseDueTime, parseGoDuration, parseIsoDuration, parsePeriod, parseTtl, DurationError } from '@skein/core';
 import { advance, isExpired, planSchedule, startProgress } from '../src/actors/schedule.js';
 
 const NOW = Date.UTC(2026, 0, 31, 12, 0, 0);

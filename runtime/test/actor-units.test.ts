@@ -4,7 +4,7 @@ import { PlacementView } from '../src/actors/placement-view.js';
 import { appConfigFrom, AppConfigError, NO_ACTORS } from '../src/actors/app-config.js';
 import { actorStateKey, fromKeyToken, keyToken, reminderKey, validateActorName } from '../src/actors/names.js';
 import { checkName, parseReminderRequest, parseStateTransaction, parseTimerRequest } from '../src/actors/requests.js';
-import { SkeinError } from '../src/errors.js';
+import { SkeinError } from '@skein/core';
 import { parsePlacementAddresses, tableSpecOf } from '../src/actors/placement-client.js';
 import { classifyPeerFailure } from '../src/actors/peers.js';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';

@@ -9,7 +9,7 @@ import { base64url, exportJWK, exportSPKI, generateKeyPair, SignJWT, type Crypto
 import { bearerChallenge, BearerValidator, compileBearerOptions, insufficientScopeChallenge, type BearerOptions, type BearerResult } from '../src/auth/bearer.js';
 import { loadResourceFile } from '../src/config/load.js';
 import type { ComponentResource } from '../src/config/types.js';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError } from '@skein/core';
 
 const ISSUER = 'https://issuer.test';
 const AUDIENCE = 'mcp-server';

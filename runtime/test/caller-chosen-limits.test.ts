@@ -8,7 +8,7 @@ import { compileToolPolicy, evaluateToolPolicy } from '../src/policy/tool-policy
 import { mcpInfoOf, mcpSpanName } from '../src/telemetry/mcp-info.js';
 import { MAX_LABEL_VALUE_LENGTH, Metrics } from '../src/telemetry/metrics.js';
 import { SPAN_LIMITS, SpanKind, Tracing } from '../src/telemetry/tracing.js';
-import { truncate, TRUNCATION_MARK } from '../src/truncate.js';
+import { truncate, TRUNCATION_MARK } from '@skein/core';
 
 const HUGE = 'x'.repeat(60_000);
 const call = (name: string, id: number | string = 1): string => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });

@@ -3,7 +3,7 @@ import { Ajv } from 'ajv';
 import { loadSchema } from '@skein/proto';
 import { compileAccessControl, evaluateAccessControl } from '../src/acl/access-control.js';
 import { compileToolPolicy, evaluateToolPolicy } from '../src/policy/tool-policy.js';
-import { decision, toDecisionEvent, type Decision } from '../src/policy/decision.js';
+import { decision, toDecisionEvent, type Decision } from '@skein/core';
 import { validateAgainstSchema } from '../src/config/validate.js';
 import type { MCPToolPolicyResource } from '../src/config/types.js';
 

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { createCsr, createRootCa, generateKeyPem, issueServerCertificate, signSvid } from '../src/identity/ca.js';
-import { formatSpiffeId, parseSpiffeId, spiffeIdOfCertificate } from '../src/identity/spiffe.js';
+import { createCsr, createRootCa, generateKeyPem, issueServerCertificate, signSvid, formatSpiffeId, parseSpiffeId, spiffeIdOfCertificate, SkeinError } from '@skein/core';
 import { createJoinToken, joinTokenKey, verifyJoinToken } from '../src/identity/join-token.js';
-import { SkeinError } from '../src/errors.js';
 
 const ca = createRootCa('example.org', 3_600_000);
 const id = { trustDomain: 'example.org', namespace: 'shop', appId: 'orders' };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { splitAppId, validateMethodPath } from '../src/invoke/method-path.js';
-import { SkeinError } from '../src/errors.js';
+import { SkeinError } from '@skein/core';
 
 describe('validateMethodPath', function () {
   it('keeps valid raw paths exactly as given', function () {

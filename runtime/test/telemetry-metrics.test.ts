@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { Metrics, MetricsMiddleware, OVERFLOW_LABEL_VALUE } from '../src/telemetry/metrics.js';
 import { MetricsServer } from '../src/telemetry/metrics-server.js';
-import { SkeinError } from '../src/errors.js';
+import { SkeinError } from '@skein/core';
 import type { PipelineRequest, PipelineResponse } from '../src/pipeline/pipeline.js';
 
 function request(fields: Partial<PipelineRequest> = {}): PipelineRequest {

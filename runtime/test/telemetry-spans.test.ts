@@ -3,8 +3,8 @@ import { Ajv } from 'ajv';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { loadSchema } from '@skein/proto';
-import { encodeSpanEvent, hrTimeToUnixNano, parseSpanEvent, toSpanEvent, type SpanEvent } from '../src/telemetry/span-event.js';
-import { telemetryStreamConfig, TELEMETRY_SUBJECTS } from '../src/telemetry/stream.js';
+import { encodeSpanEvent, parseSpanEvent, type SpanEvent, telemetryStreamConfig, TELEMETRY_SUBJECTS } from '@skein/core';
+import { hrTimeToUnixNano, toSpanEvent } from '../src/telemetry/span-convert.js';
 
 function schemaValidator() {
   const ajv = new Ajv({ strict: true, allowUnionTypes: true });

@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import type { SpanEvent } from '../src/telemetry/span-event.js';
-import { TraceSummaries, buildSpanTree, formatMs, formatTraceSummary, matchTraceIds, renderWaterfall } from '../src/telemetry/trace-view.js';
-import { decisionHeader, formatDecisionLine, matchesDecision, parseDecisionEvent, shortCaller } from '../src/telemetry/decision-view.js';
-import { decision, toDecisionEvent } from '../src/policy/decision.js';
+import { type SpanEvent, TraceSummaries, buildSpanTree, formatMs, formatTraceSummary, matchTraceIds, renderWaterfall, decisionHeader, formatDecisionLine, matchesDecision, parseDecisionEvent, shortCaller, decision, toDecisionEvent } from '@skein/core';
 import { limitFlag, sinceFlag, subjectTokens } from '../src/cli/telemetry-common.js';
 
 const T0 = 1_795_256_130_000_000_000n;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadResourceFile } from '../src/config/load.js';
 import type { MCPToolPolicyResource, MCPToolPolicyRule } from '../src/config/types.js';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError } from '@skein/core';
 import { compileToolPolicy, evaluateToolPolicy, filterToolsList, filterToolsListResponse, scopesOf, toolPolicyAppliesTo, type CompiledToolPolicy } from '../src/policy/tool-policy.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/policies/inventory-tools.yaml', import.meta.url));

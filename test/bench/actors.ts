@@ -7,7 +7,8 @@
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ActorPlacement, ringPosition, skein, type TableSpec } from '@skein/proto';
+import { skein } from '@skein/proto';
+import { ActorPlacement, ringPosition, type TableSpec } from '@skein/core';
 import type { Harness, SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
 import { keepAliveAgent, postOnce, runSequential, waitForPath, type HttpTarget, type LoadResult } from './load.js';

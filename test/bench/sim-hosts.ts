@@ -7,7 +7,7 @@
 import { Client, credentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import { placementService, skein } from '@skein/proto';
-import { createCsr, generateKeyPem, signSvid, spiffeIdOfCertificate } from '@skein/runtime';
+import { createCsr, generateKeyPem, signSvid, spiffeIdOfCertificate } from '@skein/core';
 
 const Operation = skein.placement.v1.Operation;
 type Order = skein.placement.v1.IPlacementOrder;

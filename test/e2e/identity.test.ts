@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import { createCsr, createJoinToken, createRootCa, generateKeyPem, requestCertificate, signSvid, formatSpiffeId } from '@skein/runtime';
+import { createJoinToken, requestCertificate } from '@skein/runtime';
+import { createCsr, createRootCa, generateKeyPem, signSvid, formatSpiffeId } from '@skein/core';
 import { Harness, type ManagedProcess } from '../src/harness.js';
 import { httpRequest, openStream } from '../src/http.js';
 

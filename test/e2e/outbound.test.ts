@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createRootCa, issueServerCertificate } from '@skein/runtime';
+import { createRootCa, issueServerCertificate } from '@skein/core';
 import { Harness, type AppHandle, type ManagedProcess, type SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
 import { freePort } from '../src/ports.js';

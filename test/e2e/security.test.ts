@@ -7,7 +7,7 @@ import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js'
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { invocationService, type skein } from '@skein/proto';
-import { createCsr, generateKeyPem, signSvid, type SpiffeId } from '@skein/runtime';
+import { createCsr, generateKeyPem, signSvid, type SpiffeId } from '@skein/core';
 import { Harness, type AppHandle, type SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
 

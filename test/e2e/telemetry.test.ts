@@ -5,7 +5,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { BUCKETS, DEFAULT_TELEMETRY_RETENTION, NatsSpanExporter, mintOperatorTls, readCa } from '@skein/runtime';
+import { NatsSpanExporter } from '@skein/runtime';
+import { BUCKETS, DEFAULT_TELEMETRY_RETENTION, mintOperatorTls, readCa } from '@skein/core';
 import { Harness, type AppHandle, type ManagedProcess, type SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
 

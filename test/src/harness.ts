@@ -2,7 +2,8 @@ import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initCa, caPaths, findNatsServer, writeNatsConfig, readCa } from '@skein/runtime';
+import { findNatsServer, writeNatsConfig } from '@skein/runtime';
+import { initCa, caPaths, readCa } from '@skein/core';
 import { ManagedProcess, type LogRecord } from './process.js';
 
 export { ManagedProcess, type LogRecord };

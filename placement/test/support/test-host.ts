@@ -1,6 +1,6 @@
 import { Client, credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { placementService, skein } from '@skein/proto';
-import { createCsr, generateKeyPem, signSvid, spiffeIdOfCertificate, type KeyPair } from '@skein/runtime';
+import { createCsr, generateKeyPem, signSvid, spiffeIdOfCertificate, type KeyPair } from '@skein/core';
 
 const Operation = skein.placement.v1.Operation;
 type Order = skein.placement.v1.IPlacementOrder;

@@ -8,10 +8,8 @@
  * pattern matches decides — for HTTP by the request's verb (exact, then `*`; a request without a verb takes the
  * policy's default), for gRPC by the operation's action.
  */
-import { ConfigError, SkeinError } from '../errors.js';
-import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import { ConfigError, SkeinError, formatSpiffeId, type SpiffeId, decision, type Decision } from '@skein/core';
 import type { AccessControlSpec } from '../config/types.js';
-import { decision, type Decision } from '../policy/decision.js';
 import { compileOperationPattern, normalizeOperation, OperationPatternError, type AppProtocol, type OperationPattern } from './operation.js';
 
 /** `allow` or `deny`; Dapr compares actions case-insensitively and treats anything but `allow` as deny. */

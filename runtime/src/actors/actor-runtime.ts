@@ -1,14 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { skein, TableSpec } from '@skein/proto';
-import { SkeinError, asSkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { BUCKETS } from '../bus/names.js';
+import { type skein } from '@skein/proto';
+import { type TableSpec, SkeinError, asSkeinError, logger, forwardableHeaders, IDENTITY_HEADERS, stampIdentity, type HeaderList, KvBucket } from '@skein/core';
 import type { AppChannel } from '../app/channel.js';
-import { forwardableHeaders, IDENTITY_HEADERS, stampIdentity, type HeaderList } from '../invoke/headers.js';
 import type { WorkloadIdentity } from '../identity/workload.js';
 import { ACTOR_DEFAULTS, AppConfigError, appConfigFrom, NO_ACTORS, type ActorAppConfig } from './app-config.js';
-import { KvBucket } from './kv-bucket.js';
 import { actorKey, validateActorName } from './names.js';
 import { ActorPeers, classifyPeerFailure } from './peers.js';
 import { PlacementClient } from './placement-client.js';
@@ -161,8 +157,8 @@ export class ActorRuntime {
   /** Opens the state and reminder buckets on the sidecar's NATS connection. */
   start(nc: NatsConnection, address: string): void {
     this.address = address;
-    this.stateStore = new ActorStateStore(new KvBucket(nc, BUCKETS.actorState));
-    this.reminderService = new ReminderService(new KvBucket(nc, BUCKETS.actorReminders), this.options.namespace, {
+    this.stateStore = new ActorStateStore(new KvBucket(nc, 'actorState'));
+    this.reminderService = new ReminderService(new KvBucket(nc, 'actorReminders'), this.options.namespace, {
       owns: (actorType, actorId) => !this.leaving && this.view.ownerOf(actorType, actorId)?.address === this.address,
       fire: (reminder) => this.fireReminder(reminder),
     });

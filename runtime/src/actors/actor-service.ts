@@ -1,8 +1,6 @@
 import { Metadata, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { skein } from '@skein/proto';
-import { ERROR_CATALOGUE, SkeinError, asSkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { formatSpiffeId, spiffeIdOfCertificate } from '../identity/spiffe.js';
+import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, formatSpiffeId, spiffeIdOfCertificate } from '@skein/core';
 import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from '../invoke/server.js';
 import type { ActorRuntime } from './actor-runtime.js';
 

@@ -1,4 +1,4 @@
-import { parseConfigDuration as parseDurationField } from './durations.js';
+import { parseConfigDuration as parseDurationField } from '@skein/core';
 import { validateActorName } from './names.js';
 
 /**

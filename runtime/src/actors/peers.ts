@@ -1,8 +1,6 @@
 import { Client, experimental, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { actorService, type RingMember, type skein } from '@skein/proto';
-import { ERROR_CATALOGUE, SkeinError, type ErrorCode } from '../errors.js';
-import { logger } from '../logger.js';
-import { formatSpiffeId, spiffeIdOfCertificate } from '../identity/spiffe.js';
+import { actorService, type skein } from '@skein/proto';
+import { type RingMember, ERROR_CATALOGUE, SkeinError, type ErrorCode, logger, formatSpiffeId, spiffeIdOfCertificate } from '@skein/core';
 import type { WorkloadIdentity } from '../identity/workload.js';
 import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from '../invoke/server.js';
 

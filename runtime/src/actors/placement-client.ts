@@ -1,7 +1,6 @@
 import { Client, experimental, Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { placementService, skein, type TableSpec } from '@skein/proto';
-import { logger } from '../logger.js';
-import { spiffeIdOfCertificate } from '../identity/spiffe.js';
+import { placementService, skein } from '@skein/proto';
+import { type TableSpec, logger, spiffeIdOfCertificate } from '@skein/core';
 import type { WorkloadIdentity } from '../identity/workload.js';
 
 const log = logger('actors');

@@ -1,4 +1,4 @@
-import { ActorPlacement, type RingMember, type TableSpec } from '@skein/proto';
+import { ActorPlacement, type RingMember, type TableSpec } from '@skein/core';
 
 /**
  * A sidecar's view of placement: the last table it installed and the actor types locked by the round in progress.

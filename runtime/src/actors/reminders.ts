@@ -1,9 +1,6 @@
 import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/nats-core';
-import { SkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { parsePeriod } from './durations.js';
-import { isRevisionConflict, type KvBucket } from './kv-bucket.js';
+import { SkeinError, logger, parsePeriod, isRevisionConflict, type KvBucket } from '@skein/core';
 import { reminderKey, reminderTypeFilter } from './names.js';
 import type { ReminderRequest } from './requests.js';
 import { advance, isExpired, startProgress, type Schedule } from './schedule.js';

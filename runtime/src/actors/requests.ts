@@ -1,5 +1,4 @@
-import { SkeinError } from '../errors.js';
-import { DurationError } from './durations.js';
+import { SkeinError, DurationError } from '@skein/core';
 import { validateActorName } from './names.js';
 import { planSchedule, type Schedule } from './schedule.js';
 

@@ -1,4 +1,4 @@
-import { addSpan, parseDueTime, parsePeriod, parseTtl, type Period } from './durations.js';
+import { addSpan, parseDueTime, parsePeriod, parseTtl, type Period } from '@skein/core';
 
 /**
  * When reminders and timers fire. Pure: the caller passes the clock. A schedule is planned once from the request

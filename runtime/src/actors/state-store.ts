@@ -1,7 +1,6 @@
 import type { KvEntry } from '@nats-io/kv';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SkeinError } from '../errors.js';
-import { isRevisionConflict, type KvBucket } from './kv-bucket.js';
+import { SkeinError, isRevisionConflict, type KvBucket } from '@skein/core';
 import { actorStateKey } from './names.js';
 import type { StateOperation } from './requests.js';
 

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SkeinError } from '../errors.js';
-import { forwardableHeaders, headersObject } from '../invoke/headers.js';
+import { SkeinError, forwardableHeaders, headersObject } from '@skein/core';
 import type { ActorOperations } from './universal-actors.js';
 
 /** Every actor route starts with this. */

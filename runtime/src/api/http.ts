@@ -1,9 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
-import { SkeinError, asSkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { forwardableHeaders, headersObject } from '../invoke/headers.js';
+import { SkeinError, asSkeinError, logger, forwardableHeaders, headersObject } from '@skein/core';
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
 import { UNARY_BODY_LIMIT } from '../invoke/client.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';

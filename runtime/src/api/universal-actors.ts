@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
 import type { PipelineRequest } from '../pipeline/pipeline.js';
 import { readWhole } from '../pipeline/read-body.js';

@@ -1,4 +1,4 @@
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 import type { Invoker, InvokeRequest, InvokeResponse } from '../invoke/client.js';
 import type { ActorRuntime } from '../actors/actor-runtime.js';
 import { ActorOperations } from './universal-actors.js';

@@ -1,7 +1,6 @@
 import { Agent, request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
 import { connect } from 'node:net';
-import { SkeinError } from '../errors.js';
-import { headersObject, type HeaderList } from '../invoke/headers.js';
+import { SkeinError, headersObject, type HeaderList } from '@skein/core';
 
 /** Where a sidecar's app listens. */
 export interface AppChannelOptions {

@@ -8,11 +8,9 @@
  * clock skew. Every failure has its own kind and answers 401 (Dapr's answer), with an RFC 6750 challenge.
  */
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import { ConfigError, SkeinError, type ErrorCode } from '../errors.js';
+import { ConfigError, SkeinError, type ErrorCode, parseDuration, decision, type Decision } from '@skein/core';
 import type { ComponentResource } from '../config/types.js';
 import { deepFreeze } from '../config/validate.js';
-import { parseDuration } from '../duration.js';
-import { decision, type Decision } from '../policy/decision.js';
 import { isTrustworthyUrl, JwksCache, JwksUnavailableError, UnknownKeyError, type JwksDependencies, type ResolvedKey } from './jwks.js';
 
 /** The component type this module implements. */

@@ -1,9 +1,7 @@
-import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { logger } from '../logger.js';
-import { BUCKETS, discoveryKey } from './names.js';
-import { parseSpiffeId } from '../identity/spiffe.js';
+import { KvBucket, logger, discoveryKey, parseSpiffeId } from '@skein/core';
 
 const log = logger('discovery');
 
@@ -43,6 +41,7 @@ interface Seen {
  */
 export class Discovery {
   private readonly nc: NatsConnection;
+  private readonly bucket: KvBucket;
   private readonly options: DiscoveryOptions;
   private readonly instances = new Map<string, Seen>();
   private readonly cursors = new Map<string, number>();
@@ -57,6 +56,7 @@ export class Discovery {
   constructor(nc: NatsConnection, options: DiscoveryOptions) {
     this.nc = nc;
     this.options = options;
+    this.bucket = new KvBucket(nc, 'discovery', { ttlMs: Math.max(options.ttlMs * 4, 10_000) });
   }
 
   /** Opens (or creates) the bucket and starts watching it; resolves once the current contents are loaded. */
@@ -84,8 +84,10 @@ export class Discovery {
   }
 
   private async openBucket(): Promise<void> {
-    // Entries expire server-side a while after their last heartbeat, so a crashed instance leaves no residue.
-    this.kv = await new Kvm(this.nc).create(BUCKETS.discovery, { history: 1, ttl: Math.max(this.options.ttlMs * 4, 10_000) });
+    // Entries expire server-side a while after their last heartbeat, so a crashed instance leaves no residue. The
+    // server may have lost the bucket (a restart without its store): open it afresh, re-creating it when missing.
+    this.bucket.reset();
+    this.kv = await this.bucket.open();
     await this.watch(this.kv);
   }
 

@@ -1,13 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { logger } from '../logger.js';
-import { BUCKETS } from './names.js';
+import { KvBucket, logger } from '@skein/core';
 
 const log = logger('mcp-sessions');
 
-/** How long a session's owner is remembered after it was last recorded. */
-const SESSION_TTL_MS = 24 * 3_600_000;
 /** Owners remembered locally, most recent first; beyond this the bucket is asked again. */
 const CACHE_SIZE = 10_000;
 
@@ -23,17 +19,11 @@ function keyOf(namespace: string, appId: string, sessionId: string): string {
  * never see "session not found" behind a scaled server.
  */
 export class McpSessionRegistry {
-  private readonly nc: NatsConnection;
-  private kv: KV | undefined;
+  private readonly bucket: KvBucket;
   private readonly cache = new Map<string, string>();
 
   constructor(nc: NatsConnection) {
-    this.nc = nc;
-  }
-
-  private async bucket(): Promise<KV> {
-    this.kv ??= await new Kvm(this.nc).create(BUCKETS.mcpSessions, { history: 1, ttl: SESSION_TTL_MS });
-    return this.kv;
+    this.bucket = new KvBucket(nc, 'mcpSessions');
   }
 
   private remember(key: string, instanceId: string): void {
@@ -47,7 +37,7 @@ export class McpSessionRegistry {
     const key = keyOf(namespace, appId, sessionId);
     this.remember(key, instanceId);
     try {
-      await (await this.bucket()).put(key, instanceId);
+      await this.bucket.use((kv) => kv.put(key, instanceId));
     } catch (error) {
       log.warn('could not record an MCP session owner', { appId, reason: (error as Error).message });
     }
@@ -57,7 +47,7 @@ export class McpSessionRegistry {
   async forget(namespace: string, appId: string, sessionId: string): Promise<void> {
     const key = keyOf(namespace, appId, sessionId);
     this.cache.delete(key);
-    await (await this.bucket()).delete(key).catch(() => undefined);
+    await this.bucket.use((kv) => kv.delete(key)).catch(() => undefined);
   }
 
   /** The instance that owns the session, if any is recorded (caller side). */
@@ -66,7 +56,7 @@ export class McpSessionRegistry {
     const cached = this.cache.get(key);
     if (cached) return cached;
     try {
-      const entry = await (await this.bucket()).get(key);
+      const entry = await this.bucket.use((kv) => kv.get(key));
       if (entry?.operation !== 'PUT') return undefined;
       const owner = entry.string();
       this.remember(key, owner);

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 
 /** A usage error: the CLI prints it and exits 2. */
 export class UsageError extends SkeinError {

@@ -1,9 +1,6 @@
 import { parseFlags, UsageError } from './args.js';
 import { TELEMETRY_READER_FLAGS, abortOnSignal, connectReader, limitFlag, sinceFlag, subjectTokens, writeLine } from './telemetry-common.js';
-import { SUBJECTS } from '../bus/names.js';
-import type { DecisionEvent, DecisionSource } from '../policy/decision.js';
-import { DECISION_SOURCES, decisionHeader, formatDecisionLine, matchesDecision, parseDecisionEvent, type DecisionFilter } from '../telemetry/decision-view.js';
-import { readTelemetry } from '../telemetry/stream-reader.js';
+import { SUBJECTS, type DecisionEvent, type DecisionSource, DECISION_SOURCES, decisionHeader, formatDecisionLine, matchesDecision, parseDecisionEvent, type DecisionFilter, readTelemetry } from '@skein/core';
 
 /** Usage of `skein decisions`. */
 export const DECISIONS_USAGE = `Usage: skein decisions [--app ID] [--namespace NS] [--source acl|tool-policy|jwt] [--denied]

@@ -1,6 +1,5 @@
 import { parseFlags } from './args.js';
-import { initCa, skeinHome } from '../identity/home.js';
-import { isValidTrustDomain } from '../identity/spiffe.js';
+import { initCa, skeinHome, isValidTrustDomain } from '@skein/core';
 import { UsageError } from './args.js';
 
 /** `skein init`: creates the development root CA and trust bundle. */

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { logger } from '../logger.js';
+import { logger } from '@skein/core';
 
 const log = logger('cli');
 

@@ -1,10 +1,7 @@
 import { parseFlags, portFlag, UsageError } from './args.js';
 import { Sentry } from '../identity/sentry.js';
-import { readCa, skeinHome } from '../identity/home.js';
-import { parseDuration } from '../duration.js';
+import { readCa, skeinHome, parseDuration, trustDomainOfCa, logger } from '@skein/core';
 import { announceReady, onShutdown } from './ready.js';
-import { trustDomainOfCa } from '../identity/ca.js';
-import { logger } from '../logger.js';
 
 const log = logger('sentry');
 

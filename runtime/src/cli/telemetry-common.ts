@@ -2,10 +2,7 @@ import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { UsageError } from './args.js';
 import { runningControlPlane } from './up.js';
-import { skeinHome } from '../identity/home.js';
-import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
-import { parseDuration } from '../duration.js';
-import { connectOperatorBus, operatorTls } from '../telemetry/operator-bus.js';
+import { skeinHome, isValidAppId, isValidNamespace, parseDuration, connectOperatorBus, operatorTls } from '@skein/core';
 
 /** Flags every command reading the telemetry stream takes: where NATS is and how to authenticate to it. */
 export const TELEMETRY_READER_FLAGS = {

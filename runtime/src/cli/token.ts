@@ -1,8 +1,6 @@
 import { parseFlags, UsageError } from './args.js';
-import { readCa, skeinHome } from '../identity/home.js';
+import { readCa, skeinHome, isValidAppId, isValidNamespace, parseDuration } from '@skein/core';
 import { createJoinToken } from '../identity/join-token.js';
-import { isValidAppId, isValidNamespace } from '../identity/spiffe.js';
-import { parseDuration } from '../duration.js';
 import { trustDomainOfCaOrDefault } from './sentry.js';
 
 /** `skein token --app-id X [--namespace N] [--ttl 1h]`: prints a join token for a production sentry. */

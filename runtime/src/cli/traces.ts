@@ -1,10 +1,6 @@
 import { UsageError } from './args.js';
 import { TELEMETRY_READER_FLAGS, connectReader, limitFlag, parseFlagsAndPositionals, sinceFlag, subjectTokens, writeLine } from './telemetry-common.js';
-import { SUBJECTS } from '../bus/names.js';
-import { SkeinError } from '../errors.js';
-import { parseSpanEvent, type SpanEvent } from '../telemetry/span-event.js';
-import { readTelemetry } from '../telemetry/stream-reader.js';
-import { TraceSummaries, formatTraceSummary, matchTraceIds, renderWaterfall, traceListHeader, type TraceStatus } from '../telemetry/trace-view.js';
+import { SUBJECTS, SkeinError, parseSpanEvent, type SpanEvent, readTelemetry, TraceSummaries, formatTraceSummary, matchTraceIds, renderWaterfall, traceListHeader, type TraceStatus } from '@skein/core';
 
 /** Usage of `skein traces`. */
 export const TRACES_USAGE = `Usage: skein traces [--app ID] [--tool NAME] [--status ok|error] [--namespace NS] [--since 10m|<time>]

@@ -1,15 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
-import { initCa, readCa, skeinHome, caPaths } from '../identity/home.js';
+import { initCa, readCa, skeinHome, caPaths, logger, parseDuration, DEFAULT_TELEMETRY_RETENTION, configureTelemetryStream, type TelemetryRetention } from '@skein/core';
 import { Sentry } from '../identity/sentry.js';
 import { ensureNatsServer, startNatsServer, writeNatsConfig } from '../control/nats-server.js';
 import { startPlacementProcess } from '../control/placement-process.js';
 import { sentryOptionsFrom } from './sentry.js';
 import { announceReady, onShutdown, stopChild } from './ready.js';
-import { logger } from '../logger.js';
-import { parseDuration } from '../duration.js';
-import { DEFAULT_TELEMETRY_RETENTION, configureTelemetryStream, type TelemetryRetention } from '../telemetry/stream.js';
 
 const log = logger('up');
 

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parseAllDocuments, type Document } from 'yaml';
 import { RESOURCE_KINDS, type ResourceKind } from '@skein/proto';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '@skein/core';
 import { validateAgainstSchema, deepFreeze } from './validate.js';
 import type { ConfigurationResource, RunTemplate } from './types.js';
 

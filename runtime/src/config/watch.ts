@@ -1,6 +1,6 @@
 import { watch, statSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { logger } from '../logger.js';
+import { logger } from '@skein/core';
 
 const log = logger('config');
 

@@ -1,9 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SkeinError } from '../errors.js';
-import { issueServerCertificate, type KeyPair } from '../identity/ca.js';
-import { localAddresses } from '../identity/sentry.js';
+import { SkeinError, issueServerCertificate, localAddresses, type KeyPair } from '@skein/core';
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 
 /**
  * The `skein-placement` bin of the placement package, found at run time: the runtime cannot import placement

@@ -1,7 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
-import { SkeinError } from '../errors.js';
-import { formatSpiffeId, type SpiffeId } from './spiffe.js';
+import { SkeinError, formatSpiffeId, type SpiffeId } from '@skein/core';
 
 /** Audience of every join token; a token for anything else is refused. */
 const AUDIENCE = 'skein-sentry';

@@ -1,13 +1,8 @@
 import type { Server as TlsServer } from 'node:tls';
-import { networkInterfaces, hostname } from 'node:os';
 import { Server, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import { serveGrpcOverTls } from './grpc-tls.js';
+import { localAddresses, serveGrpcOverTls, SkeinError, asSkeinError, logger, issueServerCertificate, signSvid, type KeyPair, formatSpiffeId, isValidAppId, isValidNamespace, isValidTrustDomain, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
 import { sentryService, type skein } from '@skein/proto';
-import { SkeinError, asSkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { issueServerCertificate, signSvid, type KeyPair } from './ca.js';
 import { verifyJoinToken, joinTokenKey } from './join-token.js';
-import { formatSpiffeId, isValidAppId, isValidNamespace, isValidTrustDomain, spiffeIdOfCertificate, type SpiffeId } from './spiffe.js';
 
 const log = logger('sentry');
 
@@ -27,15 +22,6 @@ export interface SentryOptions {
 /** The SPIFFE ID of the sentry's own serving certificate; sidecars verify it instead of a host name. */
 export function sentrySpiffeId(trustDomain: string): SpiffeId {
   return { trustDomain, namespace: 'skein-system', appId: 'sentry' };
-}
-
-/** Every address of this host, for serving certificates that work from any interface. */
-export function localAddresses(): string[] {
-  const addresses = ['localhost', '127.0.0.1', '::1', hostname()];
-  for (const entries of Object.values(networkInterfaces())) {
-    for (const entry of entries ?? []) addresses.push(entry.address);
-  }
-  return addresses;
 }
 
 /** The certificate authority service: signs CSRs into short-lived X.509 SVIDs. Create, then `start()`. */

@@ -1,10 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { credentials, Client, experimental, type ServiceError } from '@grpc/grpc-js';
 import { sentryService, type skein } from '@skein/proto';
-import { SkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { createCsr, generateKeyPem, certificateValidity } from './ca.js';
-import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from './spiffe.js';
+import { SkeinError, logger, createCsr, generateKeyPem, certificateValidity, formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
 import { sentrySpiffeId } from './sentry.js';
 
 const log = logger('identity');

@@ -1,13 +1,10 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { Client, experimental, Metadata, status, type ClientReadableStream, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
-import { SkeinError, type ErrorCode, ERROR_CATALOGUE } from '../errors.js';
-import { logger } from '../logger.js';
+import { SkeinError, type ErrorCode, ERROR_CATALOGUE, logger, spiffeIdOfCertificate, formatSpiffeId, type HeaderList } from '@skein/core';
 import type { Discovery, InstanceRecord } from '../bus/discovery.js';
 import type { WorkloadIdentity } from '../identity/workload.js';
-import { spiffeIdOfCertificate, formatSpiffeId } from '../identity/spiffe.js';
 import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from './server.js';
-import type { HeaderList } from './headers.js';
 import type { TraceScope } from '../pipeline/pipeline.js';
 import type { Tracing } from '../telemetry/tracing.js';
 import type { McpSessionRegistry } from '../bus/mcp-sessions.js';

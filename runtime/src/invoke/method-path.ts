@@ -1,4 +1,4 @@
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 
 /**
  * Validates the method part of an invocation path (raw, still percent-encoded) and returns it unchanged.

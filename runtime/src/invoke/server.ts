@@ -1,19 +1,15 @@
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
-import { serveGrpcOverTls } from '../identity/grpc-tls.js';
+import { serveGrpcOverTls, ERROR_CATALOGUE, SkeinError, asSkeinError, logger, type HeaderList, formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
 import { Metadata, Server, status, type ServerDuplexStream, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
 import { PassThrough } from 'node:stream';
-import { ERROR_CATALOGUE, SkeinError, asSkeinError } from '../errors.js';
-import { logger } from '../logger.js';
 import type { Handler, PipelineRequest, PipelineResponse, TraceScope } from '../pipeline/pipeline.js';
-import type { HeaderList } from './headers.js';
 import { validateMethodPath } from './method-path.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
 import { mcpInfoOf, mcpSpanName, type McpCallInfo } from '../telemetry/mcp-info.js';
 import { ToolResultWatch } from '../telemetry/tool-result.js';
 import type { Svid } from '../identity/workload.js';
-import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../identity/spiffe.js';
 
 const log = logger('invoke');
 

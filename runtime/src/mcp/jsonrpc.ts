@@ -8,46 +8,14 @@
  * protocol 2025-03-26 and are judged entry by entry: `rewriteBatch` forwards the allowed entries byte for byte
  * and answers the others itself.
  */
-import type { ErrorCode } from '../errors.js';
-import type { Decision } from '../policy/decision.js';
-import { truncate } from '../truncate.js';
+import { JSONRPC_CODES, jsonRpcCodeOf, type ErrorCode, type Decision, truncate } from '@skein/core';
 import { JsonParseError, parseStrictJson, type JsonObject, type JsonValue } from './json.js';
 import { MAX_TOOL_NAME_LENGTH, toolNameProblem } from './tool-name.js';
 
-/** Standard JSON-RPC and MCP error codes used here. */
-export const JSONRPC_CODES = Object.freeze({
-  PARSE_ERROR: -32700,
-  INVALID_REQUEST: -32600,
-  METHOD_NOT_FOUND: -32601,
-  INVALID_PARAMS: -32602,
-  INTERNAL_ERROR: -32603,
-  /** MCP 2026-07-28 `HeaderMismatch`. */
-  HEADER_MISMATCH: -32020,
-  /** Skein's own codes sit outside the JSON-RPC reserved range, as MCP asks; they mirror HTTP 401 and 403. */
-  SKEIN_UNAUTHENTICATED: -31001,
-  SKEIN_FORBIDDEN: -31003,
-});
+/** The JSON-RPC error code a Skein error code answers with inside a JSON-RPC response: the catalogue's column. */
+export const jsonRpcCodeFor = jsonRpcCodeOf;
 
-/** The JSON-RPC error code a Skein error code answers with inside a JSON-RPC response. */
-export function jsonRpcCodeFor(errorCode: ErrorCode): number {
-  switch (errorCode) {
-    case 'ERR_MALFORMED_REQUEST':
-    case 'ERR_BODY_TOO_LARGE':
-      return JSONRPC_CODES.INVALID_REQUEST;
-    case 'ERR_MCP_HEADER_MISMATCH':
-      return JSONRPC_CODES.HEADER_MISMATCH;
-    case 'ERR_UNAUTHENTICATED':
-    case 'ERR_JWKS_UNAVAILABLE':
-      return JSONRPC_CODES.SKEIN_UNAUTHENTICATED;
-    case 'ERR_MCP_TOOL_DENIED':
-    case 'ERR_MCP_INSUFFICIENT_SCOPE':
-    case 'ERR_PERMISSION_DENIED':
-    case 'ERR_DIRECT_INVOKE_ACL_DENIED':
-      return JSONRPC_CODES.SKEIN_FORBIDDEN;
-    default:
-      return JSONRPC_CODES.INTERNAL_ERROR;
-  }
-}
+export { JSONRPC_CODES };
 
 /** Limits on a request body, checked before and while parsing. */
 export interface JsonRpcLimits {

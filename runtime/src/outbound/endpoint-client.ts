@@ -7,9 +7,7 @@ import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type In
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import { SkeinError } from '../errors.js';
-import { logger, maskSecretValues } from '../logger.js';
-import { forwardableHeaders, headersObject, IDENTITY_HEADERS, type HeaderList } from '../invoke/headers.js';
+import { SkeinError, logger, maskSecretValues, forwardableHeaders, headersObject, IDENTITY_HEADERS, type HeaderList } from '@skein/core';
 import type { PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
 import type { CompiledHttpEndpoint } from './http-endpoint.js';
 

@@ -6,8 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
-import { registerSecretValue } from '../logger.js';
+import { ConfigError, registerSecretValue } from '@skein/core';
 import type { HTTPEndpointResource, TLSDocument } from '../config/types.js';
 import { resolveNamedValue, type SecretStores } from '../secrets/secret-stores.js';
 

@@ -8,8 +8,7 @@
  * The client secret and every token are registered with the logger, so neither can reach a log line; errors name
  * the component and the token endpoint's address, never a secret or what the token endpoint answered.
  */
-import { ConfigError, SkeinError } from '../errors.js';
-import { logger, registerSecretValue } from '../logger.js';
+import { ConfigError, SkeinError, logger, registerSecretValue } from '@skein/core';
 import { isTrustworthyUrl } from '../auth/jwks.js';
 import type { ComponentResource } from '../config/types.js';
 import { resolveNamedValue, type SecretStores } from '../secrets/secret-stores.js';

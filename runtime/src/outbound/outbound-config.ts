@@ -4,7 +4,7 @@
  * resources, and the Resiliency policies of the calls it makes. Any problem — a handler naming no Component, a secret that does not resolve, a bad certificate — is a
  * ConfigError naming the file, the path and the reason, so the sidecar never starts half-configured.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '@skein/core';
 import type { LoadedResource } from '../config/load.js';
 import type { ComponentResource, ConfigurationResource, HTTPEndpointResource } from '../config/types.js';
 import { inScope } from '../config/scope.js';

@@ -1,7 +1,6 @@
 import { pipeline as pipe } from 'node:stream';
 import type { AppChannel } from '../app/channel.js';
-import { SkeinError } from '../errors.js';
-import { forwardableHeaders, stampIdentity } from '../invoke/headers.js';
+import { SkeinError, forwardableHeaders, stampIdentity } from '@skein/core';
 import type { Handler, PipelineRequest, PipelineResponse } from './pipeline.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.js';

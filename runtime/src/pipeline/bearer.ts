@@ -1,6 +1,5 @@
 import { bearerChallenge, type BearerValidator } from '../auth/bearer.js';
-import { formatSpiffeId } from '../identity/spiffe.js';
-import type { HeaderList } from '../invoke/headers.js';
+import { formatSpiffeId, type HeaderList } from '@skein/core';
 import type { DecisionSink } from './decisions.js';
 import { jsonResponse } from './responses.js';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';

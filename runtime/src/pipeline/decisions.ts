@@ -1,7 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { logger } from '../logger.js';
-import type { Decision, DecisionEvent } from '../policy/decision.js';
-import { decisionSubject } from '../bus/names.js';
+import { decisionSubject, logger, systemClock, toDecisionEvent, type Clock, type Decision, type DecisionEvent } from '@skein/core';
 import type { PipelineRequest } from './pipeline.js';
 
 const log = logger('decisions');
@@ -22,8 +20,11 @@ export class NatsDecisionSink implements DecisionSink {
   private readonly namespace: string;
   private readonly subject: string;
 
-  constructor(nc: NatsConnection, appId: string, namespace: string) {
+  private readonly clock: Clock;
+
+  constructor(nc: NatsConnection, appId: string, namespace: string, clock: Clock = systemClock) {
     this.nc = nc;
+    this.clock = clock;
     this.appId = appId;
     this.namespace = namespace;
     this.subject = decisionSubject(namespace, appId);
@@ -32,7 +33,7 @@ export class NatsDecisionSink implements DecisionSink {
   record(decision: Decision, request: PipelineRequest, extra: Pick<DecisionEvent, 'requestId' | 'batchIndex'> = {}): void {
     const spanContext = request.trace?.span.spanContext();
     const traced = spanContext && spanContext.traceFlags & 1 ? { traceId: spanContext.traceId, spanId: spanContext.spanId } : {};
-    const event: DecisionEvent = { version: 1, time: new Date().toISOString(), appId: this.appId, namespace: this.namespace, ...traced, ...extra, decision };
+    const event = toDecisionEvent(decision, { time: new Date(this.clock.now()), appId: this.appId, namespace: this.namespace, ...traced, ...extra });
     // The decision also goes on the span of the stage that made it, so a trace shows why a call was refused.
     request.trace?.span.addEvent('skein.decision', {
       'skein.decision.allowed': decision.allowed,

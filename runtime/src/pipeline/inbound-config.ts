@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '@skein/core';
 import { SecretStores } from '../secrets/secret-stores.js';
 import { compileAccessControl, type CompiledAccessControl } from '../acl/access-control.js';
 import { compileBearerOptions, BearerValidator, BEARER_COMPONENT_TYPE } from '../auth/bearer.js';

@@ -1,12 +1,9 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { formatSpiffeId } from '../identity/spiffe.js';
-import { logger } from '../logger.js';
-import { decision as makeDecision, type Decision } from '../policy/decision.js';
+import { formatSpiffeId, logger, decision as makeDecision, type Decision, type HeaderList } from '@skein/core';
 import { evaluateToolPolicy, filterToolsListResponse, type CompiledToolPolicy, type ToolPolicyCaller } from '../policy/tool-policy.js';
 import { deniedResponse, inspectMcpRequest, mergeBatchAnswers, problemResponse, rewriteBatch, transformJsonRpcResponses, type InspectedMessage, type JsonRpcErrorResponse, type JsonRpcId } from '../mcp/jsonrpc.js';
 import { SseJsonRpcFilter, serializeSseEvent } from '../mcp/sse.js';
 import { insufficientScopeChallenge } from '../auth/bearer.js';
-import type { HeaderList } from '../invoke/headers.js';
 import type { DecisionSink } from './decisions.js';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
 import { readWhole } from './read-body.js';

@@ -1,7 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { SpiffeId } from '../identity/spiffe.js';
-import type { HeaderList } from '../invoke/headers.js';
-import type { Decision } from '../policy/decision.js';
+import { type SpiffeId, type HeaderList, type Decision } from '@skein/core';
 import type { Context, Span } from '@opentelemetry/api';
 
 /** A span and the context in which it is the active one. */

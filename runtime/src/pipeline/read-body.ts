@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 
 /** Reads a request or response body whole, refusing (413) once it passes `limit` bytes. */
 export async function readWhole(body: Buffer | Readable, limit: number): Promise<Buffer> {

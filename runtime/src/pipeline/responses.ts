@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { HeaderList } from '../invoke/headers.js';
+import type { HeaderList } from '@skein/core';
 import type { PipelineResponse } from './pipeline.js';
 
 /** A JSON response a stage answers with itself; `body` is JSON text already, or a value to serialise. */

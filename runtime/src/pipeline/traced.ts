@@ -1,5 +1,5 @@
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
-import { asSkeinError } from '../errors.js';
+import { asSkeinError } from '@skein/core';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
 
 /**

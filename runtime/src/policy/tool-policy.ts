@@ -10,11 +10,9 @@
  * rule with `requiredScopes` still denies, naming the missing scopes, when the token lacks any of them. A `when`
  * that fails to evaluate (a missing argument, a wrong type) denies with that rule named: a condition never fails open.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, decision, type Decision, truncate } from '@skein/core';
 import type { MCPToolPolicyResource } from '../config/types.js';
 import { compileCondition, ConditionError, prepareConditionInput, type Condition, type PreparedConditionInput } from './cel.js';
-import { decision, type Decision } from './decision.js';
-import { truncate } from '../truncate.js';
 import { APP_ID_GLOB, CLAIM_GLOB, compileGlobSet, NAME_GLOB, type GlobError, type GlobSet } from './glob.js';
 
 /** `allow` or `deny`. */

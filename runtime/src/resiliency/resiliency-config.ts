@@ -4,8 +4,7 @@
  * Resiliency resources, as in Dapr; a name defined twice, a target listed twice, or anything that does not parse
  * is a ConfigError naming the file, the JSON path and the reason, so a sidecar never starts with half its policies.
  */
-import { ConfigError } from '../errors.js';
-import { parseDuration } from '../duration.js';
+import { ConfigError, parseDuration } from '@skein/core';
 import type { LoadedResource } from '../config/load.js';
 import type { CircuitBreakerSpec, ResiliencyResource, RetrySpec, TargetPolicyNames } from '../config/types.js';
 import { inScope } from '../config/scope.js';

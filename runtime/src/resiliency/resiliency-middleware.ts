@@ -15,9 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
-import { SkeinError } from '../errors.js';
-import { formatDuration } from '../duration.js';
-import { logger } from '../logger.js';
+import { SkeinError, formatDuration, logger } from '@skein/core';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
 import type { Counter, Metrics } from '../telemetry/metrics.js';
 import { retryDelay } from './backoff.js';

@@ -6,8 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
-import { registerSecretValue } from '../logger.js';
+import { ConfigError, registerSecretValue } from '@skein/core';
 import type { ComponentMetadataItem, ComponentResource } from '../config/types.js';
 
 /** Dapr's local file secret store: secrets in a JSON file, for development. */

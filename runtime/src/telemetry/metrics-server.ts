@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SkeinError } from '../errors.js';
+import { SkeinError } from '@skein/core';
 import { PROMETHEUS_CONTENT_TYPE, type Metrics } from './metrics.js';
 
 /** Where the metrics endpoint listens. */

@@ -3,9 +3,7 @@
  * counts and times every call. The registry does no I/O; `MetricsServer` serves it.
  */
 import { performance } from 'node:perf_hooks';
-import { SkeinError, asSkeinError } from '../errors.js';
-import { logger } from '../logger.js';
-import { truncate } from '../truncate.js';
+import { SkeinError, asSkeinError, logger, truncate } from '@skein/core';
 import type { Handler, Middleware, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
 
 const log = logger('metrics');

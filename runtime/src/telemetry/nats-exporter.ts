@@ -1,9 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { spanSubject } from '../bus/names.js';
-import { logger } from '../logger.js';
-import { encodeSpanEvent, toSpanEvent, type SpanSource } from './span-event.js';
+import { spanSubject, logger, encodeSpanEvent, type SpanSource } from '@skein/core';
+import { toSpanEvent } from './span-convert.js';
 
 const log = logger('telemetry');
 

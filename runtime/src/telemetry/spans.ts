@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { HeaderList } from '../invoke/headers.js';
+import type { HeaderList } from '@skein/core';
 import type { McpCallInfo } from './mcp-info.js';
 import type { Tracing } from './tracing.js';
 

@@ -1,8 +1,10 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { GrpcStatus } from './grpc-status.js';
 
 /**
  * The one error catalogue. Every failure Skein reports carries a stable code; this table maps each code to the
- * HTTP status and gRPC status both APIs answer with, so they fail the same way with the same body.
+ * HTTP status, gRPC status and JSON-RPC error code the front ends answer with (HTTP and gRPC APIs, the MCP
+ * endpoint), so they all fail the same way with the same message. The JSON-RPC column is `jsonrpc` where a row
+ * names one, else -32603 (internal error).
  */
 export const ERROR_CATALOGUE = {
   ERR_DIRECT_INVOKE: { http: 500, grpc: GrpcStatus.INTERNAL },
@@ -10,19 +12,19 @@ export const ERROR_CATALOGUE = {
   ERR_DIRECT_INVOKE_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   ERR_DIRECT_INVOKE_APP_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
   ERR_DIRECT_INVOKE_PEER_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  ERR_DIRECT_INVOKE_ACL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
+  ERR_DIRECT_INVOKE_ACL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, jsonrpc: -31003 },
   ERR_DIRECT_INVOKE_ENDPOINT_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
   // Resiliency: a timeout policy expired before the target answered; a circuit breaker refused the call unsent.
   ERR_DIRECT_INVOKE_TIMEOUT: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
   ERR_CIRCUIT_BREAKER_OPEN: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  ERR_MALFORMED_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
-  ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
-  ERR_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
-  ERR_PERMISSION_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
-  ERR_MCP_TOOL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
-  ERR_MCP_INSUFFICIENT_SCOPE: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
-  ERR_MCP_HEADER_MISMATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
-  ERR_JWKS_UNAVAILABLE: { http: 401, grpc: GrpcStatus.UNAVAILABLE },
+  ERR_MALFORMED_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, jsonrpc: -32600 },
+  ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, jsonrpc: -32600 },
+  ERR_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, jsonrpc: -31001 },
+  ERR_PERMISSION_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, jsonrpc: -31003 },
+  ERR_MCP_TOOL_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, jsonrpc: -31003 },
+  ERR_MCP_INSUFFICIENT_SCOPE: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, jsonrpc: -31003 },
+  ERR_MCP_HEADER_MISMATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, jsonrpc: -32020 },
+  ERR_JWKS_UNAVAILABLE: { http: 401, grpc: GrpcStatus.UNAVAILABLE, jsonrpc: -31001 },
   ERR_OAUTH2_TOKEN_UNAVAILABLE: { http: 502, grpc: GrpcStatus.UNAVAILABLE },
   ERR_HEALTH_NOT_READY: { http: 500, grpc: GrpcStatus.UNAVAILABLE },
   ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
@@ -50,7 +52,23 @@ export const ERROR_CATALOGUE = {
   ERR_ACTOR_TIMER_DELETE: { http: 500, grpc: GrpcStatus.INTERNAL },
   /** Skein's own: the owner is shutting down and did not start the call; the caller retries on the next table. */
   ERR_ACTOR_HOST_LEAVING: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-} as const satisfies Record<string, { http: number; grpc: GrpcStatus }>;
+} as const satisfies Record<string, { http: number; grpc: GrpcStatus; jsonrpc?: number }>;
+
+/**
+ * JSON-RPC error codes a row may name. Skein's own codes sit outside the JSON-RPC reserved range, as MCP asks, and
+ * mirror HTTP 401 and 403; every row that names none answers -32603 (internal error).
+ */
+export const JSONRPC_CODES = Object.freeze({
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  /** MCP 2026-07-28 `HeaderMismatch`. */
+  HEADER_MISMATCH: -32020,
+  SKEIN_UNAUTHENTICATED: -31001,
+  SKEIN_FORBIDDEN: -31003,
+});
 
 /** A stable Skein error code. */
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -84,6 +102,11 @@ export class SkeinError extends Error {
     return ERROR_CATALOGUE[this.code].grpc;
   }
 
+  /** The JSON-RPC error code an MCP or other JSON-RPC front end answers with. */
+  get jsonRpcCode(): number {
+    return jsonRpcCodeOf(this.code);
+  }
+
   /** The JSON body both APIs send: Dapr's `{"errorCode","message"}`. */
   toBody(): { errorCode: string; message: string } {
     return { errorCode: this.wireCode(), message: this.message };
@@ -93,6 +116,12 @@ export class SkeinError extends Error {
   wireCode(): string {
     return this.code.startsWith('ERR_DIRECT_INVOKE') ? 'ERR_DIRECT_INVOKE' : this.code;
   }
+}
+
+/** The JSON-RPC error code of a catalogued error. */
+export function jsonRpcCodeOf(code: ErrorCode): number {
+  const row: { grpc: GrpcStatus; jsonrpc?: number } = ERROR_CATALOGUE[code];
+  return row.jsonrpc ?? JSONRPC_CODES.INTERNAL_ERROR;
 }
 
 /** Configuration that failed validation: names the file, the JSON path inside it, and why. */

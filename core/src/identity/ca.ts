@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import forge from 'node-forge';
 import { SkeinError } from '../errors.js';
 import { formatSpiffeId, type SpiffeId } from './spiffe.js';
@@ -143,4 +144,13 @@ export function certificateValidity(certPem: string): { notBefore: number; notAf
 export function trustDomainOfCa(caPem: string): string | undefined {
   const san = new X509Certificate(caPem).subjectAltName ?? '';
   return /(?:^|,\s*)URI:spiffe:\/\/([^/,\s]+)(?=,|$)/.exec(san)?.[1];
+}
+
+/** Every address of this host, for serving certificates that work from any interface. */
+export function localAddresses(): string[] {
+  const addresses = ['localhost', '127.0.0.1', '::1', hostname()];
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) addresses.push(entry.address);
+  }
+  return addresses;
 }

@@ -1,10 +1,10 @@
 import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS, SUBJECTS } from '../bus/names.js';
+import { BUCKETS, SUBJECTS } from './names.js';
 import { SkeinError } from '../errors.js';
 import { logger } from '../logger.js';
 import type { KeyPair } from '../identity/ca.js';
-import { connectOperatorBus, mintOperatorTls } from './operator-bus.js';
+import { connectOperatorBus, mintOperatorTls } from './operator.js';
 
 const log = logger('telemetry');
 

@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createCsr, generateKeyPem, signSvid, trustDomainOfCa, type KeyPair } from '../identity/ca.js';
 import { caPaths, readCa } from '../identity/home.js';
 import type { SpiffeId } from '../identity/spiffe.js';
-import type { BusTls } from '../bus/connection.js';
+import type { BusTls } from './connection.js';
 import { SkeinError } from '../errors.js';
 
 /** Namespace of control-plane and operator identities. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { forwardableHeaders, headersObject, stampIdentity } from '../src/invoke/headers.js';
+import { forwardableHeaders, headersObject, stampIdentity } from '../src/index.js';
 
 describe('forwardableHeaders', function () {
   it('drops hop-by-hop headers and those named in Connection, keeping order and repeats', function () {

@@ -1,7 +1,7 @@
 /**
  * Reading and showing decision events (`skein decisions`): parsing, filtering, one line per decision. Pure.
  */
-import type { DecisionEvent, DecisionSource } from '../policy/decision.js';
+import type { DecisionEvent, DecisionSource } from './decision.js';
 
 /** The sources a decision can come from, for validating `--source`. */
 export const DECISION_SOURCES: readonly DecisionSource[] = Object.freeze(['acl', 'tool-policy', 'jwt']);

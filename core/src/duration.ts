@@ -1,7 +1,7 @@
 /**
- * The time formats Dapr accepts in actor reminders and timers, parsed without I/O or a clock (the caller passes
- * `now`): Go durations (`1m30s`, `-5s`, `0`), ISO 8601 durations (`PT1M`, `P1DT2H`), ISO 8601 repetitions
- * (`R5/PT1S`) for periods, and RFC 3339 times for due times and TTLs.
+ * Skein's one duration grammar. Go durations (`500ms`, `1m30s`, `-5s`, `0`, `.5s`) as Go's `time.ParseDuration`
+ * reads them; ISO 8601 durations (`PT1M`, `P1DT2H`) and repetitions (`R5/PT1S`) for actor reminder periods;
+ * RFC 3339 times for due times and TTLs. Pure: no I/O, and no clock (callers pass `now`).
  */
 
 /** A span of time: calendar months (ISO 8601 years and months) plus fixed milliseconds (days are 24 h, in UTC). */
@@ -147,4 +147,23 @@ export function parseConfigDuration(name: string, value: unknown, fallback: numb
   const span = parseSpan(value.trim());
   if (!span || span.months !== 0 || span.ms < 0) throw new DurationError(`${name} "${value}" is not a non-negative duration such as 30s or 1h`);
   return span.ms;
+}
+
+/**
+ * A non-negative Go duration from configuration or a flag (`500ms`, `5s`, `1m30s`, `24h`, `0`) in milliseconds;
+ * throws a RangeError naming the text otherwise (negative durations included).
+ */
+export function parseDuration(text: string): number {
+  const ms = parseGoDuration(text.trim());
+  if (ms === undefined || ms < 0) throw new RangeError(`invalid duration "${text}": expected e.g. 500ms, 5s, 1m30s, 24h`);
+  return ms;
+}
+
+/** Formats milliseconds as a short Go-style duration (`1h30m0s`, `250ms`). */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = Math.round((ms % 60_000) / 1000);
+  return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${s}s`;
 }

@@ -24,6 +24,34 @@ export const BUCKETS = {
   mcpSessions: 'skein-mcp-sessions',
 } as const;
 
+/** A KV bucket of the table (the telemetry stream is a stream, not a bucket). */
+export type BucketName = Exclude<keyof typeof BUCKETS, 'telemetry'>;
+
+/** How a bucket is created: the options live beside its name so every process creates it the same way. */
+export interface BucketOptions {
+  /** Values kept per key. */
+  history: number;
+  /** Entries expire this long after their last write; undefined keeps them. */
+  ttlMs?: number;
+  /** JetStream API timeout for this bucket's operations, where the default (5 s) is too long to wait. */
+  apiTimeoutMs?: number;
+}
+
+/** MCP session owners are forgotten a day after their last use. */
+export const MCP_SESSION_TTL_MS = 24 * 3_600_000;
+
+/** The creation options of every KV bucket. */
+export const BUCKET_OPTIONS: Readonly<Record<BucketName, Readonly<BucketOptions>>> = Object.freeze({
+  // Entries expire server-side a while after their last heartbeat, so a crashed instance leaves no residue; the
+  // sidecar sets the TTL from its heartbeat settings.
+  discovery: { history: 1, ttlMs: 10_000 },
+  // A leader that cannot reach the bucket within 2 s must learn so before its lease runs out.
+  placement: { history: 1, apiTimeoutMs: 2000 },
+  actorState: { history: 1 },
+  actorReminders: { history: 1 },
+  mcpSessions: { history: 1, ttlMs: MCP_SESSION_TTL_MS },
+});
+
 /** The discovery key of one instance (App IDs and namespaces never contain '.', NATS's token separator). */
 export function discoveryKey(namespace: string, appId: string, instanceId: string): string {
   return `${namespace}.${appId}.${instanceId}`;
