@@ -17,6 +17,8 @@ import { appTerminal } from './pipeline/app-terminal.js';
 import { NatsDecisionSink, type DecisionSink } from './pipeline/decisions.js';
 import { BearerMiddleware } from './pipeline/bearer.js';
 import { traced } from './pipeline/traced.js';
+import { McpInspectionMiddleware } from './pipeline/mcp-inspection.js';
+import { ServerSpanMiddleware } from './pipeline/server-span.js';
 import { McpSessionMiddleware } from './pipeline/mcp-sessions.js';
 import { McpSessionRegistry } from './bus/mcp-sessions.js';
 import { Tracing, tracingOptionsFrom } from './telemetry/tracing.js';
@@ -162,7 +164,6 @@ export class Sidecar {
     this.tracing = new Tracing(tracingOptionsFrom(options.configuration?.spec.tracing, options.appId, options.namespace), [
       new NatsSpanExporter(this.bus.nc, { appId: options.appId, namespace: options.namespace }),
     ]);
-    this.internal.useTracing(this.tracing);
     this.sessions = new McpSessionRegistry(this.bus.nc);
     const sink = new NatsDecisionSink(this.bus.nc, options.appId, options.namespace);
     this.inbound = this.buildInboundPipeline(options.inboundPolicies, sink);
@@ -177,12 +178,14 @@ export class Sidecar {
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
     this.invoker = new Invoker(this.discovery, this.identity, this.tracing, this.sessions);
-    this.outbound = new OutboundPipeline(options.outbound, this.invoker, options.namespace, {}, this.tracing, this.metrics);
+    this.outbound = new OutboundPipeline(options.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);
     const universal = new UniversalApi(
       {
         appId: options.appId,
         namespace: options.namespace,
         appPort: options.appPort,
+        apiToken: options.apiToken,
+        maxBodyBytes: options.maxBodyBytes,
         ready: () => this.registered && (this.appChannel === undefined || this.appListening),
         notReadyReason: () => (this.appChannel && !this.appListening ? `app ${options.appId} is not listening on port ${options.appPort ?? ''} yet` : 'not registered yet'),
         spiffeId: () => formatSpiffeId(this.identity.current.id),
@@ -194,9 +197,9 @@ export class Sidecar {
       this.actors,
       this.outbound.resiliency,
     );
-    this.http = new HttpApi({ host: options.apiHost, port: options.httpPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken, tracing: this.tracing }, universal);
+    this.http = new HttpApi({ host: options.apiHost, port: options.httpPort }, universal);
     const http = await this.http.start();
-    this.grpc = new GrpcApi({ host: options.apiHost, port: options.grpcPort, maxBodyBytes: options.maxBodyBytes, apiToken: options.apiToken }, universal);
+    this.grpc = new GrpcApi({ host: options.apiHost, port: options.grpcPort }, universal);
     const grpc = await this.grpc.start();
     const metrics = await this.metricsServer.start();
     log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, grpcPort: grpc, internalPort, metricsPort: metrics, spiffeId: formatSpiffeId(svid.id) });
@@ -210,11 +213,15 @@ export class Sidecar {
     if (policies.accessControl?.configured) stages.push(new AccessControlMiddleware(policies.accessControl, sink));
     for (const bearer of policies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
     if (policies.toolPolicy) stages.push(new McpToolPolicyMiddleware(policies.toolPolicy, sink, options.maxBodyBytes));
-    // Metrics first and untraced: every call is counted, denials included, without a span of its own. Session
-    // bookkeeping last, next to the app and untraced too: it records which instance owns each new MCP session.
+    // The body's MCP message is read once, first, for every stage after it. Metrics next and untraced: every call
+    // is counted, denials included, without a span of its own. Then the server span, in which the policy stages
+    // run. Session bookkeeping last, next to the app and untraced too: it records which instance owns each new MCP
+    // session.
     return compose(
       [
+        new McpInspectionMiddleware(options.maxBodyBytes),
         new MetricsMiddleware(this.metrics, 'inbound'),
+        new ServerSpanMiddleware(this.tracing, 'inbound', options.appId),
         ...stages.map((stage) => traced(stage, this.tracing)),
         ...(this.sessions ? [new McpSessionMiddleware(this.sessions, this.instanceId)] : []),
       ],

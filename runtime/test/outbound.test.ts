@@ -21,7 +21,7 @@ import {
 } from '../src/outbound/oauth2-client-credentials.js';
 import { compileOutbound } from '../src/outbound/outbound-config.js';
 import { OutboundPipeline } from '../src/outbound/outbound.js';
-import type { InvokeRequest, InvokeResponse } from '../src/invoke/client.js';
+import type { Call, CallResponse } from '../src/pipeline/pipeline.js';
 
 function configError(run: () => unknown): ConfigError {
   try {
@@ -362,9 +362,9 @@ describe('outbound compilation and pipeline', function () {
     const port = (server.address() as AddressInfo).port;
     write('remote.yaml', `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: remote.api\nspec:\n  baseUrl: http://127.0.0.1:${port}/base\n`);
     write('oauth2.yaml', component('oauth2', 'middleware.http.oauth2clientcredentials'));
-    const meshCalls: InvokeRequest[] = [];
+    const meshCalls: Call[] = [];
     const mesh = {
-      invoke: (request: InvokeRequest): Promise<InvokeResponse> => {
+      invoke: (request: Call): Promise<CallResponse> => {
         meshCalls.push(request);
         const body = new PassThrough();
         body.end('from the mesh');
@@ -372,10 +372,20 @@ describe('outbound compilation and pipeline', function () {
       },
     };
     const fetchImpl = (async () => Response.json({ access_token: 'pipeline-token', expires_in: 3600 })) as typeof fetch;
-    const pipeline = new OutboundPipeline(compile([['oauth2', 'middleware.http.oauth2clientcredentials']]), mesh, 'default', { fetch: fetchImpl });
+    const pipeline = new OutboundPipeline(compile([['oauth2', 'middleware.http.oauth2clientcredentials']]), mesh, { namespace: 'default' }, { fetch: fetchImpl });
     try {
-      const call = (appId: string, namespace: string): Promise<InvokeResponse> =>
-        pipeline.invoke({ appId, namespace, verb: 'POST', method: 'mcp', query: 'a=1', headers: [['authorization', 'Bearer from-the-app']], body: Buffer.from('{}') }, new AbortController().signal);
+      const call = (appId: string, namespace: string): Promise<CallResponse> =>
+        pipeline.invoke({
+          caller: undefined,
+          target: { appId, namespace },
+          verb: 'POST',
+          method: 'mcp',
+          query: 'a=1',
+          headers: [['authorization', 'Bearer from-the-app']],
+          body: Buffer.from('{}'),
+          decisions: [],
+          signal: new AbortController().signal,
+        });
       // The API layer splits "remote.api" into App ID "remote", namespace "api"; the endpoint is still found.
       const answer = await call('remote', 'api');
       assert.equal(answer.status, 207);

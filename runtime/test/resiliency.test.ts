@@ -7,7 +7,7 @@ import type { Attributes, Span } from '@opentelemetry/api';
 import { loadResources, type LoadedResource } from '../src/config/load.js';
 import type { ResiliencyResource } from '../src/config/types.js';
 import { ConfigError, SkeinError, configureLogging } from '@skein/core';
-import type { Handler, PipelineRequest, PipelineResponse } from '../src/pipeline/pipeline.js';
+import type { Handler, Call, CallResponse } from '../src/pipeline/pipeline.js';
 import { DEFAULT_MAX_INTERVAL_MS, retryDelay } from '../src/resiliency/backoff.js';
 import { CircuitBreaker, type BreakerTransition } from '../src/resiliency/circuit-breaker.js';
 import { compileResiliency, type CompiledResiliency } from '../src/resiliency/resiliency-config.js';
@@ -400,7 +400,7 @@ function recordingSpan(): { span: Span; events: Array<{ name: string; attributes
   return { span, events };
 }
 
-function responseOf(status: number, text = ''): PipelineResponse {
+function responseOf(status: number, text = ''): CallResponse {
   const body = new PassThrough();
   body.end(text);
   return { status, headers: [], body };
@@ -417,7 +417,7 @@ function policies(extra: Partial<ResiliencyResource['spec']['policies']>, target
   return compileResiliency({ appId: 'agent', namespace: 'default', resources: [loaded] });
 }
 
-function requestTo(appId: string, body: Buffer | PassThrough = Buffer.from('{}'), signal = new AbortController().signal): PipelineRequest & { events: Array<{ name: string; attributes: Attributes }> } {
+function requestTo(appId: string, body: Buffer | PassThrough = Buffer.from('{}'), signal = new AbortController().signal): Call & { events: Array<{ name: string; attributes: Attributes }> } {
   const { span, events } = recordingSpan();
   return { caller: undefined, target: { appId, namespace: 'default' }, verb: 'POST', method: 'mcp', query: '', headers: [], body, decisions: [], signal, trace: { span, context: {} as never }, events };
 }
@@ -523,7 +523,7 @@ describe('resiliency: the middleware', function () {
     let attemptSignal: AbortSignal | undefined;
     const hung: Handler = (request) => {
       attemptSignal = request.signal;
-      return new Promise<PipelineResponse>(() => undefined);
+      return new Promise<CallResponse>(() => undefined);
     };
     const caller = new AbortController();
     const request = requestTo('echo', Buffer.from('{}'), caller.signal);
@@ -598,7 +598,7 @@ describe('resiliency: the middleware', function () {
     const middleware = new ResiliencyMiddleware(compiled, { namespace: 'default' });
     const caller = new AbortController();
     const slow: Handler = (request) =>
-      new Promise<PipelineResponse>((_resolve, reject) => request.signal.addEventListener('abort', () => reject(new SkeinError('ERR_DIRECT_INVOKE', 'cancelled'))));
+      new Promise<CallResponse>((_resolve, reject) => request.signal.addEventListener('abort', () => reject(new SkeinError('ERR_DIRECT_INVOKE', 'cancelled'))));
     const pending = middleware.handle(requestTo('echo', Buffer.from('{}'), caller.signal), slow);
     caller.abort();
     await assert.rejects(pending, { code: 'ERR_DIRECT_INVOKE' });

@@ -3,9 +3,9 @@ import { Readable } from 'node:stream';
 import { Metrics, MetricsMiddleware, OVERFLOW_LABEL_VALUE } from '../src/telemetry/metrics.js';
 import { MetricsServer } from '../src/telemetry/metrics-server.js';
 import { SkeinError } from '@skein/core';
-import type { PipelineRequest, PipelineResponse } from '../src/pipeline/pipeline.js';
+import type { Call, CallResponse } from '../src/pipeline/pipeline.js';
 
-function request(fields: Partial<PipelineRequest> = {}): PipelineRequest {
+function request(fields: Partial<Call> = {}): Call {
   return {
     caller: { trustDomain: 'public', namespace: 'default', appId: 'agent' },
     target: { appId: 'mcp-server', namespace: 'default' },
@@ -20,7 +20,7 @@ function request(fields: Partial<PipelineRequest> = {}): PipelineRequest {
   };
 }
 
-function answer(status: number): PipelineResponse {
+function answer(status: number): CallResponse {
   return { status, headers: [], body: Readable.from([]) };
 }
 
@@ -90,7 +90,7 @@ describe('MetricsMiddleware', () => {
     const metrics = new Metrics({ constantLabels: { app_id: 'mcp-server' } });
     const stage = new MetricsMiddleware(metrics, 'inbound');
     await stage.handle(request(), async (inner) => {
-      inner.mcp = { method: 'tools/call', tool: 'get_weather' };
+      inner.mcp = { method: 'tools/call', tool: 'get_weather', count: 1 };
       return answer(200);
     });
     await stage.handle(request(), async () => answer(503));

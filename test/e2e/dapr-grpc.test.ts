@@ -180,6 +180,28 @@ describe("Dapr's gRPC API", function () {
     assert.equal(teapot.error?.code, status.UNKNOWN);
   });
 
+  it("carries Skein's own error code in an ErrorInfo, so gRPC callers tell failures apart as HTTP callers do", async function () {
+    const errorInfoOf = (error: ServiceError | undefined): google.rpc.ErrorInfo => {
+      const details = error?.metadata.get('grpc-status-details-bin')[0];
+      assert.ok(Buffer.isBuffer(details), 'no grpc-status-details-bin trailer');
+      const rich = google.rpc.Status.decode(details);
+      assert.equal(rich.code, error?.code);
+      assert.equal(rich.details[0]?.type_url, 'type.googleapis.com/google.rpc.ErrorInfo');
+      return google.rpc.ErrorInfo.decode(rich.details[0]?.value ?? new Uint8Array(0));
+    };
+    const unknown = await rawInvoke(raw, { id: 'nobody', message: { method: 'x', httpExtension: { verb: Verb.GET } } });
+    const notFound = errorInfoOf(unknown.error);
+    assert.equal(notFound.reason, 'ERR_DIRECT_INVOKE');
+    assert.equal(notFound.metadata['errorCode'], 'ERR_DIRECT_INVOKE_NOT_FOUND');
+    assert.equal(notFound.metadata['http.code'], '404');
+    const big = await rawInvoke(raw, { id: 'echo', message: { method: 'upload', data: { value: Buffer.alloc(4 * 1024 * 1024 + 1, 1) }, httpExtension: { verb: Verb.POST } } });
+    assert.equal(errorInfoOf(big.error).reason, 'ERR_BODY_TOO_LARGE');
+    // The HTTP API answers the same call with the same code.
+    const http = await httpRequest(`${caller.url}/v1.0/invoke/nobody/method/x`);
+    assert.equal(http.status, 404);
+    assert.equal(http.json<{ errorCode: string }>().errorCode, notFound.reason);
+  });
+
   it('refuses malformed requests and bodies over the limit before the app sees them', async function () {
     const before = await count();
     const noVerb = await rawInvoke(raw, { id: 'echo', message: { method: 'x' } });

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Client as GrpcClient, credentials, Metadata } from '@grpc/grpc-js';
+import { daprService, dapr } from '@skein/proto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Harness, type SidecarHandle } from '../src/harness.js';
@@ -126,6 +128,34 @@ describe('end-to-end tracing of an MCP tool call', function () {
     const callee = spans.find((span) => span.traceId === traceId && span.service === 'mcp-server' && span.name === 'tools/call get_schema');
     assert.equal(callee?.attributes['error.type'], 'tool_error');
     assert.equal(callee?.status.code, 2);
+  });
+
+  it('continues a trace a caller of the gRPC API started, as it does for HTTP callers', async function () {
+    const traceId = randomBytes(16).toString('hex');
+    const rootSpan = randomBytes(8).toString('hex');
+    const ready = await agent.proc.waitForRecord('ready', { what: 'sidecar' });
+    const grpc = new GrpcClient(`127.0.0.1:${Number(ready['grpcPort'])}`, credentials.createInsecure());
+    try {
+      const metadata = new Metadata();
+      metadata.set('traceparent', `00-${traceId}-${rootSpan}-01`);
+      const method = daprService.invokeService;
+      const request = { id: 'mcp-server', message: { method: 'health', httpExtension: { verb: dapr.proto.common.v1.HTTPExtension.Verb.GET } } };
+      // Whatever the MCP server answers to this path, the call crosses both sidecars.
+      await new Promise<void>((resolve) => grpc.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, metadata, () => resolve()));
+    } finally {
+      grpc.close();
+    }
+    const spans = inTrace(traceId)(
+      await receiver.waitFor((all) => {
+        const mine = inTrace(traceId)(all);
+        return mine.some((span) => span.service === 'mcp-server' && span.name === 'GET /health') && mine.some((span) => span.service === 'analyst-agent' && span.name === 'GET invoke mcp-server');
+      }),
+    );
+    const callerServer = spans.find((span) => span.service === 'analyst-agent' && span.name === 'GET invoke mcp-server');
+    assert.ok(callerServer, spans.map((span) => `${span.service}:${span.name}`).join(', '));
+    assert.equal(callerServer.parentSpanId, rootSpan, "the caller's server span is a child of the gRPC caller's span");
+    const calleeServer = spans.find((span) => span.service === 'mcp-server' && span.name === 'GET /health');
+    assert.equal(calleeServer?.traceId, traceId);
   });
 
   it('ignores a malformed traceparent and starts a fresh trace', async function () {

@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
 import { Metadata, Server, ServerCredentials, status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type StatusObject } from '@grpc/grpc-js';
 import { daprService, dapr, google } from '@skein/proto';
 import { SkeinError, asSkeinError, grpcStatusOfAppStatus, logger, forwardableHeaders, type HeaderList } from '@skein/core';
+import { readWhole } from '../pipeline/read-body.js';
+import { traceCarrierOf, type CallResponse } from '../pipeline/pipeline.js';
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
-import { UNARY_BODY_LIMIT, type InvokeResponse } from '../invoke/client.js';
+import { UNARY_BODY_LIMIT } from '../invoke/client.js';
 import type { MetadataSnapshot, UniversalApi } from './universal.js';
 
 const log = logger('api');
@@ -14,10 +15,6 @@ const log = logger('api');
 export interface GrpcApiOptions {
   host: string;
   port: number;
-  /** Largest request body (`data.value`) accepted, and largest response body returned. */
-  maxBodyBytes: number;
-  /** When set, every call must carry it in the `dapr-api-token` metadata. */
-  apiToken: string | undefined;
 }
 
 type InvokeServiceRequest = dapr.proto.runtime.v1.IInvokeServiceRequest;
@@ -73,7 +70,7 @@ export class GrpcApi {
   constructor(options: GrpcApiOptions, api: UniversalApi) {
     this.options = options;
     this.api = api;
-    this.server = new Server({ 'grpc.max_receive_message_length': options.maxBodyBytes + ENVELOPE_BYTES });
+    this.server = new Server({ 'grpc.max_receive_message_length': api.maxBodyBytes + ENVELOPE_BYTES });
     this.server.addService(daprService, {
       invokeService: (call: ServerUnaryCall<InvokeServiceRequest, InvokeServiceResponse>, callback: sendUnaryData<InvokeServiceResponse>) =>
         void this.answer(call, callback, () => this.invokeService(call)),
@@ -106,25 +103,24 @@ export class GrpcApi {
   private async answer<Req, Res>(call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, work: () => Promise<Reply<Res>>): Promise<void> {
     let reply: Reply<Res>;
     try {
-      if (!this.authorized(call.metadata)) throw new SkeinError('ERR_UNAUTHENTICATED', 'missing or wrong dapr-api-token metadata');
+      const token = call.metadata.get('dapr-api-token')[0];
+      this.api.authorize(typeof token === 'string' ? token : undefined, 'metadata');
       reply = await work();
     } catch (error) {
       const skeinError = asSkeinError(error);
       log.debug('gRPC API call failed', { method: call.getPath(), code: skeinError.code, reason: skeinError.message });
-      reply = { headers: new Metadata(), error: { code: skeinError.grpcStatus, details: skeinError.message } };
+      // The catalogue's code travels as an ErrorInfo, so gRPC callers can tell failures apart as HTTP callers do.
+      const trailers = new Metadata();
+      trailers.set(
+        'grpc-status-details-bin',
+        encodeStatus(skeinError.grpcStatus, skeinError.message, { reason: skeinError.wireCode(), domain: 'dapr.io', metadata: { errorCode: skeinError.code, 'http.code': String(skeinError.httpStatus) } }),
+      );
+      reply = { headers: new Metadata(), error: { code: skeinError.grpcStatus, details: skeinError.message, metadata: trailers } };
     }
     if (call.cancelled) return;
     call.sendMetadata(reply.headers);
     if (reply.error) callback(reply.error);
     else callback(null, reply.value);
-  }
-
-  private authorized(metadata: Metadata): boolean {
-    const expected = this.options.apiToken;
-    if (!expected) return true;
-    const given = metadata.get('dapr-api-token')[0];
-    if (typeof given !== 'string' || given.length !== expected.length) return false;
-    return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
   }
 
   private async invokeService(call: ServerUnaryCall<InvokeServiceRequest, InvokeServiceResponse>): Promise<Reply<InvokeServiceResponse>> {
@@ -145,8 +141,7 @@ export class GrpcApi {
     const method = validateMethodPath(escapeForUrl(methodText));
     const query = [extension.querystring ?? '', queryAt === -1 ? '' : rawMethod.slice(queryAt + 1)].filter(Boolean).map(escapeForUrl).join('&');
     const data = message.data?.value ?? new Uint8Array(0);
-    const { maxBodyBytes } = this.options;
-    if (data.length > maxBodyBytes) throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${data.length} bytes is larger than the limit of ${maxBodyBytes} bytes`);
+    this.api.admitBodyLength(data.length);
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const headers = headersOf(call.metadata);
     if (message.contentType) headers.push(['content-type', message.contentType]);
@@ -154,12 +149,25 @@ export class GrpcApi {
     if (bytes.length > 0) headers.push(['content-length', String(bytes.length)]);
     const abort = new AbortController();
     call.once('cancelled', () => abort.abort());
-    const response = await this.api.invoke(
+    const traceCarrier = traceCarrierOf(headers);
+    const response = await this.api.invoke({
+      caller: undefined,
+      target: { appId, namespace },
+      verb,
+      method,
+      query,
+      headers,
       // Small bodies go in one message (and may be retried on another instance); bigger ones stream, as over HTTP.
-      { appId, namespace, verb, method, query, headers, body: bytes.length <= UNARY_BODY_LIMIT ? bytes : Readable.from(frames(bytes)) },
-      abort.signal,
-    );
-    const body = await readBody(response, maxBodyBytes, appId, abort);
+      body: bytes.length <= UNARY_BODY_LIMIT ? bytes : Readable.from(frames(bytes)),
+      decisions: [],
+      signal: abort.signal,
+      ...(traceCarrier ? { traceCarrier } : {}),
+    });
+    // A unary reply cannot stream, so the answer is capped like a request body.
+    const body = await readWhole(response.body, this.api.maxBodyBytes, `the response body of app ${appId}`).catch((error: unknown) => {
+      abort.abort();
+      throw error;
+    });
     const replyHeaders = responseMetadata(response);
     const contentType = response.headers.find(([name]) => name === 'content-type')?.[1] ?? '';
     const grpcStatus = grpcStatusOfAppStatus(response.status);
@@ -204,7 +212,7 @@ function headersOf(metadata: Metadata): HeaderList {
 }
 
 /** The app's response headers as gRPC metadata, named as Dapr names them, plus `dapr-http-status`. */
-function responseMetadata(response: InvokeResponse): Metadata {
+function responseMetadata(response: CallResponse): Metadata {
   const metadata = new Metadata();
   for (const [name, value] of response.headers) {
     if (name.endsWith('-bin')) continue;
@@ -217,22 +225,6 @@ function responseMetadata(response: InvokeResponse): Metadata {
   }
   metadata.set('dapr-http-status', String(response.status));
   return metadata;
-}
-
-/** Reads the whole response body; a unary reply cannot stream, so it is capped like a request body. */
-async function readBody(response: InvokeResponse, limit: number, appId: string, abort: AbortController): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      abort.abort();
-      response.body.destroy();
-      throw new SkeinError('ERR_BODY_TOO_LARGE', `the response body of app ${appId} is larger than the limit of ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 /** The bytes of a `google.rpc.Status` with one ErrorInfo: what rich-error clients read from `grpc-status-details-bin`. */

@@ -1,12 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { timingSafeEqual } from 'node:crypto';
 import { SkeinError, asSkeinError, logger, forwardableHeaders, headersObject } from '@skein/core';
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
 import { UNARY_BODY_LIMIT } from '../invoke/client.js';
-import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
-import { endWithBody, inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
-import { mcpInfoOf, mcpSpanName } from '../telemetry/mcp-info.js';
+import { traceCarrierOf } from '../pipeline/pipeline.js';
 import type { UniversalApi } from './universal.js';
 import { ACTORS_PREFIX, serveActorRequest } from './http-actors.js';
 
@@ -16,11 +13,6 @@ const log = logger('api');
 export interface HttpApiOptions {
   host: string;
   port: number;
-  maxBodyBytes: number;
-  /** When set, every call but health checks must carry it in `dapr-api-token`. */
-  apiToken: string | undefined;
-  /** The sidecar's tracing; each invocation gets a server span here. */
-  tracing?: Tracing;
 }
 
 const INVOKE_PREFIX = /^\/v1\.0\/invoke\/([^/?]*)(?:\/method\/(.*)|\/?(.*))$/s;
@@ -46,11 +38,6 @@ function relay(body: Readable, res: ServerResponse, appId: string): void {
   res.once('close', () => {
     if (!res.writableFinished) body.destroy();
   });
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
@@ -132,14 +119,6 @@ export class HttpApi {
     return this.port;
   }
 
-  private authorized(req: IncomingMessage): boolean {
-    const expected = this.options.apiToken;
-    if (!expected) return true;
-    const given = req.headers['dapr-api-token'];
-    if (typeof given !== 'string' || given.length !== expected.length) return false;
-    return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
-  }
-
   /**
    * The API serves the app beside it on loopback only. A browser page could still reach it through DNS rebinding
    * or a cross-site request, so a non-loopback Host, or any Origin that is not loopback, is refused.
@@ -163,7 +142,8 @@ export class HttpApi {
         res.writeHead(204).end();
         return;
       }
-      if (!this.authorized(req)) throw new SkeinError('ERR_UNAUTHENTICATED', 'missing or wrong dapr-api-token header');
+      const token = req.headers['dapr-api-token'];
+      this.api.authorize(typeof token === 'string' ? token : undefined, 'header');
       if (path === '/v1.0/metadata') {
         if (req.method !== 'GET') throw new SkeinError('ERR_METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on /v1.0/metadata`);
         const body = JSON.stringify(this.api.metadata());
@@ -171,7 +151,7 @@ export class HttpApi {
         return;
       }
       if (path.startsWith(ACTORS_PREFIX)) {
-        await serveActorRequest(this.api.actors, req, res, path, this.options.maxBodyBytes);
+        await serveActorRequest(this.api.actors, req, res, path, this.api.maxBodyBytes);
         return;
       }
       // RFC 9728's path-inserted form of an MCP server reached through this sidecar: fetch the metadata the callee serves.
@@ -197,13 +177,11 @@ export class HttpApi {
   }
 
   private async invoke(req: IncomingMessage, res: ServerResponse, appIdText: string, rawMethod: string, query: string, prefix: string): Promise<void> {
-    const { appId, namespace } = splitAppId(appIdText, this.api.namespace);
+    const target = splitAppId(appIdText, this.api.namespace);
     const method = validateMethodPath(rawMethod);
-    const { maxBodyBytes } = this.options;
+    const maxBodyBytes = this.api.maxBodyBytes;
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-    if (declared !== undefined && declared > maxBodyBytes) {
-      throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${declared} bytes is larger than the limit of ${maxBodyBytes} bytes`);
-    }
+    if (declared !== undefined) this.api.admitBodyLength(declared);
     const chunked = req.headers['transfer-encoding'] !== undefined;
     let limiter: BodyLimit | undefined;
     let body: Buffer | BodyLimit;
@@ -218,41 +196,32 @@ export class HttpApi {
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    const verb = req.method ?? 'GET';
-    const tracing = this.options.tracing;
-    const mcp = tracing?.enabled && Buffer.isBuffer(body) ? mcpInfoOf(body, req.headers['content-type']) : undefined;
-    const scope = tracing?.enabled
-      ? tracing.start(mcp ? mcpSpanName(mcp) : `${verb} invoke ${appId}`, SpanKind.SERVER, inboundParent(tracing, req.headers, mcp), {
-          'http.request.method': verb,
-          'url.path': `/${method}`,
-          'skein.target.app_id': appId,
-          ...mcpAttributes(mcp, (name) => header(req, name)),
-        })
-      : undefined;
+    const headers = forwardableHeaders(req.rawHeaders).filter(([name]) => !FORWARDED.has(name));
+    const traceCarrier = traceCarrierOf(headers);
+    // Where the caller reached us, so the callee can name URLs the caller can use (RFC 9728 metadata).
+    headers.push(['x-forwarded-host', req.headers.host ?? `127.0.0.1:${this.port}`], ['x-forwarded-proto', 'http'], ['x-forwarded-prefix', prefix]);
     let response;
     try {
-      const headers = forwardableHeaders(req.rawHeaders).filter(([name]) => !FORWARDED.has(name));
-      // Where the caller reached us, so the callee can name URLs the caller can use (RFC 9728 metadata).
-      headers.push(['x-forwarded-host', req.headers.host ?? `127.0.0.1:${this.port}`], ['x-forwarded-proto', 'http'], ['x-forwarded-prefix', prefix]);
-      response = await this.api.invoke({ appId, namespace, verb, method, query, headers, body, ...(scope ? { trace: scope } : {}) }, abort.signal);
+      response = await this.api.invoke({
+        caller: undefined,
+        target,
+        verb: req.method ?? 'GET',
+        method,
+        query,
+        headers,
+        body,
+        decisions: [],
+        signal: abort.signal,
+        ...(traceCarrier ? { traceCarrier } : {}),
+      });
     } catch (error) {
-      const failure = limiter?.exceeded ? new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${maxBodyBytes} bytes`) : asSkeinError(error);
-      if (scope) {
-        recordStatus(scope.span, failure.httpStatus);
-        failSpan(scope.span, failure.code, failure.message);
-        scope.span.end();
-      }
-      throw failure;
-    }
-    if (scope) {
-      recordStatus(scope.span, response.status);
-      endWithBody(scope.span, response.body);
+      throw limiter?.exceeded ? new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${maxBodyBytes} bytes`) : error;
     }
     res.writeHead(response.status, headersObject(response.headers));
     // A streamed answer (no length: SSE and the like) must show its head at once; otherwise head and body go out
     // together in one write.
     if (!response.headers.some(([name]) => name === 'content-length')) res.flushHeaders();
-    relay(response.body, res, appId);
+    relay(response.body, res, target.appId);
   }
 
   async stop(): Promise<void> {

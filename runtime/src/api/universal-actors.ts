@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { SkeinError } from '@skein/core';
 import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
-import type { PipelineRequest } from '../pipeline/pipeline.js';
+import type { Call } from '../pipeline/pipeline.js';
 import { readWhole } from '../pipeline/read-body.js';
 import type { ActorCall, ActorReply, ActorRuntime, ActorRuntimeStatus } from '../actors/actor-runtime.js';
 import { checkName, parseStateTransaction } from '../actors/requests.js';
@@ -39,7 +39,7 @@ export class ActorOperations {
     const resiliency = this.resiliency;
     if (!resiliency?.hasActorPolicies(actorType)) return runtime.invoke(actorType, actorId, call, signal);
     // The call runs as a pipeline request so the one resiliency loop (timeouts, retries, breakers) applies to it.
-    const request: PipelineRequest = { caller: undefined, target: { appId: actorType, namespace: '' }, verb: call.verb, method: call.method, query: '', headers: call.headers, body: call.body, decisions: [], signal };
+    const request: Call = { caller: undefined, target: { appId: actorType, namespace: '' }, verb: call.verb, method: call.method, query: '', headers: call.headers, body: call.body, decisions: [], signal };
     const response = await resiliency.runActor(actorType, actorId, request, async (attempt) => {
       const reply = await runtime.invoke(actorType, actorId, call, attempt.signal);
       return { status: reply.status, headers: reply.headers, body: Readable.from([reply.body]) };

@@ -1,5 +1,6 @@
+import { timingSafeEqual } from 'node:crypto';
 import { SkeinError } from '@skein/core';
-import type { Invoker, InvokeRequest, InvokeResponse } from '../invoke/client.js';
+import type { Call, CallResponse } from '../pipeline/pipeline.js';
 import type { ActorRuntime } from '../actors/actor-runtime.js';
 import { ActorOperations } from './universal-actors.js';
 import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
@@ -30,21 +31,34 @@ export interface SidecarState {
   notReadyReason(): string;
   spiffeId(): string;
   enabledFeatures: string[];
+  /** When set, every call but health checks must carry it (`dapr-api-token`, as a header or gRPC metadata). */
+  apiToken?: string | undefined;
+  /** Largest request body accepted, whatever the front end. */
+  maxBodyBytes?: number;
   /** Components and HTTPEndpoints the sidecar loaded: names and types only, never their settings. */
   components?: ReadonlyArray<{ name: string; type: string; version: string }>;
   httpEndpoints?: ReadonlyArray<{ name: string }>;
 }
 
-/** Each API operation, written once; the HTTP (and any other) front end only decodes, calls and encodes. */
+/** Anything that runs a call from the app: the outbound pipeline, or (in tests) the mesh Invoker itself. */
+export interface CallRunner {
+  invoke(call: Call): Promise<CallResponse>;
+}
+
+/**
+ * Each API operation, written once; the HTTP and gRPC front ends only decode, call and encode. What every front
+ * end must do the same way — the API token, the body limit, service invocation through the outbound pipeline (whose
+ * stages read the MCP message, count, and open the server span) — is here.
+ */
 export class UniversalApi {
   private readonly state: SidecarState;
-  private readonly invoker: Pick<Invoker, 'invoke'>;
+  private readonly invoker: CallRunner;
 
   /** The actor API; fails with ERR_ACTOR_RUNTIME_NOT_FOUND when the sidecar runs without actors. */
   readonly actors: ActorOperations;
 
   /** `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without placement. */
-  constructor(state: SidecarState, invoker: Pick<Invoker, 'invoke'>, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware) {
+  constructor(state: SidecarState, invoker: CallRunner, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware) {
     this.state = state;
     this.invoker = invoker;
     this.actors = new ActorOperations(actorRuntime, resiliency);
@@ -54,9 +68,32 @@ export class UniversalApi {
     return this.state.namespace;
   }
 
-  /** Service invocation by App ID. */
-  invoke(request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
-    return this.invoker.invoke(request, signal);
+  /**
+   * Refuses a call without the API token, when one is set; the same check and message on every front end
+   * (`what` names where the token travels: "header" or "metadata").
+   */
+  authorize(given: string | undefined, what: 'header' | 'metadata'): void {
+    const expected = this.state.apiToken;
+    if (!expected) return;
+    if (typeof given !== 'string' || given.length !== expected.length || !timingSafeEqual(Buffer.from(given), Buffer.from(expected))) {
+      throw new SkeinError('ERR_UNAUTHENTICATED', `missing or wrong dapr-api-token ${what}`);
+    }
+  }
+
+  /** The largest request body accepted, in bytes. */
+  get maxBodyBytes(): number {
+    return this.state.maxBodyBytes ?? 4 * 1024 * 1024;
+  }
+
+  /** Refuses a body whose (declared or actual) length is past the limit, before any of it is sent on. */
+  admitBodyLength(bytes: number): void {
+    const limit = this.maxBodyBytes;
+    if (bytes > limit) throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${bytes} bytes is larger than the limit of ${limit} bytes`);
+  }
+
+  /** Service invocation by App ID: the call runs the outbound pipeline, then the mesh or an HTTPEndpoint. */
+  invoke(call: Call): Promise<CallResponse> {
+    return this.invoker.invoke(call);
   }
 
   /** Throws ERR_HEALTH_NOT_READY until the sidecar is registered and its app listens. */

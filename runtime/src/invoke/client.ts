@@ -1,36 +1,15 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { Client, experimental, Metadata, status, type ClientReadableStream, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
-import { SkeinError, type ErrorCode, ERROR_CATALOGUE, logger, spiffeIdOfCertificate, formatSpiffeId, type HeaderList } from '@skein/core';
+import { SkeinError, type ErrorCode, ERROR_CATALOGUE, logger, spiffeIdOfCertificate, formatSpiffeId } from '@skein/core';
 import type { Discovery, InstanceRecord } from '../bus/discovery.js';
 import type { WorkloadIdentity } from '../identity/workload.js';
 import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from './server.js';
-import type { TraceScope } from '../pipeline/pipeline.js';
+import type { Call, CallResponse } from '../pipeline/pipeline.js';
 import type { Tracing } from '../telemetry/tracing.js';
 import type { McpSessionRegistry } from '../bus/mcp-sessions.js';
 
 const log = logger('invoke');
-
-/** An invocation as the API layers hand it over. `body` is a buffer when it was small enough to read whole. */
-export interface InvokeRequest {
-  appId: string;
-  namespace: string;
-  verb: string;
-  /** Raw method path, validated, no leading slash. */
-  method: string;
-  query: string;
-  headers: HeaderList;
-  body: Buffer | Readable;
-  /** The caller-side span of this hop; its context travels to the peer as `traceparent` in gRPC metadata. */
-  trace?: TraceScope;
-}
-
-/** The response head with its body still streaming. */
-export interface InvokeResponse {
-  status: number;
-  headers: HeaderList;
-  body: Readable;
-}
 
 /** One gRPC client per peer address, each verifying that the peer's SVID is the identity discovery promised. */
 class PeerPool {
@@ -117,20 +96,21 @@ export class Invoker {
     this.pool = new PeerPool(identity);
   }
 
-  async invoke(request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
+  async invoke(request: Call): Promise<CallResponse> {
+    const { signal } = request;
     const tried = new Set<string>();
     // A buffered body can be re-sent to another instance when the first one was unreachable.
     for (;;) {
       // Never seen: the watch may simply lag a fresh registration, so ask the store itself once.
-      if (tried.size === 0 && !this.discovery.knows(request.namespace, request.appId)) await this.discovery.refresh(request.namespace, request.appId);
+      if (tried.size === 0 && !this.discovery.knows(request.target.namespace, request.target.appId)) await this.discovery.refresh(request.target.namespace, request.target.appId);
       // An app that had instances may be restarting: give a replacement a moment to register.
-      const wait = this.discovery.knows(request.namespace, request.appId) ? REPLACEMENT_WAIT_MS : 0;
-      const peer = (tried.size === 0 ? await this.sessionOwner(request) : undefined) ?? (await this.discovery.pickOrWait(request.namespace, request.appId, tried, wait));
+      const wait = this.discovery.knows(request.target.namespace, request.target.appId) ? REPLACEMENT_WAIT_MS : 0;
+      const peer = (tried.size === 0 ? await this.sessionOwner(request) : undefined) ?? (await this.discovery.pickOrWait(request.target.namespace, request.target.appId, tried, wait));
       if (!peer) {
         if (tried.size === 0) {
-          throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.appId}, err: no instance of app "${request.appId}" is registered in namespace "${request.namespace}"`);
+          throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.target.appId}, err: no instance of app "${request.target.appId}" is registered in namespace "${request.target.namespace}"`);
         }
-        throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.appId}, err: none of its ${tried.size} instance(s) could be reached`);
+        throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.target.appId}, err: none of its ${tried.size} instance(s) could be reached`);
       }
       tried.add(peer.instanceId);
       try {
@@ -138,21 +118,21 @@ export class Invoker {
       } catch (error) {
         const serviceError = error as ServiceError;
         if (serviceError.code !== undefined && neverReachedPeer(serviceError) && Buffer.isBuffer(request.body)) {
-          log.warn('instance unreachable; trying another', { appId: request.appId, address: peer.address, reason: serviceError.details });
+          log.warn('instance unreachable; trying another', { appId: request.target.appId, address: peer.address, reason: serviceError.details });
           this.discovery.markUnhealthy(peer.instanceId);
           this.pool.drop(peer, this.expectedIdentity(request));
           continue;
         }
-        throw toSkeinError(error, request.appId);
+        throw toSkeinError(error, request.target.appId);
       }
     }
   }
 
-  private callPeer(peer: InstanceRecord, request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
+  private callPeer(peer: InstanceRecord, request: Call, signal: AbortSignal): Promise<CallResponse> {
     const client = this.pool.get(peer, this.expectedIdentity(request));
     const head: skein.internal.v1.IRequestHead = {
-      appId: request.appId,
-      namespace: request.namespace,
+      appId: request.target.appId,
+      namespace: request.target.namespace,
       verb: request.verb,
       method: request.method,
       query: request.query,
@@ -179,7 +159,7 @@ export class Invoker {
     }
     const onAbort = (): void => call.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
-    return new Promise<InvokeResponse>((resolve, reject) => {
+    return new Promise<CallResponse>((resolve, reject) => {
       let body: PassThrough | undefined;
       call.on('data', (frame: skein.internal.v1.IResponseFrame) => {
         if (!body) {
@@ -202,7 +182,7 @@ export class Invoker {
       });
       call.on('error', (error: ServiceError) => {
         signal.removeEventListener('abort', onAbort);
-        if (body) body.destroy(toSkeinError(error, request.appId));
+        if (body) body.destroy(toSkeinError(error, request.target.appId));
         else reject(error);
       });
     });
@@ -212,20 +192,20 @@ export class Invoker {
    * The instance holding the MCP session a request belongs to: a scaled MCP server keeps each session on the
    * replica that created it, so requests of that session must not be spread round-robin.
    */
-  private async sessionOwner(request: InvokeRequest): Promise<InstanceRecord | undefined> {
+  private async sessionOwner(request: Call): Promise<InstanceRecord | undefined> {
     const session = request.headers.find(([name]) => name === 'mcp-session-id')?.[1];
     if (!session || !this.sessions) return undefined;
-    const owner = await this.sessions.ownerOf(request.namespace, request.appId, session);
-    return owner ? this.discovery.instance(request.namespace, request.appId, owner) : undefined;
+    const owner = await this.sessions.ownerOf(request.target.namespace, request.target.appId, session);
+    return owner ? this.discovery.instance(request.target.namespace, request.target.appId, owner) : undefined;
   }
 
   /** The only identity a peer serving `request`'s target may present: that app's, in our trust domain. */
-  private expectedIdentity(request: InvokeRequest): string {
-    return formatSpiffeId({ trustDomain: this.identity.current.id.trustDomain, namespace: request.namespace, appId: request.appId });
+  private expectedIdentity(request: Call): string {
+    return formatSpiffeId({ trustDomain: this.identity.current.id.trustDomain, namespace: request.target.namespace, appId: request.target.appId });
   }
 
   /** gRPC metadata of a hop: the caller's trace context, when it traces. */
-  private metadataFor(request: InvokeRequest): Metadata {
+  private metadataFor(request: Call): Metadata {
     const metadata = new Metadata();
     if (request.trace && this.tracing) for (const [key, value] of Object.entries(this.tracing.inject(request.trace.context))) metadata.set(key, value);
     return metadata;

@@ -3,12 +3,8 @@ import { serveGrpcOverTls, ERROR_CATALOGUE, SkeinError, asSkeinError, logger, ty
 import { Metadata, Server, status, type ServerDuplexStream, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { invocationService, type skein } from '@skein/proto';
 import { PassThrough } from 'node:stream';
-import type { Handler, PipelineRequest, PipelineResponse, TraceScope } from '../pipeline/pipeline.js';
+import type { Handler, Call, CallResponse } from '../pipeline/pipeline.js';
 import { validateMethodPath } from './method-path.js';
-import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
-import { inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
-import { mcpInfoOf, mcpSpanName, type McpCallInfo } from '../telemetry/mcp-info.js';
-import { ToolResultWatch } from '../telemetry/tool-result.js';
 import type { Svid } from '../identity/workload.js';
 
 const log = logger('invoke');
@@ -41,7 +37,6 @@ type AnyCall = ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.inte
 export class InternalServer {
   private readonly options: InternalServerOptions;
   private readonly inbound: Handler;
-  private tracing: Tracing | undefined;
   /** Verified identity of each live connection, by the peer name grpc-js reports for its calls. */
   private readonly peers = new Map<string, SpiffeId>();
   // Channelz keeps per-call bookkeeping nothing here reads.
@@ -69,11 +64,6 @@ export class InternalServer {
    */
   addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
     this.grpc.addService(definition, implementation);
-  }
-
-  /** Traces inbound calls from now on (tracing starts once the sidecar has read its Configuration). */
-  useTracing(tracing: Tracing): void {
-    this.tracing = tracing;
   }
 
   /** Listens with `svid`; resolves with the bound port. */
@@ -125,7 +115,6 @@ export class InternalServer {
   private async handle(call: AnyCall, head: skein.internal.v1.IRequestHead | null | undefined, firstBody: Uint8Array | undefined): Promise<void> {
     const abort = new AbortController();
     call.once('cancelled', () => abort.abort());
-    let scope: TraceScope | undefined;
     try {
       const caller = this.callerOf(call);
       if (!head) throw new SkeinError('ERR_MALFORMED_REQUEST', 'invocation without a request head');
@@ -140,11 +129,7 @@ export class InternalServer {
       const verb = (head.verb ?? 'GET').toUpperCase();
       if (!HTTP_VERBS.has(verb)) throw new SkeinError('ERR_MALFORMED_REQUEST', `"${(head.verb ?? '').slice(0, 32)}" is not an HTTP verb`);
       const method = validateMethodPath(head.method ?? '');
-      // What MCP call this is (method, tool) feeds span names and metric labels; read once, from small bodies only.
-      const mcp = Buffer.isBuffer(body) ? mcpInfoOf(body, headers.find(([key]) => key === 'content-type')?.[1]) : undefined;
-      const traced = this.serverSpan(call, verb, method, headers, mcp);
-      scope = traced?.scope;
-      const request: PipelineRequest = {
+      const request: Call = {
         caller,
         target: { appId, namespace },
         verb,
@@ -154,51 +139,22 @@ export class InternalServer {
         body,
         decisions: [],
         signal: abort.signal,
-        ...(scope ? { trace: scope } : {}),
-        ...(mcp ? { mcp: { method: mcp.method, ...(mcp.tool ? { tool: mcp.tool } : {}) } } : {}),
+        ...traceCarrierOfMetadata(call.metadata),
       };
       log.debug('inbound call', { caller: formatSpiffeId(caller), verb: request.verb, method: request.method });
-      const response = await this.inbound(request);
-      if (scope) recordStatus(scope.span, response.status);
-      await this.relay(call, response, traced?.mcp?.method === 'tools/call' ? scope : undefined);
-      scope?.span.end();
+      await this.relay(call, await this.inbound(request));
     } catch (error) {
       if (abort.signal.aborted) {
         log.debug('caller cancelled the invocation', { method: head?.method });
-        scope?.span.end();
         return;
       }
       const skeinError = asSkeinError(error);
-      if (scope) {
-        recordStatus(scope.span, skeinError.httpStatus);
-        failSpan(scope.span, skeinError.code, skeinError.message);
-        scope.span.end();
-      }
       if (skeinError.code !== 'ERR_DIRECT_INVOKE_APP_UNAVAILABLE' && skeinError.httpStatus >= 500) log.warn('invocation failed', { code: skeinError.code, reason: skeinError.message });
       const metadata = new Metadata();
       metadata.set(ERROR_CODE_METADATA, skeinError.code);
       if (skeinError.httpStatus !== ERROR_CATALOGUE[skeinError.code].http) metadata.set(ERROR_STATUS_METADATA, String(skeinError.httpStatus));
       call.emit('error', { code: skeinError.grpcStatus ?? status.INTERNAL, details: skeinError.message, metadata });
     }
-  }
-
-  /** The callee's server span: parent from gRPC metadata (or the MCP request's `_meta`), named per MCP conventions. */
-  private serverSpan(call: AnyCall, verb: string, method: string, headers: HeaderList, mcp: McpCallInfo | undefined): { scope: TraceScope; mcp: McpCallInfo | undefined } | undefined {
-    const tracing = this.tracing;
-    if (!tracing?.enabled) return undefined;
-    const carrier: Record<string, string | undefined> = {};
-    for (const key of ['traceparent', 'tracestate']) {
-      const value = call.metadata.get(key)[0];
-      if (typeof value === 'string') carrier[key] = value;
-    }
-    const header = (name: string): string | undefined => headers.find(([key]) => key === name)?.[1];
-    const scope = tracing.start(mcp ? mcpSpanName(mcp) : `${verb} /${method}`, SpanKind.SERVER, inboundParent(tracing, carrier, mcp), {
-      'http.request.method': verb,
-      'url.path': `/${method}`,
-      'skein.app_id': this.options.appId,
-      ...mcpAttributes(mcp, header),
-    });
-    return { scope, mcp };
   }
 
   private callerOf(call: Pick<AnyCall, 'getAuthContext' | 'getPeer'>): SpiffeId {
@@ -209,15 +165,11 @@ export class InternalServer {
     return id;
   }
 
-  /** Streams the response back; `toolCall` is the span of a traced tools/call, whose result is checked for isError. */
-  private async relay(call: AnyCall, response: PipelineResponse, toolCall?: TraceScope): Promise<void> {
+  /** Streams the response back: small bodies in the head frame, everything else as it comes, with backpressure. */
+  private async relay(call: AnyCall, response: CallResponse): Promise<void> {
     const head: skein.internal.v1.IResponseHead = { status: response.status, headers: response.headers.map(([name, value]) => ({ name, value })) };
-    // A tool's failure is in the JSON-RPC result, not the HTTP status: watch the answer to a traced tools/call.
-    const watch = toolCall?.span.isRecording() ? new ToolResultWatch(response.headers.find(([name]) => name === 'content-type')?.[1]) : undefined;
-    // Small bodies travel in the head frame; everything else streams as it comes, with backpressure.
     let first: skein.internal.v1.IResponseFrame | undefined = { head };
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      watch?.push(chunk);
       if (first) {
         first.data = chunk;
         if (!call.write(first)) await waitForDrain(call);
@@ -228,7 +180,6 @@ export class InternalServer {
     }
     if (first) call.write(first);
     call.end();
-    if (watch?.failed() && toolCall) failSpan(toolCall.span, 'tool_error', 'the tool answered isError: true');
   }
 
   async stop(): Promise<void> {
@@ -237,6 +188,16 @@ export class InternalServer {
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
+}
+
+/** The caller's W3C trace context from the hop's gRPC metadata, for the callee's server span. */
+function traceCarrierOfMetadata(metadata: Metadata): { traceCarrier?: Record<string, string> } {
+  let carrier: Record<string, string> | undefined;
+  for (const key of ['traceparent', 'tracestate']) {
+    const value = metadata.get(key)[0];
+    if (typeof value === 'string') (carrier ??= {})[key] = value;
+  }
+  return carrier ? { traceCarrier: carrier } : {};
 }
 
 /** A request body streamed in frames after the head, delivered with backpressure. */

@@ -46,6 +46,8 @@ export interface JsonRpcProblem {
   readonly where: string;
   /** The id of the refused message when it could be read, so the answer can carry it. */
   readonly id: JsonRpcId | null;
+  /** The method of the refused message when it could be read (never its parameters). */
+  readonly method?: string;
 }
 
 interface MessageBase {
@@ -138,6 +140,11 @@ function inspectMessage(value: JsonValue, index: number, pointer: string): Inspe
     pointer,
     problem: problem(code, message, where, id),
   });
+  // Once the method could be read, the refusal names it: spans and metrics still say what was attempted.
+  const withMethod = (method: string, code: number, message: string, where: string, id: JsonRpcId | null = null): InvalidEntry => {
+    const entry = invalid(code, message, where, id);
+    return { ...entry, problem: Object.freeze({ ...entry.problem, method }) };
+  };
   if (!isObject(value)) return invalid(JSONRPC_CODES.INVALID_REQUEST, 'a JSON-RPC message must be an object', pointer || '/');
   const rawId = value['id'];
   const id = readId(rawId);
@@ -148,25 +155,25 @@ function inspectMessage(value: JsonValue, index: number, pointer: string): Inspe
   if (hasOwn(value, 'method')) {
     const method = value['method'];
     if (typeof method !== 'string' || method.length === 0) return invalid(JSONRPC_CODES.INVALID_REQUEST, '"method" must be a non-empty string', `${pointer}/method`, answerId);
-    if (isResponse) return invalid(JSONRPC_CODES.INVALID_REQUEST, 'a message cannot be both a request and a response', pointer || '/', answerId);
+    if (isResponse) return withMethod(method, JSONRPC_CODES.INVALID_REQUEST, 'a message cannot be both a request and a response', pointer || '/', answerId);
     const rawParams = value['params'];
-    if (rawParams !== undefined && !isObject(rawParams)) return invalid(JSONRPC_CODES.INVALID_PARAMS, '"params" must be an object', `${pointer}/params`, answerId);
+    if (rawParams !== undefined && !isObject(rawParams)) return withMethod(method, JSONRPC_CODES.INVALID_PARAMS, '"params" must be an object', `${pointer}/params`, answerId);
     const params = rawParams;
     const meta = params?.['_meta'];
     const version = isObject(meta) && typeof meta[VERSION_KEY] === 'string' ? (meta[VERSION_KEY] as string) : undefined;
     if (!hasOwn(value, 'id')) return { kind: 'notification', index, pointer, method, params, protocolVersion: version };
-    if (id === undefined) return invalid(JSONRPC_CODES.INVALID_REQUEST, '"id" must be a string or an integer (MCP forbids null)', `${pointer}/id`);
+    if (id === undefined) return withMethod(method, JSONRPC_CODES.INVALID_REQUEST, '"id" must be a string or an integer (MCP forbids null)', `${pointer}/id`);
 
     let toolName: string | undefined;
     let args: JsonObject | undefined;
     if (method === 'tools/call') {
       const name = params?.['name'];
-      if (typeof name !== 'string' || name.length === 0) return invalid(JSONRPC_CODES.INVALID_PARAMS, 'tools/call needs "params.name", a non-empty string', `${pointer}/params/name`, id);
+      if (typeof name !== 'string' || name.length === 0) return withMethod(method, JSONRPC_CODES.INVALID_PARAMS, 'tools/call needs "params.name", a non-empty string', `${pointer}/params/name`, id);
       // The name is never echoed: it is what is wrong, and it may be as large as the body.
       const nameProblem = toolNameProblem(name);
-      if (nameProblem) return invalid(JSONRPC_CODES.INVALID_PARAMS, `the tool name in "params.name" ${nameProblem} (MCP tool names are 1-${MAX_TOOL_NAME_LENGTH} of A-Z a-z 0-9 _ - . /)`, `${pointer}/params/name`, id);
+      if (nameProblem) return withMethod(method, JSONRPC_CODES.INVALID_PARAMS, `the tool name in "params.name" ${nameProblem} (MCP tool names are 1-${MAX_TOOL_NAME_LENGTH} of A-Z a-z 0-9 _ - . /)`, `${pointer}/params/name`, id);
       const rawArgs = params?.['arguments'];
-      if (rawArgs !== undefined && !isObject(rawArgs)) return invalid(JSONRPC_CODES.INVALID_PARAMS, '"params.arguments" must be an object', `${pointer}/params/arguments`, id);
+      if (rawArgs !== undefined && !isObject(rawArgs)) return withMethod(method, JSONRPC_CODES.INVALID_PARAMS, '"params.arguments" must be an object', `${pointer}/params/arguments`, id);
       toolName = name;
       args = rawArgs ?? {};
     }

@@ -8,7 +8,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { SkeinError, logger, maskSecretValues, forwardableHeaders, headersObject, IDENTITY_HEADERS, type HeaderList } from '@skein/core';
-import type { PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
+import type { Call, CallResponse } from '../pipeline/pipeline.js';
 import type { CompiledHttpEndpoint } from './http-endpoint.js';
 
 const log = logger('outbound');
@@ -39,7 +39,7 @@ export class HttpEndpointClient {
   private readonly agents = new Map<string, HttpAgent>();
 
   /** Sends `request` to `endpoint`; resolves with the response head once it arrives, its body still streaming. */
-  send(endpoint: CompiledHttpEndpoint, request: PipelineRequest): Promise<PipelineResponse> {
+  send(endpoint: CompiledHttpEndpoint, request: Call): Promise<CallResponse> {
     const secure = endpoint.baseUrl.protocol === 'https:';
     const options = {
       method: request.verb,
@@ -49,7 +49,7 @@ export class HttpEndpointClient {
       headers: headersObject(endpointHeaders(request.headers, endpoint.headers)),
       agent: this.agentFor(endpoint),
     };
-    return new Promise<PipelineResponse>((resolve, reject) => {
+    return new Promise<CallResponse>((resolve, reject) => {
       let outgoing: ClientRequest;
       try {
         outgoing = secure ? httpsRequest(options) : httpRequest(options);

@@ -12,7 +12,7 @@ import { ConfigError, SkeinError, logger, registerSecretValue } from '@skein/cor
 import { isTrustworthyUrl } from '../auth/jwks.js';
 import type { ComponentResource } from '../config/types.js';
 import { resolveNamedValue, type SecretStores } from '../secrets/secret-stores.js';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from '../pipeline/pipeline.js';
 
 const log = logger('oauth2');
 
@@ -414,15 +414,15 @@ function networkReason(error: unknown): string {
 export class ClientCredentialsMiddleware implements Middleware {
   readonly name: string;
   private readonly source: ClientCredentialsTokenSource;
-  private readonly leavesMesh: (request: PipelineRequest) => boolean;
+  private readonly leavesMesh: (request: Call) => boolean;
 
-  constructor(source: ClientCredentialsTokenSource, leavesMesh: (request: PipelineRequest) => boolean) {
+  constructor(source: ClientCredentialsTokenSource, leavesMesh: (request: Call) => boolean) {
     this.source = source;
     this.leavesMesh = leavesMesh;
     this.name = `oauth2clientcredentials:${source.options.component}`;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     const { headerName, pathFilter } = this.source.options;
     if (!this.leavesMesh(request) || (pathFilter && !pathFilter.test(`/${request.method}`))) return next(request);
     const value = await this.source.headerValue();

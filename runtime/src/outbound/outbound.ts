@@ -4,8 +4,10 @@
  * App ID, through the mesh. Built from the compiled options when the sidecar starts; `close()` stops token refreshes
  * and closes pooled connections.
  */
-import type { Invoker, InvokeRequest, InvokeResponse } from '../invoke/client.js';
-import { compose, type Handler, type Middleware, type PipelineRequest } from '../pipeline/pipeline.js';
+import type { Invoker } from '../invoke/client.js';
+import { compose, type Call, type CallResponse, type Handler, type Middleware } from '../pipeline/pipeline.js';
+import { McpInspectionMiddleware } from '../pipeline/mcp-inspection.js';
+import { ServerSpanMiddleware } from '../pipeline/server-span.js';
 import type { CompiledHttpEndpoint } from './http-endpoint.js';
 import { HttpEndpointClient } from './endpoint-client.js';
 import { ClientCredentialsMiddleware, ClientCredentialsTokenSource, type TokenSourceDependencies } from './oauth2-client-credentials.js';
@@ -13,8 +15,17 @@ import type { CompiledOutbound } from './outbound-config.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.js';
 import { MetricsMiddleware, type Metrics } from '../telemetry/metrics.js';
-import { mcpInfoOf } from '../telemetry/mcp-info.js';
 import { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
+
+/** Largest body the inspection stage reads when the sidecar names no limit (Dapr's default). */
+const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** The sidecar whose app makes the calls. */
+export interface OutboundOwner {
+  namespace: string;
+  appId?: string;
+  maxBodyBytes?: number;
+}
 
 /** The outbound pipeline of one sidecar; it answers `invoke` as the Invoker does, so the API layers need not know. */
 export class OutboundPipeline {
@@ -26,10 +37,11 @@ export class OutboundPipeline {
   /** The Resiliency policies in force for this app's calls; actor calls use them too. */
   readonly resiliency: ResiliencyMiddleware | undefined;
 
-  constructor(compiled: CompiledOutbound, mesh: Pick<Invoker, 'invoke'>, namespace: string, dependencies: TokenSourceDependencies = {}, tracing?: Tracing, metrics?: Metrics) {
+  constructor(compiled: CompiledOutbound, mesh: Pick<Invoker, 'invoke'>, own: OutboundOwner, dependencies: TokenSourceDependencies = {}, tracing?: Tracing, metrics?: Metrics) {
+    const { namespace } = own;
     this.compiled = compiled;
     this.namespace = namespace;
-    const leavesMesh = (request: PipelineRequest): boolean => this.endpointFor(request.target) !== undefined;
+    const leavesMesh = (request: Call): boolean => this.endpointFor(request.target) !== undefined;
     const stages: Middleware[] = compiled.stages.map((stage) => {
       const source = new ClientCredentialsTokenSource(stage.options, dependencies);
       this.tokenSources.push(source);
@@ -45,8 +57,8 @@ export class OutboundPipeline {
           if (hop && tracing) request.headers = withTraceHeaders(request.headers, tracing.inject(hop.context));
           response = await this.client.send(endpoint, request);
         } else {
-          const { target, verb, method, query, headers, body } = request;
-          response = await mesh.invoke({ appId: target.appId, namespace: target.namespace, verb, method, query, headers, body, ...(hop ? { trace: hop } : {}) }, request.signal);
+          // The hop's span travels to the peer as its parent; the call's own span stays the caller's.
+          response = await mesh.invoke(hop ? { ...request, trace: hop } : request);
         }
         if (hop) {
           recordStatus(hop.span, response.status);
@@ -66,8 +78,13 @@ export class OutboundPipeline {
       this.resiliency = new ResiliencyMiddleware(compiled.resiliency, { namespace, isEndpoint: (target) => this.endpointFor(target) !== undefined, ...(metrics ? { metrics } : {}) });
       stages.push(this.resiliency);
     }
-    // Outermost: every call the app makes is counted, including those refused or failed by the stages.
-    if (metrics) stages.unshift(new MetricsMiddleware(metrics, 'outbound'));
+    // Outermost: the body's MCP message read once; every call the app makes counted, including those refused or
+    // failed by the stages; then the call's server span, in which the stages run.
+    stages.unshift(
+      new McpInspectionMiddleware(own.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
+      ...(metrics ? [new MetricsMiddleware(metrics, 'outbound')] : []),
+      ...(tracing ? [new ServerSpanMiddleware(tracing, 'outbound', own.appId ?? '')] : []),
+    );
     this.handler = compose(stages, terminal);
   }
 
@@ -85,21 +102,8 @@ export class OutboundPipeline {
   }
 
   /** Runs one call from the app through the pipeline. */
-  invoke(request: InvokeRequest, signal: AbortSignal): Promise<InvokeResponse> {
-    const mcp = Buffer.isBuffer(request.body) ? mcpInfoOf(request.body, request.headers.find(([name]) => name === 'content-type')?.[1]) : undefined;
-    return this.handler({
-      ...(request.trace ? { trace: request.trace } : {}),
-      ...(mcp ? { mcp: { method: mcp.method, ...(mcp.tool ? { tool: mcp.tool } : {}) } } : {}),
-      caller: undefined,
-      target: { appId: request.appId, namespace: request.namespace },
-      verb: request.verb,
-      method: request.method,
-      query: request.query,
-      headers: request.headers,
-      body: request.body,
-      decisions: [],
-      signal,
-    });
+  invoke(call: Call): Promise<CallResponse> {
+    return this.handler(call);
   }
 
   /** Stops token refreshes and closes pooled connections to endpoints. */

@@ -1,5 +1,5 @@
 import { accessDeniedError, evaluateAccessControl, type CompiledAccessControl } from '../acl/access-control.js';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from './pipeline.js';
 import type { DecisionSink } from './decisions.js';
 
 /**
@@ -17,7 +17,7 @@ export class AccessControlMiddleware implements Middleware {
     this.sink = sink;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     const access = { caller: request.caller, operation: `/${request.method}`, httpVerb: request.verb };
     const decided = evaluateAccessControl(this.compiled, access);
     request.decisions.push(decided);

@@ -1,7 +1,7 @@
 import { pipeline as pipe } from 'node:stream';
 import type { AppChannel } from '../app/channel.js';
 import { SkeinError, forwardableHeaders, stampIdentity } from '@skein/core';
-import type { Handler, PipelineRequest, PipelineResponse } from './pipeline.js';
+import type { Handler, Call, CallResponse } from './pipeline.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.js';
 
@@ -10,7 +10,7 @@ import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.
  * stamped from the verified caller (never what the caller wrote) and, when configured, the app's API token.
  */
 export function appTerminal(channel: AppChannel | undefined, appId: string, appApiToken: string | undefined, tracing?: Tracing): Handler {
-  return async (request: PipelineRequest): Promise<PipelineResponse> => {
+  return async (request: Call): Promise<CallResponse> => {
     if (!channel) throw new SkeinError('ERR_DIRECT_INVOKE_APP_UNAVAILABLE', `app ${appId} has no app port: it only makes calls`);
     const caller = request.caller;
     if (!caller) throw new SkeinError('ERR_UNAUTHENTICATED', 'the caller has no verified identity');

@@ -2,7 +2,7 @@ import { bearerChallenge, type BearerValidator } from '../auth/bearer.js';
 import { formatSpiffeId, type HeaderList } from '@skein/core';
 import type { DecisionSink } from './decisions.js';
 import { jsonResponse } from './responses.js';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from './pipeline.js';
 
 /** The method path of RFC 9728 protected-resource metadata, with or without the resource's path appended. */
 export const PROTECTED_RESOURCE_PATH = '.well-known/oauth-protected-resource';
@@ -30,7 +30,7 @@ export class BearerMiddleware implements Middleware {
     this.sink = sink;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     const location = this.locate(request);
     if (request.method === PROTECTED_RESOURCE_PATH || request.method.startsWith(`${PROTECTED_RESOURCE_PATH}/`)) {
       if (request.verb !== 'GET') return jsonResponse(405, { error: 'method_not_allowed' }, [['allow', 'GET']]);
@@ -55,7 +55,7 @@ export class BearerMiddleware implements Middleware {
   }
 
   /** Where the caller reached this app: its sidecar's host and the invoke prefix it used (sent by that sidecar). */
-  private locate(request: PipelineRequest): { base: string } {
+  private locate(request: Call): { base: string } {
     const host = header(request.headers, 'x-forwarded-host') ?? 'localhost';
     const proto = header(request.headers, 'x-forwarded-proto') ?? 'http';
     const prefix = header(request.headers, 'x-forwarded-prefix') ?? '';

@@ -1,12 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decisionSubject, logger, systemClock, toDecisionEvent, type Clock, type Decision, type DecisionEvent } from '@skein/core';
-import type { PipelineRequest } from './pipeline.js';
+import type { Call } from './pipeline.js';
 
 const log = logger('decisions');
 
 /** Where the pipeline hands every decision it makes. */
 export interface DecisionSink {
-  record(decision: Decision, request: PipelineRequest, extra?: Pick<DecisionEvent, 'requestId' | 'batchIndex'>): void;
+  record(decision: Decision, request: Call, extra?: Pick<DecisionEvent, 'requestId' | 'batchIndex'>): void;
 }
 
 /**
@@ -30,7 +30,7 @@ export class NatsDecisionSink implements DecisionSink {
     this.subject = decisionSubject(namespace, appId);
   }
 
-  record(decision: Decision, request: PipelineRequest, extra: Pick<DecisionEvent, 'requestId' | 'batchIndex'> = {}): void {
+  record(decision: Decision, request: Call, extra: Pick<DecisionEvent, 'requestId' | 'batchIndex'> = {}): void {
     const spanContext = request.trace?.span.spanContext();
     const traced = spanContext && spanContext.traceFlags & 1 ? { traceId: spanContext.traceId, spanId: spanContext.spanId } : {};
     const event = toDecisionEvent(decision, { time: new Date(this.clock.now()), appId: this.appId, namespace: this.namespace, ...traced, ...extra });

@@ -1,5 +1,5 @@
 import type { McpSessionRegistry } from '../bus/mcp-sessions.js';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from './pipeline.js';
 
 function header(headers: ReadonlyArray<readonly [string, string]>, name: string): string | undefined {
   return headers.find(([key]) => key === name)?.[1];
@@ -19,7 +19,7 @@ export class McpSessionMiddleware implements Middleware {
     this.instanceId = instanceId;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     const asked = header(request.headers, 'mcp-session-id');
     const response = await next(request);
     const given = header(response.headers, 'mcp-session-id');

@@ -5,14 +5,13 @@ import { deniedResponse, inspectMcpRequest, mergeBatchAnswers, problemResponse, 
 import { SseJsonRpcFilter, serializeSseEvent } from '../mcp/sse.js';
 import { insufficientScopeChallenge } from '../auth/bearer.js';
 import type { DecisionSink } from './decisions.js';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from './pipeline.js';
 import { readWhole } from './read-body.js';
+import { BODYLESS_VERBS, headerBag } from '../mcp/call-info.js';
 import { jsonResponse } from './responses.js';
 
 const log = logger('mcp-policy');
 
-/** Verbs that carry no JSON-RPC messages in MCP's HTTP transports. */
-const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 
 function withoutHeader(headers: HeaderList, name: string): HeaderList {
@@ -38,17 +37,14 @@ export class McpToolPolicyMiddleware implements Middleware {
     this.maxBodyBytes = maxBodyBytes;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     // Fail closed: every request that can carry a body is judged. Clients send MCP messages by POST; GET opens
     // the server's stream and DELETE ends a session, and those carry no messages.
-    if (BODYLESS.has(request.verb)) return next(request);
+    if (BODYLESS_VERBS.has(request.verb)) return next(request);
     const body = await readWhole(request.body, this.maxBodyBytes);
-    const headerBag: Record<string, string | string[]> = {};
-    for (const [name, value] of request.headers) {
-      const existing = headerBag[name];
-      headerBag[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
-    }
-    const inspection = inspectMcpRequest({ body, headers: headerBag, limits: { maxBytes: this.maxBodyBytes } });
+    // The inspection stage parsed this very body already (strictly, with the same limits): judge that parse.
+    const parsed = request.mcp?.parsed;
+    const inspection = parsed && parsed.body === body ? parsed.inspection : inspectMcpRequest({ body, headers: headerBag(request.headers), limits: { maxBytes: this.maxBodyBytes } });
     const caller: ToolPolicyCaller = {
       callerAppId: request.caller?.appId,
       caller: request.caller ? formatSpiffeId(request.caller) : 'anonymous',
@@ -102,7 +98,7 @@ export class McpToolPolicyMiddleware implements Middleware {
   }
 
   /** Adds the sidecar's own batch answers and filters tools/list results in what the server sent back. */
-  private async rewriteResponse(response: PipelineResponse, answers: readonly JsonRpcErrorResponse[], toolsListIds: ReadonlySet<JsonRpcId>, caller: ToolPolicyCaller): Promise<PipelineResponse> {
+  private async rewriteResponse(response: CallResponse, answers: readonly JsonRpcErrorResponse[], toolsListIds: ReadonlySet<JsonRpcId>, caller: ToolPolicyCaller): Promise<CallResponse> {
     const contentType = response.headers.find(([name]) => name === 'content-type')?.[1] ?? '';
     const filter = (message: Record<string, unknown>): Record<string, unknown> => {
       const id = message['id'];

@@ -1,6 +1,6 @@
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { asSkeinError } from '@skein/core';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from './pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from './pipeline.js';
 
 /**
  * Runs `stage` inside a span of its own, child of the call's current span, so a trace shows each policy stage
@@ -10,7 +10,7 @@ export function traced(stage: Middleware, tracing: Tracing): Middleware {
   if (!tracing.enabled) return stage;
   return {
     name: stage.name,
-    async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+    async handle(request: Call, next: Handler): Promise<CallResponse> {
       const parent = request.trace;
       if (!parent) return stage.handle(request, next);
       const scope = tracing.start(`skein ${stage.name}`, SpanKind.INTERNAL, parent.context, { 'skein.stage': stage.name });

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
 import { SkeinError, formatDuration, logger } from '@skein/core';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from '../pipeline/pipeline.js';
 import type { Counter, Metrics } from '../telemetry/metrics.js';
 import { retryDelay } from './backoff.js';
 import { CircuitBreaker, type BreakerTransition } from './circuit-breaker.js';
@@ -37,7 +37,7 @@ export interface ResiliencyMiddlewareOptions {
   /** The sidecar's namespace: targets in it are named by bare App ID. */
   namespace: string;
   /** True when the target is an HTTPEndpoint (one breaker per endpoint rather than per app and method). */
-  isEndpoint?: (target: PipelineRequest['target']) => boolean;
+  isEndpoint?: (target: Call['target']) => boolean;
   /** Milliseconds on a monotonic clock; `performance.now` by default. */
   clock?: () => number;
   /** A number in [0, 1) for back-off jitter; `Math.random` by default. */
@@ -81,7 +81,7 @@ class TargetBreaker {
   }
 }
 
-type Attempt = { response: PipelineResponse; discard: () => void } | { error: unknown; permanent: boolean };
+type Attempt = { response: CallResponse; discard: () => void } | { error: unknown; permanent: boolean };
 
 function succeeded(status: number): boolean {
   return status >= 200 && status <= 399;
@@ -102,7 +102,7 @@ export class ResiliencyMiddleware implements Middleware {
   readonly name = 'resiliency';
   private readonly compiled: CompiledResiliency;
   private readonly namespace: string;
-  private readonly isEndpoint: (target: PipelineRequest['target']) => boolean;
+  private readonly isEndpoint: (target: Call['target']) => boolean;
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly instruments: ResiliencyInstruments | undefined;
@@ -123,13 +123,13 @@ export class ResiliencyMiddleware implements Middleware {
   }
 
   /** The configured name of `target` and its policies; undefined when none apply. */
-  policiesFor(target: PipelineRequest['target']): { name: string; policies: TargetPolicies } | undefined {
+  policiesFor(target: Call['target']): { name: string; policies: TargetPolicies } | undefined {
     const name = target.namespace === this.namespace ? target.appId : `${target.appId}.${target.namespace}`;
     const policies = this.compiled.apps.get(name) ?? this.compiled.defaultApp;
     return policies ? { name, policies } : undefined;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     const found = this.policiesFor(request.target);
     if (!found) return next(request);
     return this.run(request, next, found.name, found.policies, undefined);
@@ -145,7 +145,7 @@ export class ResiliencyMiddleware implements Middleware {
    * is always whole), and a circuit breaker per actor type, per actor id, or both (`circuitBreakerScope`; with
    * `both`, the id's breaker is used and the type's counts every id's failures too).
    */
-  async runActor(actorType: string, actorId: string, request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async runActor(actorType: string, actorId: string, request: Call, next: Handler): Promise<CallResponse> {
     const policies = this.compiled.actors.get(actorType);
     if (!policies) return next(request);
     const target = `actors.${actorType}`;
@@ -158,7 +158,7 @@ export class ResiliencyMiddleware implements Middleware {
     return this.run(request, next, target, policies, scope === 'id' ? `${target}:id:${actorId}` : `${target}:*`);
   }
 
-  private async run(request: PipelineRequest, next: Handler, target: string, policies: TargetPolicies, breakerKey: string | undefined, givenBreaker?: TargetBreaker): Promise<PipelineResponse> {
+  private async run(request: Call, next: Handler, target: string, policies: TargetPolicies, breakerKey: string | undefined, givenBreaker?: TargetBreaker): Promise<CallResponse> {
     const { retry } = policies;
     const breaker = givenBreaker ?? (policies.circuitBreaker ? this.breakerFor(target, policies, request, breakerKey) : undefined);
     // A stream cannot be rewound: once its bytes went to the first attempt there is nothing left to send again.
@@ -203,7 +203,7 @@ export class ResiliencyMiddleware implements Middleware {
   }
 
   /** One attempt under the breaker and the timeout; never throws, so the retry loop sees every outcome alike. */
-  private async attempt(request: PipelineRequest, next: Handler, target: string, policies: TargetPolicies, breaker: TargetBreaker | undefined, attempt: number): Promise<Attempt> {
+  private async attempt(request: Call, next: Handler, target: string, policies: TargetPolicies, breaker: TargetBreaker | undefined, attempt: number): Promise<Attempt> {
     let generation: number | undefined;
     if (breaker) {
       const admission = breaker.breaker.admit(this.clock());
@@ -234,7 +234,7 @@ export class ResiliencyMiddleware implements Middleware {
     const pending = next({ ...request, signal: controller.signal });
     try {
       const response = timeout
-        ? await new Promise<PipelineResponse>((resolve, reject) => {
+        ? await new Promise<CallResponse>((resolve, reject) => {
             timer = setTimeout(() => {
               timedOut = true;
               controller.abort();
@@ -285,7 +285,7 @@ export class ResiliencyMiddleware implements Middleware {
   }
 
   /** The breaker of this call's key, created on first use; the least recently used goes when the cache is full. */
-  private breakerFor(target: string, policies: TargetPolicies, request: PipelineRequest, breakerKey?: string): TargetBreaker | undefined {
+  private breakerFor(target: string, policies: TargetPolicies, request: Call, breakerKey?: string): TargetBreaker | undefined {
     const policy = policies.circuitBreaker;
     if (!policy) return undefined;
     const key = breakerKey ?? (this.isEndpoint(request.target) ? target : `${target}:${request.method}`);

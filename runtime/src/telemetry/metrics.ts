@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SkeinError, asSkeinError, logger, truncate } from '@skein/core';
-import type { Handler, Middleware, PipelineRequest, PipelineResponse } from '../pipeline/pipeline.js';
+import type { Handler, Middleware, Call, CallResponse } from '../pipeline/pipeline.js';
 
 const log = logger('metrics');
 
@@ -281,7 +281,7 @@ export class MetricsMiddleware implements Middleware {
     this.direction = direction;
   }
 
-  async handle(request: PipelineRequest, next: Handler): Promise<PipelineResponse> {
+  async handle(request: Call, next: Handler): Promise<CallResponse> {
     const started = performance.now();
     try {
       const response = await next(request);
@@ -294,7 +294,7 @@ export class MetricsMiddleware implements Middleware {
     }
   }
 
-  private record(request: PipelineRequest, started: number, status: number, error: string | undefined): void {
+  private record(request: Call, started: number, status: number, error: string | undefined): void {
     const labels = {
       direction: this.direction,
       // Inbound, the peer is the verified caller; outbound, the app or endpoint being called.
