@@ -1,3 +1,5 @@
+// Hashing is pure computation: node:crypto is used only for its deterministic hash, never for randomness or I/O.
+// eslint-disable-next-line no-restricted-imports
 import { hash } from 'node:crypto';
 
 /**

@@ -192,7 +192,7 @@ spec:
       const emptyList = compileAccessControl({ trustDomain: 'public', policies: [] }, 'x');
       assert.equal(emptyList.configured, true);
       assert.equal(allowed(emptyList, { caller: id('a'), operation: 'op', httpVerb: 'GET' }), true);
-      const nothing = compileAccessControl({ defaultAction: '', policies: [] } as AccessControlSpec, 'x');
+      const nothing = compileAccessControl({ defaultAction: '', policies: [] }, 'x');
       assert.equal(nothing.configured, false);
       assert.equal(allowed(nothing, { caller: undefined, operation: 'op' }), true);
     });

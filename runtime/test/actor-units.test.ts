@@ -203,7 +203,8 @@ describe('actor peer failures', function () {
   const failure = (code: number, details: string, errorCode?: string): ServiceError => {
     const metadata = new Metadata();
     if (errorCode) metadata.set('skein-error-code', errorCode);
-    return Object.assign(new Error(details), { code, details, metadata }) as ServiceError;
+    const error: ServiceError = Object.assign(new Error(details), { code, details, metadata });
+    return error;
   };
 
   it('retries only what provably never started', function () {

@@ -44,7 +44,7 @@ describe('MCP JSON-RPC inspector', () => {
       assert.equal(inspection.batch, false);
       const [message] = inspection.messages;
       assert.equal(message?.kind, 'request');
-      const request = message as InspectedRequest;
+      const request = message;
       assert.equal(request.id, 7);
       assert.equal(request.method, 'tools/call');
       assert.equal(request.toolName, 'get_inventory');
@@ -249,7 +249,7 @@ describe('MCP JSON-RPC inspector', () => {
       const answers = [deniedResponse(2, evaluateToolPolicy(compiled, { callerAppId: 'x', method: 'tools/call', toolName: 'drop_table' }))];
       const merged = JSON.parse(mergeBatchAnswers('[{"jsonrpc":"2.0","id":1,"result":{}}]', answers) ?? '[]') as Array<{ id: number }>;
       assert.deepEqual(merged.map((entry) => entry.id), [1, 2]);
-      assert.equal(JSON.parse(mergeBatchAnswers(undefined, answers) ?? '[]').length, 1);
+      assert.equal((JSON.parse(mergeBatchAnswers(undefined, answers) ?? '[]') as unknown[]).length, 1);
       assert.equal(mergeBatchAnswers('', []), undefined);
     });
 

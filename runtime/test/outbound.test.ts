@@ -226,12 +226,12 @@ describe('OAuth2 client credentials (middleware.http.oauth2clientcredentials)', 
       const requests: Array<{ authorization: string | undefined; body: string }> = [];
       const fetchImpl = async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => {
         const headers = (init?.headers ?? {}) as Record<string, string>;
-        requests.push({ authorization: headers['authorization'], body: String(init?.body) });
+        requests.push({ authorization: headers['authorization'], body: String(init?.body as string | undefined) });
         const answer = answers.shift();
         if (!answer) throw new Error('no more answers');
         return answer();
       };
-      return { fetch: fetchImpl as typeof fetch, requests };
+      return { fetch: fetchImpl, requests };
     }
     const token = (value: string, expiresIn = 100): (() => Response) => () => Response.json({ access_token: value, token_type: 'Bearer', expires_in: expiresIn });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import type { Attributes, Span } from '@opentelemetry/api';
 import { loadResources, type LoadedResource } from '../src/config/load.js';
 import type { ResiliencyResource } from '../src/config/types.js';
@@ -610,7 +610,7 @@ describe('resiliency: the middleware', function () {
     const middleware = new ResiliencyMiddleware(policies(RETRY, { retry: 'quick' }), { namespace: 'default' });
     const seen: string[] = [];
     const next: Handler = async (request) => {
-      if (!Buffer.isBuffer(request.body)) for await (const chunk of request.body as Readable) seen.push(String(chunk));
+      if (!Buffer.isBuffer(request.body)) for await (const chunk of request.body) seen.push(String(chunk));
       return responseOf(502);
     };
     const body = new PassThrough();

@@ -66,7 +66,7 @@ describe('trace view', () => {
     assert.deepEqual(summaries.list({ tool: 'get_weather', status: 'ok' }), []);
     assert.deepEqual(summaries.list({ status: 'ok' }).map((trace) => trace.rootName), ['orphan']);
     assert.deepEqual(summaries.list({}, 1).map((trace) => trace.rootName), ['orphan'], 'the limit keeps the most recent');
-    assert.match(formatTraceSummary(first as never), /^\S+Z\s+4bf92f3577b34da6a3ce929d0e0e4736\s+ERROR\s+3\s+20\.0 ms\s+POST \/v1\.0\/invoke\/mcp-server\/method\/mcp\s+agent,mcp-server$/);
+    assert.match(formatTraceSummary(first), /^\S+Z\s+4bf92f3577b34da6a3ce929d0e0e4736\s+ERROR\s+3\s+20\.0 ms\s+POST \/v1\.0\/invoke\/mcp-server\/method\/mcp\s+agent,mcp-server$/);
   });
 
   it('builds the tree by parent id; a span whose parent was not recorded, or a parent cycle, becomes a root', () => {

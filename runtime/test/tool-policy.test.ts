@@ -372,7 +372,7 @@ describe('MCP tool policy (MCPToolPolicy)', () => {
   it('evaluates quickly enough for the hot path', () => {
     const compiled = loadSample();
     const started = process.hrtime.bigint();
-    for (let index = 0; index < 20_000; index += 1) evaluateToolPolicy(compiled, { callerAppId: 'ops-agent', method: 'tools/call', toolName: TOOLS[index % 4] as string, arguments: { product_id: 'p1' } });
+    for (let index = 0; index < 20_000; index += 1) evaluateToolPolicy(compiled, { callerAppId: 'ops-agent', method: 'tools/call', toolName: TOOLS[index % 4], arguments: { product_id: 'p1' } });
     const microsEach = Number(process.hrtime.bigint() - started) / 1000 / 20_000;
     assert.ok(microsEach < 100, `${microsEach.toFixed(1)} µs per decision`);
   });

@@ -47,7 +47,11 @@ function start(name, args, extraEnv = {}) {
       rest = lines.pop();
       for (const line of lines) {
         print(name, humanize(line));
-        for (const waiter of [...waiters]) if (waiter.test(line)) waiters.splice(waiters.indexOf(waiter), 1) && waiter.resolve(line);
+        for (const waiter of [...waiters]) {
+          if (!waiter.test(line)) continue;
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
       }
     });
   }

@@ -79,8 +79,8 @@ export interface ActorsReport {
 
 /** The placement package's pure table functions, loaded at run time (it builds after this package). */
 interface PlacementTables {
-  computeTable(hosts: Iterable<{ address: string; appId: string; instanceId: string; actorTypes: readonly string[] }>, virtualNodes: number): TableSpec;
-  changedActorTypes(previous: TableSpec | undefined, next: TableSpec): string[];
+  computeTable: (hosts: Iterable<{ address: string; appId: string; instanceId: string; actorTypes: readonly string[] }>, virtualNodes: number) => TableSpec;
+  changedActorTypes: (previous: TableSpec | undefined, next: TableSpec) => string[];
 }
 
 async function loadPlacementTables(): Promise<PlacementTables> {

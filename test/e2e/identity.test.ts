@@ -23,7 +23,7 @@ function handshake(port: number, options: { cert?: string; key?: string; ca: str
       socket.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
       socket.once('data', () => done({ ok: true, peer }));
     });
-    socket.once('error', (error) => done({ ok: false, error: error.message }));
+    socket.once('error', (error: Error) => done({ ok: false, error: error.message }));
     socket.once('close', () => done({ ok: false, error: 'closed by the server' }));
   });
 }

@@ -17,7 +17,7 @@ describe('MCP session affinity behind a scaled MCP server', function () {
     const replicas = await Promise.all(
       ['a', 'b'].map(async (name) => {
         const server = harness.start(`mcp-server-${name}`, process.execPath, [MCP_SERVER], { env: { PORT: '0' } });
-        return Number(JSON.parse(await server.waitFor(/^\{"listening":\d+/)).listening);
+        return Number((JSON.parse(await server.waitFor(/^\{"listening":\d+/)) as { listening: number }).listening);
       }),
     );
     await Promise.all(replicas.map((port) => harness.sidecar({ appId: 'inventory', appPort: port })));

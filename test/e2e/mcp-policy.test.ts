@@ -58,7 +58,7 @@ describe('MCP tool policy between real sidecars, official SDK client and server'
     resourcesDir = resources;
     copyFileSync(INVENTORY_POLICY, join(resources, 'inventory-tools.yaml'));
     const server = harness.start('mcp-server', process.execPath, [MCP_SERVER], { env: { PORT: '0' } });
-    const port = Number(JSON.parse(await server.waitFor(/^\{"listening":\d+/)).listening);
+    const port = Number((JSON.parse(await server.waitFor(/^\{"listening":\d+/)) as { listening: number }).listening);
     serverSidecar = await harness.sidecar({ appId: 'mcp-server', appPort: port, args: ['--config', join(dir, 'config.yaml'), '--resources-path', resources] });
     const names = ['analyst-agent', 'ops-agent', 'admin-agent', 'other-agent'];
     const started = await Promise.all(names.map((appId) => harness.sidecar({ appId })));
@@ -120,7 +120,7 @@ describe('MCP tool policy between real sidecars, official SDK client and server'
     const res = await rawPost(analyst, 'mcp-server', batch, headers);
     assert.equal(res.status, 200, res.body);
     const text = res.headers['content-type']?.startsWith('text/event-stream') ? res.body.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice(6)) : [res.body];
-    const answers = text.flatMap((part) => [JSON.parse(part)].flat()) as Array<{ id: number; result?: unknown; error?: { code: number; data?: { rule: string } } }>;
+    const answers = text.flatMap((part) => [JSON.parse(part) as unknown].flat()) as Array<{ id: number; result?: unknown; error?: { code: number; data?: { rule: string } } }>;
     const byId = new Map(answers.map((answer) => [answer.id, answer]));
     assert.ok(byId.get(10)?.result, JSON.stringify(answers));
     assert.equal(byId.get(11)?.error?.code, -31003);
@@ -209,7 +209,7 @@ describe('bearer JWT on an MCP server (middleware.http.bearer, RFC 9728)', funct
     const echo = await harness.app('echo-app');
     await harness.sidecar({ appId: 'secure-echo', appPort: echo.port, args: ['--config', join(dir, 'config.yaml'), '--resources-path', dir] });
     const server = harness.start('secure-mcp-server', process.execPath, [MCP_SERVER], { env: { PORT: '0' } });
-    const port = Number(JSON.parse(await server.waitFor(/^\{"listening":\d+/)).listening);
+    const port = Number((JSON.parse(await server.waitFor(/^\{"listening":\d+/)) as { listening: number }).listening);
     await harness.sidecar({ appId: 'secure-mcp', appPort: port, args: ['--config', join(dir, 'config.yaml'), '--resources-path', dir] });
     caller = await harness.sidecar({ appId: 'agent' });
   });

@@ -51,7 +51,7 @@ describe('end-to-end tracing of an MCP tool call', function () {
     const resources = harness.dir('traced-resources');
     copyFileSync(INVENTORY_POLICY, join(resources, 'inventory-tools.yaml'));
     const server = harness.start('mcp-server', process.execPath, [MCP_SERVER], { env: { PORT: '0' } });
-    const port = Number(JSON.parse(await server.waitFor(/^\{"listening":\d+/)).listening);
+    const port = Number((JSON.parse(await server.waitFor(/^\{"listening":\d+/)) as { listening: number }).listening);
     [, agent] = await Promise.all([
       harness.sidecar({ appId: 'mcp-server', appPort: port, args: ['--config', join(dir, 'server.yaml'), '--resources-path', resources] }),
       harness.sidecar({ appId: 'analyst-agent', args: ['--config', join(dir, 'agent.yaml')] }),

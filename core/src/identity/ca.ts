@@ -38,7 +38,7 @@ function validity(cert: forge.pki.Certificate, ttlMs: number, now: number): void
 /** Creates a self-signed root CA for a trust domain. */
 export function createRootCa(trustDomain: string, ttlMs: number, now = Date.now()): KeyPair {
   const { privateKeyPem, publicKeyPem } = generateKeyPem();
-  const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
+  const key = forge.pki.privateKeyFromPem(privateKeyPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
   cert.serialNumber = serialNumber();
@@ -61,7 +61,7 @@ export function createRootCa(trustDomain: string, ttlMs: number, now = Date.now(
 
 /** A PKCS#10 certificate signing request for `keyPem` (subject CN = App ID; only the key matters). */
 export function createCsr(privateKeyPem: string, commonName: string): string {
-  const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
+  const key = forge.pki.privateKeyFromPem(privateKeyPem);
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
   csr.setSubject([{ name: 'commonName', value: commonName }]);
@@ -71,7 +71,7 @@ export function createCsr(privateKeyPem: string, commonName: string): string {
 
 function loadCa(ca: KeyPair): { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey } {
   try {
-    return { cert: forge.pki.certificateFromPem(ca.certPem), key: forge.pki.privateKeyFromPem(ca.keyPem) as forge.pki.rsa.PrivateKey };
+    return { cert: forge.pki.certificateFromPem(ca.certPem), key: forge.pki.privateKeyFromPem(ca.keyPem) };
   } catch (error) {
     throw new SkeinError('ERR_CERTIFICATE', `the CA certificate or key cannot be read: ${(error as Error).message}`, { cause: error });
   }

@@ -147,7 +147,7 @@ export class PlacementClient {
         log.error('placement order failed', { operation: order.operation, version: order.version, reason: (error as Error).message });
       });
     });
-    const end = (code: number, details: string, metadata: Metadata | undefined): void => {
+    const end = (code: status, details: string, metadata: Metadata | undefined): void => {
       if (ended) return;
       ended = true;
       if (this.call === call) this.call = undefined;

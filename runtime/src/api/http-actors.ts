@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readWhole } from '../pipeline/read-body.js';
 import { SkeinError, forwardableHeaders, headersObject } from '@skein/core';
 import type { ActorOperations } from './universal-actors.js';
 
@@ -18,21 +19,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (declared !== undefined && declared > limit) {
     return Promise.reject(new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${declared} bytes is larger than the limit of ${limit} bytes`));
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new SkeinError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${limit} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', reject);
-  });
+  return readWhole(req, limit, 'the request body');
 }
 
 function send(res: ServerResponse, status: number, body?: string | Buffer, headers: Record<string, string | string[]> = {}): void {

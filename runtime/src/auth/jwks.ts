@@ -94,7 +94,7 @@ export class JwksCache {
       void this.refresh();
     }
     try {
-      return await (this.keys as KeyGetter)(header);
+      return await (this.keys)(header);
     } catch (error) {
       if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
     }
@@ -102,7 +102,7 @@ export class JwksCache {
     if (this.inflight) await this.inflight;
     else if (!this.coolingDown()) await this.refresh();
     try {
-      return await (this.keys as KeyGetter)(header);
+      return await (this.keys)(header);
     } catch (error) {
       if (error instanceof joseErrors.JWKSNoMatchingKey) throw new UnknownKeyError(`no key${header.kid === undefined ? '' : ` with kid "${header.kid}"`} for ${header.alg ?? 'this algorithm'} in the issuer's key set`);
       throw error;
@@ -174,7 +174,7 @@ export class JwksCache {
 }
 
 async function readLimited(response: Response, maxBytes: number, what: string, timeoutMs: number): Promise<string> {
-  const reader = response.body?.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
   if (!reader) return '';
   const chunks: Uint8Array[] = [];
   let size = 0;

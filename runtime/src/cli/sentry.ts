@@ -43,7 +43,7 @@ export function sentryOptionsFrom(
   return {
     ca,
     trustDomain: trustDomainOfCaOrDefault(ca.certPem),
-    mode: mode as 'development' | 'production',
+    mode: mode,
     workloadCertTtlMs: ttl,
     host: flags.host ?? '127.0.0.1',
     port: portFlag('port', flags.port, defaultPort),

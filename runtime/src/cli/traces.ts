@@ -1,6 +1,6 @@
 import { UsageError } from './args.js';
 import { TELEMETRY_READER_FLAGS, connectReader, limitFlag, parseFlagsAndPositionals, sinceFlag, subjectTokens, writeLine } from './telemetry-common.js';
-import { SUBJECTS, SkeinError, parseSpanEvent, type SpanEvent, readTelemetry, TraceSummaries, formatTraceSummary, matchTraceIds, renderWaterfall, traceListHeader, type TraceStatus } from '@skein/core';
+import { SUBJECTS, SkeinError, parseSpanEvent, type SpanEvent, readTelemetry, TraceSummaries, formatTraceSummary, matchTraceIds, renderWaterfall, traceListHeader } from '@skein/core';
 
 /** Usage of `skein traces`. */
 export const TRACES_USAGE = `Usage: skein traces [--app ID] [--tool NAME] [--status ok|error] [--namespace NS] [--since 10m|<time>]
@@ -39,7 +39,7 @@ export async function tracesCommand(argv: string[]): Promise<void> {
         const span = item.kind === 'message' ? parseSpanEvent(item.data) : undefined;
         if (span) summaries.add(span);
       }
-      const listed = summaries.list({ ...(flags.app ? { app: flags.app } : {}), ...(flags.tool ? { tool: flags.tool } : {}), ...(flags.status ? { status: flags.status as TraceStatus } : {}) }, limit);
+      const listed = summaries.list({ ...(flags.app ? { app: flags.app } : {}), ...(flags.tool ? { tool: flags.tool } : {}), ...(flags.status ? { status: flags.status } : {}) }, limit);
       if (listed.length === 0) {
         if (!flags.json) process.stderr.write('no traces match\n');
         return;

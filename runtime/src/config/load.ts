@@ -24,7 +24,7 @@ function readText(file: string): string {
 
 /** Parses every YAML document in a file; a syntax error names its line and column. */
 export function parseYamlDocuments(file: string, text = readText(file)): unknown[] {
-  const documents: Document[] = parseAllDocuments(text) as Document[];
+  const documents: Document[] = parseAllDocuments(text);
   const values: unknown[] = [];
   for (const document of documents) {
     const error = document.errors[0];

@@ -1,7 +1,7 @@
 import { AjvSchemaValidator, ConfigError } from '@skein/core';
 import { loadSchema, type ResourceKind } from '@skein/proto';
 
-const validator = new AjvSchemaValidator((name) => loadSchema(name as ResourceKind | 'run-template') as object);
+const validator = new AjvSchemaValidator((name) => loadSchema(name as ResourceKind | 'run-template'));
 
 /** Validates `value` against the schema of `name`; throws a ConfigError naming file, path and reason. */
 export function validateAgainstSchema<T>(name: ResourceKind | 'run-template', value: unknown, file: string): T {

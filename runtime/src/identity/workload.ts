@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { credentials, Client, experimental, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Client, experimental, status, type ServiceError } from '@grpc/grpc-js';
 import { sentryService, type skein } from '@skein/proto';
 import { SkeinError, logger, createCsr, generateKeyPem, certificateValidity, formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
 import { sentrySpiffeId } from './sentry.js';
@@ -177,7 +177,7 @@ export async function requestCertificate(
         { deadline: Date.now() + deadlineMs },
         (error: ServiceError | null, response?: skein.sentry.v1.ISignCertificateResponse) => {
           if (error || !response) {
-            const code = error?.code === 7 ? 'ERR_SENTRY_REFUSED' : 'ERR_CERTIFICATE';
+            const code = error?.code === status.PERMISSION_DENIED ? 'ERR_SENTRY_REFUSED' : 'ERR_CERTIFICATE';
             reject(new SkeinError(code, `sentry at ${sentryAddress} did not sign: ${error?.details ?? 'no response'}`, { cause: error }));
             return;
           }

@@ -74,7 +74,7 @@ export function headerBag(headers: HeaderList): Record<string, string | string[]
  * Strictly inspects a JSON-RPC body the way every consumer in a pipeline needs it (and the tool policy judges it):
  * undefined when the call cannot carry MCP messages or its body is not JSON-RPC.
  */
-export function inspectCall(call: { verb: string; headers: HeaderList; body: Buffer | unknown }, maxBytes: number): McpMessage | undefined {
+export function inspectCall(call: { verb: string; headers: HeaderList; body: unknown }, maxBytes: number): McpMessage | undefined {
   const body = call.body;
   if (!Buffer.isBuffer(body) || body.length === 0 || BODYLESS_VERBS.has(call.verb)) return undefined;
   const contentType = call.headers.find(([name]) => name === 'content-type')?.[1];

@@ -160,7 +160,7 @@ function inspectMessage(value: JsonValue, index: number, pointer: string): Inspe
     if (rawParams !== undefined && !isObject(rawParams)) return withMethod(method, JSONRPC_CODES.INVALID_PARAMS, '"params" must be an object', `${pointer}/params`, answerId);
     const params = rawParams;
     const meta = params?.['_meta'];
-    const version = isObject(meta) && typeof meta[VERSION_KEY] === 'string' ? (meta[VERSION_KEY] as string) : undefined;
+    const version = isObject(meta) && typeof meta[VERSION_KEY] === 'string' ? (meta[VERSION_KEY]) : undefined;
     if (!hasOwn(value, 'id')) return { kind: 'notification', index, pointer, method, params, protocolVersion: version };
     if (id === undefined) return withMethod(method, JSONRPC_CODES.INVALID_REQUEST, '"id" must be a string or an integer (MCP forbids null)', `${pointer}/id`);
 
@@ -320,6 +320,8 @@ export function inspectMcpRequest(input: McpRequestInput): JsonRpcInspection {
   return { ...inspection, protocolVersion: headerVersion };
 }
 
+// 'repeated' is named in the type to document the sentinel; no header value of a valid request equals it.
+// eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents
 function singleHeader(headers: Map<string, string | readonly string[]>, name: string): string | undefined | 'repeated' {
   const value = headers.get(name);
   if (value === undefined) return undefined;

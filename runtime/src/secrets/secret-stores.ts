@@ -85,7 +85,7 @@ export function secretTable(json: Readonly<Record<string, unknown>>, separator: 
 }
 
 function flatten(value: object, separator: string, prefix = '', out = new Map<string, string>()): Map<string, string> {
-  for (const [key, inner] of Object.entries(value)) {
+  for (const [key, inner] of Object.entries(value) as Array<[string, unknown]>) {
     const name = prefix === '' ? key : `${prefix}${separator}${key}`;
     if (inner !== null && typeof inner === 'object') flatten(inner, separator, name, out);
     else out.set(name, String(inner));
@@ -135,7 +135,7 @@ export class SecretStores {
     if (store === undefined) {
       if (this.stores.size === 0) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: no secret store is loaded (add a ${LOCAL_FILE_SECRET_STORE} Component and name it in auth.secretStore)`);
       if (this.stores.size > 1) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: several secret stores are loaded (${this.names.join(', ')}); name one in auth.secretStore`);
-      store = this.names[0] as string;
+      store = this.names[0];
     }
     const table = this.stores.get(store);
     if (!table) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: secret store "${store}" is not loaded (loaded: ${this.names.join(', ') || 'none'})`);

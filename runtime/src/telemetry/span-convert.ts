@@ -26,7 +26,7 @@ function toAttributes(attributes: Attributes | undefined): Record<string, SpanAt
   const out: Record<string, SpanAttributeValue> = {};
   for (const [key, value] of Object.entries(attributes ?? {})) {
     if (value === undefined || value === null) continue;
-    out[key] = Array.isArray(value) ? value.map((item: unknown) => (item === undefined || item === null ? null : (item as string | number | boolean))) : (value as string | number | boolean);
+    out[key] = Array.isArray(value) ? value.map((item: unknown) => (item === undefined || item === null ? null : (item as string | number | boolean))) : (value);
   }
   return out;
 }

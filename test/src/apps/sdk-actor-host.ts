@@ -13,7 +13,7 @@ const server = new DaprServer({
   logger: { level: LogLevel.Error },
 });
 await server.actor.init();
-server.actor.registerActor(SdkCounterActor);
+await server.actor.registerActor(SdkCounterActor);
 await server.start();
 process.stdout.write(`${JSON.stringify({ sdkActorHost: 'started', actorTypes: await server.actor.getRegisteredActors() })}\n`);
 process.on('SIGTERM', () => {

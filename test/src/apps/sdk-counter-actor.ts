@@ -24,6 +24,8 @@ export class SdkCounterActor extends AbstractActor {
   }
 
   async remindMe(data: string): Promise<string> {
+    // Temporal is the polyfill the Dapr SDK ships; its type declarations do not resolve outside the SDK.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access
     await this.registerActorReminder('nudge', Temporal.Duration.from({ milliseconds: 200 }), Temporal.Duration.from({ milliseconds: 400 }), undefined, data);
     return 'registered';
   }
