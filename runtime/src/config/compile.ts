@@ -33,7 +33,6 @@ export const SUPPORTED_COMPONENT_TYPES: Readonly<Record<string, string>> = Objec
 const ALTERNATIVES: Readonly<Record<string, string>> = Object.freeze({
   'middleware.http.opa': 'an MCPToolPolicy resource (per-tool and per-argument rules with CEL conditions) and Configuration spec.accessControl (App-ID access control)',
   'middleware.http.oauth2': `${OAUTH2_CLIENT_CREDENTIALS_TYPE} (the authorization-code flow needs a browser; a sidecar uses client credentials)`,
-  'middleware.http.ratelimit': 'a Resiliency resource (timeouts, retries and circuit breakers per target)',
 });
 
 /** Why a Component type is refused, naming what to use instead. */
