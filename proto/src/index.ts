@@ -4,4 +4,3 @@ export { sentryService, invocationService, actorService, placementService, daprS
 export { RESOURCE_KINDS, COMPONENT_METADATA_TYPES, schemaPath, loadSchema, componentMetadataSchemaPath, loadComponentMetadataSchema } from './schemas.js';
 export type { ResourceKind, ComponentMetadataType, SchemaName } from './schemas.js';
 export type * from './gen/schemas/index.js';
-export { DEFAULT_VIRTUAL_NODES, HashRing, ActorPlacement, ringPosition, virtualNodeKey, ringSignature, type RingMember, type TableSpec } from '@skein/core';
