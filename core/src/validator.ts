@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+export type { ErrorObject };
 
 /** One reason a document does not match its schema: where (a JSON Pointer) and why, in words a person acts on. */
 export interface ValidationIssue {
@@ -39,15 +40,30 @@ function pathOf(error: ErrorObject): string {
   return error.instancePath || '/';
 }
 
+/** Options of `AjvSchemaValidator`. */
+export interface AjvSchemaValidatorOptions {
+  allErrors?: boolean;
+  /** Schemas the named ones refer to by `$id` (such as the metadata schema of each Component type). */
+  references?: readonly object[];
+  /**
+   * Words for an error the generic ones describe badly; undefined keeps the generic reason. Each error carries its
+   * failing schema (`schema`, `parentSchema`) and value (`data`).
+   */
+  explain?: (error: ErrorObject, document: unknown) => string | undefined;
+}
+
 /** A `SchemaValidator` on Ajv; each schema is compiled once, on first use, from `schemaOf(name)`. */
 export class AjvSchemaValidator implements SchemaValidator {
   private readonly ajv: Ajv;
   private readonly compiled = new Map<string, ValidateFunction>();
   private readonly schemaOf: (name: string) => object;
+  private readonly explain: AjvSchemaValidatorOptions['explain'];
 
-  constructor(schemaOf: (name: string) => object, options: { allErrors?: boolean } = {}) {
+  constructor(schemaOf: (name: string) => object, options: AjvSchemaValidatorOptions = {}) {
     this.schemaOf = schemaOf;
-    this.ajv = new Ajv({ allErrors: options.allErrors ?? false, strict: true, allowUnionTypes: true });
+    this.explain = options.explain;
+    this.ajv = new Ajv({ allErrors: options.allErrors ?? false, strict: true, allowUnionTypes: true, verbose: options.explain !== undefined });
+    for (const schema of options.references ?? []) this.ajv.addSchema(schema);
   }
 
   validate(name: string, value: unknown): readonly ValidationIssue[] {
@@ -58,6 +74,6 @@ export class AjvSchemaValidator implements SchemaValidator {
     }
     if (validate(value)) return [];
     const errors = validate.errors ?? [];
-    return errors.length === 0 ? [{ path: '/', reason: 'invalid' }] : errors.map((error) => ({ path: pathOf(error), reason: reasonOf(error) }));
+    return errors.length === 0 ? [{ path: '/', reason: 'invalid' }] : errors.map((error) => ({ path: pathOf(error), reason: this.explain?.(error, value) ?? reasonOf(error) }));
   }
 }

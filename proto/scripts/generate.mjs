@@ -2,11 +2,14 @@
 // Generates the TypeScript bindings of every .proto under skein/, and of the Dapr (dapr/) and Google (google/rpc)
 // contracts the sidecar's Dapr-compatible gRPC API speaks, with protobufjs (static code + declarations).
 // google/protobuf/*.proto imports resolve to the copies bundled with protobufjs.
-// Output goes to src/gen/ and is never edited by hand. With --if-stale it does nothing when the output is newer
-// than every .proto file.
+// It also generates the TypeScript types of every JSON Schema under schemas/ (resource kinds, component metadata,
+// events) with json-schema-to-typescript, into src/gen/schemas/, with an index exporting every name that only one
+// schema declares (shared helpers such as `Metadata` exist once per schema and stay inside it).
+// Output goes to src/gen/ and is never edited by hand. With --if-stale each part does nothing when its output is
+// newer than every one of its inputs.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
@@ -33,13 +36,21 @@ if (copyIndex !== -1) {
   process.exit(0);
 }
 
-const inputs = ['skein', 'dapr', 'google'].flatMap((tree) => protoFiles(join(root, tree))).sort();
 const self = fileURLToPath(import.meta.url);
-if (process.argv.includes('--if-stale') && existsSync(outJs) && existsSync(outDts)) {
-  const built = Math.min(statSync(outJs).mtimeMs, statSync(outDts).mtimeMs);
-  if ([...inputs, self].every((file) => statSync(file).mtimeMs <= built)) process.exit(0);
+const ifStale = process.argv.includes('--if-stale');
+
+/** True when every output exists and is newer than every input (and than this script). */
+function upToDate(outputs, inputs) {
+  if (!outputs.every((file) => existsSync(file))) return false;
+  const built = Math.min(...outputs.map((file) => statSync(file).mtimeMs));
+  return [...inputs, self].every((file) => statSync(file).mtimeMs <= built);
 }
 
+const inputs = ['skein', 'dapr', 'google'].flatMap((tree) => protoFiles(join(root, tree))).sort();
+if (!ifStale || !upToDate([outJs, outDts], inputs)) generateProtobuf();
+await generateSchemaTypes();
+
+function generateProtobuf() {
 const cliDir = dirname(require.resolve('protobufjs-cli/package.json'));
 mkdirSync(outDir, { recursive: true });
 execFileSync(process.execPath, [
@@ -59,3 +70,80 @@ const distGen = join(root, 'dist', 'gen');
 mkdirSync(distGen, { recursive: true });
 for (const file of [outJs, outDts]) writeFileSync(join(distGen, file.slice(outDir.length + 1)), readFileSync(file));
 console.log(`generated ${relative(root, outJs)} and ${relative(root, outDts)} from ${inputs.length} .proto files`);
+}
+
+/** True for a `oneOf`/`anyOf` branch that only says which of its parent's fields must be present. */
+function picksFields(branch) {
+  return Object.entries(branch).every(([key, value]) => key === 'required' || (key === 'properties' && Object.values(value).every((inner) => inner === true)));
+}
+
+/**
+ * The schema without the keywords that only constrain values (`if`/`then`/`else`, `contains`, and alternatives
+ * that only pick which fields are present): they do not change the shape of a valid document, and
+ * json-schema-to-typescript would turn them into `{ [k: string]: unknown }` or intersections no literal satisfies.
+ */
+function shapeOnly(node) {
+  if (Array.isArray(node)) return node.map(shapeOnly);
+  if (!node || typeof node !== 'object') return node;
+  const out = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (['if', 'then', 'else', 'contains'].includes(key)) continue;
+    if ((key === 'oneOf' || key === 'anyOf') && node.properties && value.every(picksFields)) continue;
+    out[key] = key === 'examples' || key === 'enum' || key === 'const' ? value : shapeOnly(value);
+  }
+  if (Array.isArray(out.allOf)) {
+    out.allOf = out.allOf.filter((part) => Object.keys(part).some((key) => key !== 'description'));
+    if (out.allOf.length === 0) delete out.allOf;
+  }
+  return out;
+}
+
+function schemaFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return schemaFiles(path);
+    return entry.name.endsWith('.schema.json') ? [path] : [];
+  });
+}
+
+async function generateSchemaTypes() {
+  const schemasDir = join(root, 'schemas');
+  const typesDir = join(outDir, 'schemas');
+  const index = join(typesDir, 'index.ts');
+  const schemas = schemaFiles(schemasDir).sort();
+  if (ifStale && upToDate([index], schemas)) return;
+  const { compile } = await import('json-schema-to-typescript');
+  rmSync(typesDir, { recursive: true, force: true });
+  const declared = new Map();
+  for (const schema of schemas) {
+    const source = relative(schemasDir, schema);
+    const module = source.replace(/\.schema\.json$/, '');
+    const ts = await compile(shapeOnly(JSON.parse(readFileSync(schema, 'utf8'))), basename(module), {
+      cwd: dirname(schema),
+      // Schemas another one refers to are read through the same filter.
+      $refOptions: { resolve: { file: { order: 1, canRead: /\.json$/i, read: (file) => JSON.stringify(shapeOnly(JSON.parse(readFileSync(file.url.startsWith('file:') ? fileURLToPath(file.url) : file.url, 'utf8')))) } } },
+      bannerComment: `// Generated by scripts/generate.mjs from schemas/${source}. Do not edit.`,
+      // The schemas close every object themselves; where one does not, the type still lists only named fields.
+      additionalProperties: false,
+      // Tuples such as [T, ...T[]] for minItems would make every array written in code fail to type-check.
+      ignoreMinAndMaxItems: true,
+      format: true,
+      style: { printWidth: 120, singleQuote: true },
+    });
+    const file = join(typesDir, `${module}.ts`);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, ts);
+    // Names json-schema-to-typescript numbers to keep apart (`Header1`) are inner parts, not contracts.
+    for (const [, name] of ts.matchAll(/^export (?:type|interface) (\w+)/gm)) {
+      if (!/\d$/.test(name)) declared.set(name, [...(declared.get(name) ?? []), module]);
+    }
+  }
+  const lines = [`// Generated by scripts/generate.mjs from schemas/. Do not edit.`];
+  const byModule = new Map();
+  for (const [name, modules] of declared) if (modules.length === 1) byModule.set(modules[0], [...(byModule.get(modules[0]) ?? []), name]);
+  for (const [module, names] of [...byModule].sort(([a], [b]) => a.localeCompare(b))) {
+    lines.push(`export type { ${names.sort().join(', ')} } from './${module}.js';`);
+  }
+  writeFileSync(index, `${lines.join('\n')}\n`);
+  console.log(`generated ${relative(root, typesDir)}/ from ${schemas.length} JSON Schemas`);
+}

@@ -1,6 +1,6 @@
-/** Skein contracts: generated protobuf types, gRPC service definitions and resource schemas. */
+/** Skein contracts: generated protobuf types, gRPC service definitions, resource schemas and their generated types. */
 export { skein, dapr, google } from './gen/skein.js';
 export { sentryService, invocationService, actorService, placementService, daprService } from './services.js';
-export { RESOURCE_KINDS, schemaPath, loadSchema } from './schemas.js';
-export type { ResourceKind } from './schemas.js';
-export { DEFAULT_VIRTUAL_NODES, HashRing, ActorPlacement, ringPosition, virtualNodeKey, ringSignature, type RingMember, type TableSpec } from '@skein/core';
+export { RESOURCE_KINDS, COMPONENT_METADATA_TYPES, schemaPath, loadSchema, componentMetadataSchemaPath, loadComponentMetadataSchema } from './schemas.js';
+export type { ResourceKind, ComponentMetadataType, SchemaName } from './schemas.js';
+export type * from './gen/schemas/index.js';

@@ -9,7 +9,6 @@ import { Invoker } from './invoke/client.js';
 import { UniversalApi } from './api/universal.js';
 import { HttpApi } from './api/http.js';
 import { GrpcApi } from './api/grpc.js';
-import type { ConfigurationResource } from './config/types.js';
 import { watchForChanges } from './config/watch.js';
 import { compose, type Handler, type Middleware } from './pipeline/pipeline.js';
 import { AccessControlMiddleware } from './pipeline/access-control.js';
@@ -21,22 +20,21 @@ import { McpInspectionMiddleware } from './pipeline/mcp-inspection.js';
 import { ServerSpanMiddleware } from './pipeline/server-span.js';
 import { McpSessionMiddleware } from './pipeline/mcp-sessions.js';
 import { McpSessionRegistry } from './bus/mcp-sessions.js';
-import { Tracing, tracingOptionsFrom } from './telemetry/tracing.js';
+import { Tracing } from './telemetry/tracing.js';
 import { NatsSpanExporter } from './telemetry/nats-exporter.js';
 import { McpToolPolicyMiddleware } from './pipeline/mcp-tool-policy.js';
 import { Metrics, MetricsMiddleware } from './telemetry/metrics.js';
 import { MetricsServer } from './telemetry/metrics-server.js';
 import type { InboundPolicies } from './pipeline/inbound-config.js';
-import type { LoadedResource } from './config/load.js';
+import type { CompiledSidecarConfig } from './config/compile.js';
 import { OutboundPipeline } from './outbound/outbound.js';
-import type { CompiledOutbound } from './outbound/outbound-config.js';
 import { actorService } from '@skein/proto';
 import { ActorRuntime } from './actors/actor-runtime.js';
 import { actorServiceImplementation } from './actors/actor-service.js';
 
 const log = logger('sidecar');
 
-/** Everything a sidecar needs, validated by the CLI before it gets here. */
+/** Everything a sidecar needs: where it listens and connects, and its resources compiled by `compileSidecarConfig`. */
 export interface SidecarOptions {
   appId: string;
   namespace: string;
@@ -56,16 +54,15 @@ export interface SidecarOptions {
   sentryAddress: string;
   trustAnchorsPem: string;
   joinToken: string | undefined;
-  configuration: ConfigurationResource | undefined;
-  /** App-ID access control, bearer validation and MCP tool policy for calls to this app. */
-  inboundPolicies: InboundPolicies;
-  /** Reads and compiles the policies again; throws ConfigError when anything is invalid. */
-  reloadPolicies?: () => InboundPolicies;
-  /** Files and folders whose changes trigger `reloadPolicies`. */
+  /** Every resource of this app, compiled once: inbound policies, outbound pipeline, resiliency, tracing. */
+  config: CompiledSidecarConfig;
+  /**
+   * Reads the files and compiles them again, through `compileSidecarConfig`; throws ConfigError when anything is
+   * invalid. A reload swaps the inbound policies in; the rest takes effect at the next start.
+   */
+  reloadConfig?: () => CompiledSidecarConfig;
+  /** Files and folders whose changes trigger `reloadConfig`. */
   watchPaths?: readonly string[];
-  resources: readonly LoadedResource[];
-  /** HTTPEndpoints and the `httpPipeline` run on calls from the app. */
-  outbound: CompiledOutbound;
   maxBodyBytes: number;
   apiToken: string | undefined;
   appApiToken: string | undefined;
@@ -161,15 +158,15 @@ export class Sidecar {
     await ensureTelemetryStream(this.bus.nc).catch((error: unknown) => log.warn('the telemetry stream is unavailable', { reason: (error as Error).message }));
     this.actors?.start(this.bus.nc, this.internalAddress());
     // Spans go to the configured OTLP endpoint and to the telemetry stream, where `skein traces` reads them.
-    this.tracing = new Tracing(tracingOptionsFrom(options.configuration?.spec.tracing, options.appId, options.namespace), [
+    this.tracing = new Tracing(options.config.tracing, [
       new NatsSpanExporter(this.bus.nc, { appId: options.appId, namespace: options.namespace }),
     ]);
     this.sessions = new McpSessionRegistry(this.bus.nc);
     const sink = new NatsDecisionSink(this.bus.nc, options.appId, options.namespace);
-    this.inbound = this.buildInboundPipeline(options.inboundPolicies, sink);
-    const { reloadPolicies, watchPaths } = options;
-    if (reloadPolicies && watchPaths && watchPaths.length > 0) {
-      this.watcher = watchForChanges(watchPaths, () => this.reload(reloadPolicies, sink));
+    this.inbound = this.buildInboundPipeline(options.config.inbound, sink);
+    const { reloadConfig, watchPaths } = options;
+    if (reloadConfig && watchPaths && watchPaths.length > 0) {
+      this.watcher = watchForChanges(watchPaths, () => this.reload(reloadConfig, sink));
     }
     this.identity.onRotate((next) => {
       this.internal.rotate(next);
@@ -178,7 +175,7 @@ export class Sidecar {
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
     this.invoker = new Invoker(this.discovery, this.identity, this.tracing, this.sessions);
-    this.outbound = new OutboundPipeline(options.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);
+    this.outbound = new OutboundPipeline(options.config.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);
     const universal = new UniversalApi(
       {
         appId: options.appId,
@@ -189,9 +186,9 @@ export class Sidecar {
         ready: () => this.registered && (this.appChannel === undefined || this.appListening),
         notReadyReason: () => (this.appChannel && !this.appListening ? `app ${options.appId} is not listening on port ${options.appPort ?? ''} yet` : 'not registered yet'),
         spiffeId: () => formatSpiffeId(this.identity.current.id),
-        enabledFeatures: (options.configuration?.spec.features ?? []).filter((feature) => feature.enabled).map((feature) => feature.name),
-        components: options.outbound.components,
-        httpEndpoints: [...options.outbound.endpoints.keys()].map((name) => ({ name })),
+        enabledFeatures: [...options.config.features],
+        components: options.config.components,
+        httpEndpoints: [...options.config.outbound.endpoints.keys()].map((name) => ({ name })),
       },
       this.outbound,
       this.actors,
@@ -230,12 +227,12 @@ export class Sidecar {
   }
 
   /**
-   * Recompiles every policy from the files. All or nothing: the new pipeline replaces the old one only when
+   * Recompiles every resource from the files. All or nothing: the new pipeline replaces the old one only when
    * everything compiled; otherwise the previous policies stay in force and the reason is logged.
    */
-  private reload(load: () => InboundPolicies, sink: DecisionSink): void {
+  private reload(load: () => CompiledSidecarConfig, sink: DecisionSink): void {
     try {
-      this.inbound = this.buildInboundPipeline(load(), sink);
+      this.inbound = this.buildInboundPipeline(load().inbound, sink);
       log.info('policies reloaded', { appId: this.options.appId });
     } catch (error) {
       const skeinError = asSkeinError(error);

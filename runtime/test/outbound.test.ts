@@ -322,7 +322,7 @@ describe('outbound compilation and pipeline', function () {
   const component = (name: string, type: string, extra = ''): string =>
     `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${name}\nspec:\n  type: ${type}\n  version: v1\n  metadata:\n  - name: clientId\n    value: a\n  - name: clientSecret\n    value: unit-test-client-secret\n  - name: tokenURL\n    value: http://127.0.0.1:1/token\n${extra}`;
   const configuration = (handlers: Array<[string, string]>) => ({
-    apiVersion: 'dapr.io/v1alpha1',
+    apiVersion: 'dapr.io/v1alpha1' as const,
     kind: 'Configuration' as const,
     metadata: { name: 'c' },
     spec: { httpPipeline: { handlers: handlers.map(([name, type]) => ({ name, type })) } },

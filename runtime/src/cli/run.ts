@@ -5,13 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
 import { Sidecar, type SidecarOptions } from '../sidecar.js';
 import { caPaths, skeinHome, isValidAppId, isValidNamespace, configureLogging, logger, type LogLevel } from '@skein/core';
-import { loadConfiguration, loadResources, loadRunTemplate } from '../config/load.js';
-import { compileInboundPolicies, type InboundPolicies } from '../pipeline/inbound-config.js';
-import { compileOutbound } from '../outbound/outbound-config.js';
+import { loadRunTemplate } from '../config/load.js';
+import { loadSidecarConfig } from '../config/compile.js';
 import { runningControlPlane } from './up.js';
 import { parsePlacementAddresses } from '../actors/placement-client.js';
 import { announceReady, onShutdown } from './ready.js';
-import { appEnvironment, envRefNames } from './app-environment.js';
+import { appEnvironment } from './app-environment.js';
 import type { RunTemplateApp, RunTemplateCommon } from '../config/types.js';
 
 const log = logger('run');
@@ -95,7 +94,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 function startApp(command: string[], options: SidecarOptions, httpPort: number, grpcPort: number): ChildProcess {
   const [file, ...args] = command as [string, ...string[]];
   // The sidecar's secrets (its join token, every envRef value) stay with the sidecar.
-  const secrets = envRefNames([options.configuration, ...options.resources.map((resource) => resource.value)]);
+  const secrets = new Set(options.config.envRefNames);
   const env = appEnvironment(process.env, secrets, {
     APP_ID: options.appId,
     DAPR_HTTP_PORT: String(httpPort),
@@ -146,12 +145,11 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
   }
   const advertise = flags['advertise-address'];
   const configFile = flags.config ? resolve(flags.config) : undefined;
-  // Validated and compiled here, at the edge: a bad Configuration stops `skein run` before anything starts.
-  const configuration = configFile ? loadConfiguration(configFile) : undefined;
   const resourcePaths = (flags['resources-path'] ?? []).map((path) => resolve(path));
-  const resources = loadResources(resourcePaths);
-  // Reloads read the files again and compile everything before anything is swapped in.
-  const reloadPolicies = (): InboundPolicies => compileInboundPolicies(appId, configFile ? loadConfiguration(configFile) : undefined, configFile ?? '', loadResources(resourcePaths));
+  // Validated and compiled here, at the edge: a bad resource stops `skein run` before anything starts. Reloads read
+  // the files again and compile everything, the same way, before anything is swapped in.
+  const files = { configFile, resourcePaths };
+  const config = loadSidecarConfig({ appId, namespace }, files);
   return {
     appId,
     namespace,
@@ -166,12 +164,9 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     sentryAddress: flags['sentry-address'] ?? controlPlane?.sentryAddress ?? '127.0.0.1:50003',
     trustAnchorsPem,
     joinToken: flags['join-token'] ?? process.env['SKEIN_JOIN_TOKEN'],
-    configuration,
-    inboundPolicies: compileInboundPolicies(appId, configuration, configFile ?? '', resources),
-    reloadPolicies,
+    config,
+    reloadConfig: () => loadSidecarConfig({ appId, namespace }, files),
     watchPaths: [...(configFile ? [configFile] : []), ...resourcePaths],
-    resources,
-    outbound: compileOutbound({ appId, namespace, configuration, configFile: configFile ?? '', resources }),
     maxBodyBytes: sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024),
     apiToken: process.env['DAPR_API_TOKEN'] || undefined,
     appApiToken: process.env['APP_API_TOKEN'] || undefined,

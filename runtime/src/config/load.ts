@@ -4,15 +4,21 @@ import { parseAllDocuments, type Document } from 'yaml';
 import { RESOURCE_KINDS, type ResourceKind } from '@skein/proto';
 import { ConfigError } from '@skein/core';
 import { validateAgainstSchema, deepFreeze } from './validate.js';
-import type { ConfigurationResource, RunTemplate } from './types.js';
+import type { ComponentResource, ConfigurationResource, HTTPEndpointResource, MCPToolPolicyResource, ResiliencyResource, RunTemplate } from './types.js';
 
-/** A resource read from a file, validated against the schema of its kind. */
-export interface LoadedResource {
-  file: string;
-  kind: ResourceKind;
-  name: string;
-  value: unknown;
+/** The resource of each kind, by its `kind`. */
+interface ResourcesByKind {
+  Configuration: ConfigurationResource;
+  Component: ComponentResource;
+  MCPToolPolicy: MCPToolPolicyResource;
+  HTTPEndpoint: HTTPEndpointResource;
+  Resiliency: ResiliencyResource;
 }
+
+/** A resource read from a file and validated against the schema of its kind: a union discriminated by `kind`. */
+export type LoadedResource = { [K in ResourceKind]: { file: string; kind: K; name: string; value: ResourcesByKind[K] } }[ResourceKind];
+/** A loaded resource of one kind. */
+export type LoadedOf<K extends ResourceKind> = Extract<LoadedResource, { kind: K }>;
 
 function readText(file: string): string {
   try {
@@ -53,8 +59,8 @@ export function loadResourceFile(file: string): LoadedResource[] {
   return parseYamlDocuments(file).map((value, index, all) => {
     const where = all.length > 1 ? `${file} (document ${index + 1})` : file;
     const kind = kindOf(value, where);
-    const validated = deepFreeze(validateAgainstSchema<{ metadata: { name: string } }>(kind, value, where));
-    return { file: where, kind, name: validated.metadata.name, value: validated };
+    const validated = deepFreeze(validateAgainstSchema<ResourcesByKind[typeof kind]>(kind, value, where));
+    return { file: where, kind, name: validated.metadata.name, value: validated } as LoadedResource;
   });
 }
 
@@ -78,8 +84,8 @@ export function loadResources(paths: readonly string[]): LoadedResource[] {
 export function loadConfiguration(file: string): ConfigurationResource {
   const resources = loadResourceFile(file);
   const configuration = resources.find((resource) => resource.kind === 'Configuration');
-  if (!configuration || resources.length !== 1) throw new ConfigError(file, '/', 'expected exactly one Configuration document');
-  return configuration.value as ConfigurationResource;
+  if (configuration?.kind !== 'Configuration' || resources.length !== 1) throw new ConfigError(file, '/', 'expected exactly one Configuration document');
+  return configuration.value;
 }
 
 /** Reads and validates a multi-app run file. */

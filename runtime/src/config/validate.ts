@@ -1,12 +1,72 @@
-import { AjvSchemaValidator, ConfigError } from '@skein/core';
-import { loadSchema, type ResourceKind } from '@skein/proto';
+import { AjvSchemaValidator, ConfigError, type ErrorObject } from '@skein/core';
+import { COMPONENT_METADATA_TYPES, loadComponentMetadataSchema, loadSchema, type ResourceKind } from '@skein/proto';
 
-const validator = new AjvSchemaValidator((name) => loadSchema(name as ResourceKind | 'run-template'));
+/** Name of the whole Component schema, `spec.metadata` of each type included. */
+const COMPONENT_METADATA = 'Component+metadata';
+
+/**
+ * The Component schema checks `spec.metadata` against the schema of its `spec.type` (`spec.allOf`, by `$id`).
+ * Ajv runs `allOf` before `properties`, so a misspelt field would be reported as missing metadata: a Component is
+ * first checked against the schema without that dispatch, then against the whole schema, which an editor uses too.
+ */
+function schemaOf(name: string): object {
+  if (name === COMPONENT_METADATA) return loadSchema('Component');
+  const schema = loadSchema(name as ResourceKind | 'run-template');
+  if (name !== 'Component') return schema;
+  const shape = structuredClone(schema) as { $id?: string; properties: { spec: { allOf?: unknown } } };
+  delete shape.$id;
+  delete shape.properties.spec.allOf;
+  return shape;
+}
+
+const METADATA_ENTRY = /^\/spec\/metadata\/\d+$/;
+const METADATA_NAME = /^\/spec\/metadata\/\d+\/name$/;
+const METADATA_VALUE = /^\/spec\/metadata\/\d+\/value$/;
+
+/** The names a `contains` subschema asks for (`const` or `enum` of its `name`). */
+function containedNames(schema: unknown): string[] {
+  const name = (schema as { properties?: { name?: { const?: unknown; enum?: unknown[] } } } | undefined)?.properties?.name;
+  if (name?.const !== undefined) return [String(name.const)];
+  return (name?.enum ?? []).map(String);
+}
+
+/** Turns an ajv error on a Component's `spec.metadata` into the sentence the component compilers use. */
+function metadataReason(error: ErrorObject, document: unknown): string | undefined {
+  const type = (document as { spec?: { type?: unknown } } | undefined)?.spec?.type;
+  if (typeof type !== 'string') return undefined;
+  if (error.keyword === 'enum' && METADATA_NAME.test(error.instancePath)) {
+    const allowed = ((error.params as { allowedValues?: unknown[] }).allowedValues ?? []).map(String);
+    return `unknown metadata ${JSON.stringify(error.data)} for ${type} (known: ${allowed.join(', ')})`;
+  }
+  if (error.keyword === 'contains' && error.instancePath === '/spec/metadata') {
+    const [name, ...aliases] = containedNames(error.schema);
+    return `missing required metadata "${name ?? '?'}"${aliases.length > 0 ? ` (or ${aliases.map((alias) => `"${alias}"`).join(', ')})` : ''}`;
+  }
+  const missing = (error.params as { missingProperty?: string }).missingProperty;
+  if (error.keyword === 'required' && error.instancePath === '/spec' && missing === 'metadata') return `${type} needs spec.metadata (its required settings)`;
+  if (error.keyword === 'required' && METADATA_ENTRY.test(error.instancePath) && missing === 'value') {
+    return `${type} metadata ${JSON.stringify((error.data as { name?: unknown }).name)} needs a plain value`;
+  }
+  const described = (error.parentSchema as { description?: unknown } | undefined)?.description;
+  if ((error.keyword === 'pattern' || error.keyword === 'type' || error.keyword === 'enum') && METADATA_VALUE.test(error.instancePath) && typeof described === 'string') {
+    return `${JSON.stringify(error.data)} is not valid here: expected ${described.charAt(0).toLowerCase()}${described.slice(1)}`;
+  }
+  return undefined;
+}
+
+const validator = new AjvSchemaValidator(schemaOf, {
+  references: COMPONENT_METADATA_TYPES.map((type) => loadComponentMetadataSchema(type)),
+  explain: metadataReason,
+});
 
 /** Validates `value` against the schema of `name`; throws a ConfigError naming file, path and reason. */
 export function validateAgainstSchema<T>(name: ResourceKind | 'run-template', value: unknown, file: string): T {
   const [issue] = validator.validate(name, value);
   if (issue) throw new ConfigError(file, issue.path, issue.reason);
+  if (name === 'Component') {
+    const [metadataIssue] = validator.validate(COMPONENT_METADATA, value);
+    if (metadataIssue) throw new ConfigError(file, metadataIssue.path, metadataIssue.reason);
+  }
   return value as T;
 }
 

@@ -47,13 +47,17 @@ export interface OutboundInputs {
   resources: readonly LoadedResource[];
   /** Resolves `envRef`s; default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** The secret stores in scope, when the caller loaded them already; otherwise loaded here. */
+  stores?: SecretStores;
+  /** Names of Components scoped elsewhere that the caller already left out of `resources`, for a clearer error. */
+  outOfScope?: ReadonlySet<string>;
 }
 
 /** Compiles the outbound side of the sidecar of `appId`. Throws a ConfigError on the first problem. */
 export function compileOutbound(inputs: OutboundInputs): CompiledOutbound {
   const { appId, namespace, configuration, configFile, resources, env } = inputs;
   const components = new Map<string, { component: ComponentResource; file: string }>();
-  const outOfScope = new Set<string>();
+  const outOfScope = new Set<string>(inputs.outOfScope);
   for (const resource of resources) {
     if (resource.kind !== 'Component') continue;
     const component = resource.value as ComponentResource;
@@ -65,7 +69,7 @@ export function compileOutbound(inputs: OutboundInputs): CompiledOutbound {
     if (earlier) throw new ConfigError(resource.file, '/metadata/name', `a Component named "${resource.name}" is already loaded from ${earlier.file}`);
     components.set(resource.name, { component, file: resource.file });
   }
-  const stores = SecretStores.load([...components.values()]);
+  const stores = inputs.stores ?? SecretStores.load([...components.values()]);
 
   const credentials = new Map<string, ClientCredentialsOptions>();
   for (const { component, file } of components.values()) {
