@@ -30,9 +30,8 @@ import type { InboundPolicies } from './pipeline/inbound-config.js';
 import type { LoadedResource } from './config/load.js';
 import { OutboundPipeline } from './outbound/outbound.js';
 import type { CompiledOutbound } from './outbound/outbound-config.js';
-import { actorService } from '@skein/proto';
 import { ActorRuntime } from './actors/actor-runtime.js';
-import { actorServiceImplementation } from './actors/actor-service.js';
+import { actorServiceHandler, CALL_ACTOR_PATH } from './actors/actor-service.js';
 
 const log = logger('sidecar');
 
@@ -144,7 +143,7 @@ export class Sidecar {
         appApiToken: options.appApiToken,
         maxBodyBytes: options.maxBodyBytes,
       });
-      this.internal.addService(actorService, actorServiceImplementation(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
+      this.internal.route(CALL_ACTOR_PATH, actorServiceHandler(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
     }
   }
 
