@@ -492,8 +492,10 @@ async function runInvoke(harness: Harness, settings: Settings, body: Buffer, sta
   const peakRss = Math.max(openMesh.usage.processes['caller']?.peakRss ?? Number.NaN, openMesh.usage.processes['callee']?.peakRss ?? Number.NaN);
   const cleanRun = openLoop.mesh.errors === 0 && openLoop.direct.errors === 0;
   const openLoopCpu = (usage: UsageReport, handled: number): Record<string, number> => Object.fromEntries(Object.entries(usage.processes).map(([name, used]) => [name, (used.cpuMs * 1000) / Math.max(1, handled)]));
-  const meshCpuOpenLoop = openLoopCpu(openMesh.usage, openLoop.mesh.ok + openLoop.mesh.errors);
-  const floorCpuOpenLoop = openLoopCpu(openFloor.usage, floorOpenLoop.mesh.ok + floorOpenLoop.mesh.errors);
+  // Requests the generator never sent (over its in-flight cap) cost the pair nothing: they are not in the divisor.
+  const sent = (phase: PhaseReport): number => phase.ok + phase.errors - (phase.errorKinds['in-flight cap'] ?? 0);
+  const meshCpuOpenLoop = openLoopCpu(openMesh.usage, sent(openLoop.mesh));
+  const floorCpuOpenLoop = openLoopCpu(openFloor.usage, sent(floorOpenLoop.mesh));
   const floorReport: FloorReport = {
     hop: FLOOR_HOP,
     sequential: floorSequential,
