@@ -28,9 +28,8 @@ import { MetricsServer } from './telemetry/metrics-server.js';
 import type { InboundPolicies } from './pipeline/inbound-config.js';
 import type { CompiledSidecarConfig } from './config/compile.js';
 import { OutboundPipeline } from './outbound/outbound.js';
-import { actorService } from '@skein/proto';
 import { ActorRuntime } from './actors/actor-runtime.js';
-import { actorServiceImplementation } from './actors/actor-service.js';
+import { actorServiceHandler, CALL_ACTOR_PATH } from './actors/actor-service.js';
 
 const log = logger('sidecar');
 
@@ -141,7 +140,7 @@ export class Sidecar {
         appApiToken: options.appApiToken,
         maxBodyBytes: options.maxBodyBytes,
       });
-      this.internal.addService(actorService, actorServiceImplementation(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
+      this.internal.route(CALL_ACTOR_PATH, actorServiceHandler(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
     }
   }
 

@@ -4,10 +4,10 @@ import { PlacementView } from '../src/actors/placement-view.js';
 import { appConfigFrom, AppConfigError, NO_ACTORS } from '../src/actors/app-config.js';
 import { actorStateKey, fromKeyToken, keyToken, reminderKey, validateActorName } from '../src/actors/names.js';
 import { checkName, parseReminderRequest, parseStateTransaction, parseTimerRequest } from '../src/actors/requests.js';
-import { SkeinError } from '@skein/core';
+import { GrpcStatus, SkeinError } from '@skein/core';
 import { parsePlacementAddresses, tableSpecOf } from '../src/actors/placement-client.js';
 import { classifyPeerFailure } from '../src/actors/peers.js';
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { GrpcCallError } from '../src/transport/grpc-channel.js';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -200,23 +200,20 @@ describe('placement client helpers', function () {
 
 describe('actor peer failures', function () {
   const member = { address: '10.0.0.1:50002', appId: 'host' };
-  const failure = (code: number, details: string, errorCode?: string): ServiceError => {
-    const metadata = new Metadata();
-    if (errorCode) metadata.set('skein-error-code', errorCode);
-    const error: ServiceError = Object.assign(new Error(details), { code, details, metadata });
-    return error;
-  };
+  /** A failed call as the internal transport reports it; `unsent` when the connection never came up. */
+  const failure = (code: number, details: string, errorCode?: string, unsent = false): GrpcCallError =>
+    new GrpcCallError(code, details, { unsent, ...(errorCode ? { trailers: { 'skein-error-code': errorCode } } : {}) });
 
   it('retries only what provably never started', function () {
-    assert.equal(classifyPeerFailure(failure(status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 10.0.0.1:50002'), member).kind, 'retry');
-    assert.equal(classifyPeerFailure(failure(status.UNAVAILABLE, 'leaving', 'ERR_ACTOR_HOST_LEAVING'), member).kind, 'retry');
-    const dropped = classifyPeerFailure(failure(status.UNAVAILABLE, 'Connection dropped'), member);
+    assert.equal(classifyPeerFailure(failure(GrpcStatus.UNAVAILABLE, 'the connection to 10.0.0.1:50002 could not be established: connect ECONNREFUSED 10.0.0.1:50002', undefined, true), member).kind, 'retry');
+    assert.equal(classifyPeerFailure(failure(GrpcStatus.UNAVAILABLE, 'leaving', 'ERR_ACTOR_HOST_LEAVING'), member).kind, 'retry');
+    const dropped = classifyPeerFailure(failure(GrpcStatus.UNAVAILABLE, 'Connection dropped'), member);
     assert.equal(dropped.kind, 'error');
     assert.match(dropped.kind === 'error' ? dropped.error.message : '', /failed during the call, which may or may not have run/);
   });
 
   it('keeps the callee\'s error code', function () {
-    const classified = classifyPeerFailure(failure(status.INTERNAL, 'maximum actor call stack depth of 8 exceeded', 'ERR_ACTOR_STACK_DEPTH'), member);
+    const classified = classifyPeerFailure(failure(GrpcStatus.INTERNAL, 'maximum actor call stack depth of 8 exceeded', 'ERR_ACTOR_STACK_DEPTH'), member);
     assert.equal(classified.kind === 'error' ? classified.error.code : '', 'ERR_ACTOR_STACK_DEPTH');
   });
 });

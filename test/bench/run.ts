@@ -35,6 +35,7 @@ import { readSettings, type Settings } from './settings.js';
 import { logSummary, type LogSummary } from './sidecar-log.js';
 import { renderTracing, runTracing, type TracingReport } from './tracing-overhead.js';
 import { renderActors, runActors, type ActorsReport } from './actors.js';
+import { startFloor, type FloorHop } from './floor.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench-results');
@@ -44,8 +45,10 @@ const MCP_APP_ID = 'inventory';
 const METHOD = 'orders';
 const TOOL_CALL: ToolCall = { name: 'get_inventory', arguments: {} };
 
-/** The targets of issue 2, checked against the open-loop phase. */
-const TARGETS = { addedP50Ms: 0.6, addedP99Ms: 2, sidecarRssMiB: 80 };
+/** The targets of issue 2, checked against the open-loop phase; CPU per request is relative to the floor pair's. */
+const TARGETS = { addedP50Ms: 0.6, addedP99Ms: 2, sidecarRssMiB: 80, cpuPerRequestVersusFloor: 1.25 };
+/** The floor's hop: HTTP/2, the protocol of the sidecars' own internal hop. */
+const FLOOR_HOP: FloorHop = 'h2';
 
 /** A load phase reduced to what the report and the JSON keep. */
 interface PhaseReport {
@@ -169,10 +172,41 @@ async function profilePhase(harness: Harness, app: AppHandle, body: Buffer, sett
   return { load: reportOf(result), caller: summaries.caller as ProfileSummary, callee: summaries.callee as ProfileSummary, files: { caller: files.caller as string, callee: files.callee as string } };
 }
 
+/**
+ * The floor pair beside the sidecars: the same requests through a minimal plain-Node pass-through pair with one
+ * mutual-TLS hop, and the sidecars' numbers as ratios to it.
+ */
+interface FloorReport {
+  hop: FloorHop;
+  /** Direct vs floor, sequential and open loop (the direct phases are the same as the sidecars' comparison). */
+  sequential: Comparison;
+  openLoop: Comparison & { usage: UsageReport };
+  /** CPU time per request of the floor's caller and callee, in microseconds, all threads. */
+  cpuPerRequestMicros: { sequential: Record<string, number>; openLoop: Record<string, number> };
+  /** Sidecars ÷ floor: added latency at p50 and p99, and CPU per request of each side. */
+  versusFloor: { sequential: FloorRatios; openLoop: FloorRatios };
+}
+
+/** What the sidecars cost as multiples of what the floor costs. */
+interface FloorRatios {
+  addedP50: number;
+  addedP99: number;
+  cpuPerRequest: Record<string, number>;
+}
+
+function floorRatios(mesh: Comparison, floor: Comparison, meshCpu: Record<string, number>, floorCpu: Record<string, number>): FloorRatios {
+  return {
+    addedP50: mesh.added.p50 / floor.added.p50,
+    addedP99: mesh.added.p99 / floor.added.p99,
+    cpuPerRequest: Object.fromEntries(['caller', 'callee'].map((side) => [side, (meshCpu[side] ?? Number.NaN) / (floorCpu[side] ?? Number.NaN)])),
+  };
+}
+
 /** What the invoke part measured. */
 interface InvokeReport {
   bodyBytes: number;
   sequential: Comparison;
+  floor: FloorReport;
   openLoop: Comparison & { usage: { direct: UsageReport; mesh: UsageReport } };
   memory: { idle: Record<string, Memory>; afterLoad: Record<string, Memory> };
   /** Sidecar CPU time per mesh request, in microseconds, all threads: sequential (no queueing) and open loop. */
@@ -226,6 +260,29 @@ function latencyTable(comparison: Comparison, withRate: boolean): string {
   ]);
 }
 
+/** The floor pair beside direct and the sidecars, and the sidecars as multiples of the floor. */
+function renderFloor(report: InvokeReport): string {
+  const { floor } = report;
+  const pair = (phase: PhaseReport): string => `${ms(phase.latency.p50)} / ${ms(phase.latency.p99)}`;
+  const added = (comparison: Comparison): string => `${signedMs(comparison.added.p50)} / ${signedMs(comparison.added.p99)}`;
+  const cpu = (values: Record<string, number>): string => `${(values['caller'] ?? Number.NaN).toFixed(0)} / ${(values['callee'] ?? Number.NaN).toFixed(0)}`;
+  const times = (ratios: FloorRatios): string => `${ratio(ratios.addedP50)} / ${ratio(ratios.addedP99)}`;
+  const cpuTimes = (ratios: FloorRatios): string => `×${(ratios.cpuPerRequest['caller'] ?? Number.NaN).toFixed(2)} / ×${(ratios.cpuPerRequest['callee'] ?? Number.NaN).toFixed(2)}`;
+  const out: string[] = [];
+  out.push(`### Against the floor: a plain-Node pass-through pair with one mutual-TLS ${floor.hop === 'h2' ? 'HTTP/2' : 'HTTPS/1.1'} hop`, '');
+  out.push('Same requests, same run, same client code: HTTP/1.1 in → one mutual-TLS hop → HTTP/1.1 keep-alive to the same app, no policy, no tracing, no discovery (`test/src/apps/floor-proxy.ts`). The ratios row divides what the sidecars add over direct by what the floor adds, and each sidecar\'s CPU per request by its floor counterpart\'s.', '');
+  out.push(
+    markdownTable(['path', 'sequential p50 / p99 ms', 'added, sequential', 'open loop p50 / p99 ms', 'added, open loop', 'CPU µs/req caller / callee, sequential', 'CPU µs/req caller / callee, open loop', 'open-loop errors'], [
+      ['direct to app', pair(report.sequential.direct), '', pair(report.openLoop.direct), '', '', '', errors(report.openLoop.direct.errors, report.openLoop.direct.errorKinds)],
+      ['floor pair', pair(floor.sequential.mesh), added(floor.sequential), pair(floor.openLoop.mesh), added(floor.openLoop), cpu(floor.cpuPerRequestMicros.sequential), cpu(floor.cpuPerRequestMicros.openLoop), errors(floor.openLoop.mesh.errors, floor.openLoop.mesh.errorKinds)],
+      ['through 2 sidecars', pair(report.sequential.mesh), added(report.sequential), pair(report.openLoop.mesh), added(report.openLoop), cpu(report.cpuPerRequestMicros.sequential), cpu(report.cpuPerRequestMicros.openLoop), errors(report.openLoop.mesh.errors, report.openLoop.mesh.errorKinds)],
+      ['sidecars ÷ floor', '', times(floor.versusFloor.sequential), '', times(floor.versusFloor.openLoop), cpuTimes(floor.versusFloor.sequential), cpuTimes(floor.versusFloor.openLoop), ''],
+    ]),
+    '',
+  );
+  return out.join('\n');
+}
+
 function renderInvoke(report: InvokeReport, settings: Settings): string {
   const { sequential, openLoop, memory } = report;
   const out: string[] = [];
@@ -240,6 +297,7 @@ function renderInvoke(report: InvokeReport, settings: Settings): string {
     `Service time (from the actual send, generator lag excluded): direct p50 ${ms(openLoop.direct.serviceTime.p50)} / p99 ${ms(openLoop.direct.serviceTime.p99)} ms; mesh p50 ${ms(openLoop.mesh.serviceTime.p50)} / p99 ${ms(openLoop.mesh.serviceTime.p99)} ms. Peak requests in flight: direct ${openLoop.direct.peakInFlight}, mesh ${openLoop.mesh.peakInFlight}.`,
     '',
   );
+  out.push(renderFloor(report));
   const usage = openLoop.usage.mesh.processes;
   const perRequest = report.cpuPerRequestMicros;
   const micros = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '' : value.toFixed(0));
@@ -327,36 +385,50 @@ async function runInvoke(harness: Harness, settings: Settings, body: Buffer, sta
   say('invoke: starting the app and two sidecars');
   const app = await harness.app('bench-app');
   const { callee, caller } = await startPair(harness, app, APP_ID, CALLER_APP_ID);
-  const started = [app.proc, callee.proc, caller.proc];
+  say(`invoke: starting the floor pair (plain Node, one mutual-TLS ${FLOOR_HOP} hop)`);
+  const floorPair = await startFloor(harness, app.port, FLOOR_HOP);
+  const started = [app.proc, callee.proc, caller.proc, floorPair.caller.proc, floorPair.callee.proc];
   const idle = { caller: memoryOf(caller.proc.pid), callee: memoryOf(callee.proc.pid) };
   const direct: HttpTarget = { label: 'direct', host: '127.0.0.1', port: app.port, path: `/${METHOD}` };
+  const floor: HttpTarget = { label: 'floor', host: '127.0.0.1', port: floorPair.caller.port, path: `/${METHOD}` };
   const mesh: HttpTarget = { label: 'mesh', host: '127.0.0.1', port: caller.httpPort, path: `/v1.0/invoke/${APP_ID}/method/${METHOD}` };
   await waitForPath(direct, body);
+  await waitForPath(floor, body);
   await waitForPath(mesh, body);
 
   say(`sequential: ${settings.sequentialCount} requests per path`);
   const blockCount = Math.ceil(settings.sequentialCount / settings.sequentialBlocks);
   const sequentialOptions = { count: blockCount, timeoutMs: settings.timeoutMs };
-  const blocks: { direct: LoadResult[]; mesh: LoadResult[] } = { direct: [], mesh: [] };
+  const blocks: { direct: LoadResult[]; floor: LoadResult[]; mesh: LoadResult[] } = { direct: [], floor: [], mesh: [] };
+  /** Runs one sequential block through a pair, adding the CPU both of its processes spent on the measured part. */
+  const pairBlock = async (target: HttpTarget, pids: { caller: number; callee: number }, warmup: number, spent: { caller: number; callee: number; requests: number }): Promise<LoadResult> => {
+    const before = { caller: 0, callee: 0 };
+    const onMeasureStart = (): void => {
+      before.caller = cpuTimeOf(pids.caller);
+      before.callee = cpuTimeOf(pids.callee);
+    };
+    const result = await runSequential(target, body, { ...sequentialOptions, warmup, onMeasureStart });
+    spent.caller += cpuTimeOf(pids.caller) - before.caller;
+    spent.callee += cpuTimeOf(pids.callee) - before.callee;
+    spent.requests += blockCount;
+    return result;
+  };
   const sidecarPids = { caller: caller.proc.pid, callee: callee.proc.pid };
+  const floorPids = { caller: floorPair.caller.proc.pid, callee: floorPair.callee.proc.pid };
   const sequentialCpu = { caller: 0, callee: 0, requests: 0 };
+  const floorSequentialCpu = { caller: 0, callee: 0, requests: 0 };
   for (let block = 0; block < settings.sequentialBlocks; block++) {
     const warmup = block === 0 ? settings.sequentialWarmup : 50;
     blocks.direct.push(await runSequential(direct, body, { ...sequentialOptions, warmup }));
-    const before = { caller: 0, callee: 0 };
-    const onMeasureStart = (): void => {
-      before.caller = cpuTimeOf(sidecarPids.caller);
-      before.callee = cpuTimeOf(sidecarPids.callee);
-    };
-    blocks.mesh.push(await runSequential(mesh, body, { ...sequentialOptions, warmup, onMeasureStart }));
-    sequentialCpu.caller += cpuTimeOf(sidecarPids.caller) - before.caller;
-    sequentialCpu.callee += cpuTimeOf(sidecarPids.callee) - before.callee;
-    sequentialCpu.requests += blockCount;
+    blocks.floor.push(await pairBlock(floor, floorPids, warmup, floorSequentialCpu));
+    blocks.mesh.push(await pairBlock(mesh, sidecarPids, warmup, sequentialCpu));
   }
-  const sequential = compare(mergeLoadResults(blocks.direct), mergeLoadResults(blocks.mesh));
-  const cpuPerRequest = {
-    sequential: { caller: (sequentialCpu.caller * 1000) / sequentialCpu.requests, callee: (sequentialCpu.callee * 1000) / sequentialCpu.requests },
-  };
+  const mergedDirect = mergeLoadResults(blocks.direct);
+  const sequential = compare(mergedDirect, mergeLoadResults(blocks.mesh));
+  const floorSequential = compare(mergedDirect, mergeLoadResults(blocks.floor));
+  const perRequest = (spent: { caller: number; callee: number; requests: number }): Record<string, number> => ({ caller: (spent.caller * 1000) / spent.requests, callee: (spent.callee * 1000) / spent.requests });
+  const cpuPerRequest = { sequential: perRequest(sequentialCpu) };
+  const floorCpuSequential = perRequest(floorSequentialCpu);
 
   const pids = { caller: caller.proc.pid, callee: callee.proc.pid, app: app.proc.pid };
   // The sweep climbs: V8 keeps the heap it grew, so a lower rate after a higher one would report the higher one's RSS.
@@ -371,9 +443,12 @@ async function runInvoke(harness: Harness, settings: Settings, body: Buffer, sta
   for (const rate of settings.alsoRates.filter((rate) => rate < settings.rate).sort((a, b) => a - b)) await sweepAt(rate);
   say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, direct`);
   const openDirect = await openLoopPhase(direct, body, settings, pids);
+  say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, through the floor pair`);
+  const openFloor = await openLoopPhase(floor, body, settings, { caller: floorPids.caller, callee: floorPids.callee, app: app.proc.pid });
   say(`open loop: ${settings.rate} req/s for ${settings.durationMs / 1000} s, through the sidecars`);
   const openMesh = await openLoopPhase(mesh, body, settings, pids);
   const openLoop = { ...compare(openDirect.result, openMesh.result), usage: { direct: openDirect.usage, mesh: openMesh.usage } };
+  const floorOpenLoop = { ...compare(openDirect.result, openFloor.result), usage: openFloor.usage };
   // Let in-flight work and short-lived buffers settle before reading the resident size after load.
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const afterLoad = { caller: memoryOf(caller.proc.pid), callee: memoryOf(callee.proc.pid) };
@@ -416,22 +491,39 @@ async function runInvoke(harness: Harness, settings: Settings, body: Buffer, sta
 
   const peakRss = Math.max(openMesh.usage.processes['caller']?.peakRss ?? Number.NaN, openMesh.usage.processes['callee']?.peakRss ?? Number.NaN);
   const cleanRun = openLoop.mesh.errors === 0 && openLoop.direct.errors === 0;
+  const openLoopCpu = (usage: UsageReport, handled: number): Record<string, number> => Object.fromEntries(Object.entries(usage.processes).map(([name, used]) => [name, (used.cpuMs * 1000) / Math.max(1, handled)]));
+  // Requests the generator never sent (over its in-flight cap) cost the pair nothing: they are not in the divisor.
+  const sent = (phase: PhaseReport): number => phase.ok + phase.errors - (phase.errorKinds['in-flight cap'] ?? 0);
+  const meshCpuOpenLoop = openLoopCpu(openMesh.usage, sent(openLoop.mesh));
+  const floorCpuOpenLoop = openLoopCpu(openFloor.usage, sent(floorOpenLoop.mesh));
+  const floorReport: FloorReport = {
+    hop: FLOOR_HOP,
+    sequential: floorSequential,
+    openLoop: floorOpenLoop,
+    cpuPerRequestMicros: { sequential: floorCpuSequential, openLoop: floorCpuOpenLoop },
+    versusFloor: {
+      sequential: floorRatios(sequential, floorSequential, cpuPerRequest.sequential, floorCpuSequential),
+      openLoop: floorRatios(openLoop, floorOpenLoop, meshCpuOpenLoop, floorCpuOpenLoop),
+    },
+  };
   const targets = [
     { what: `added latency p50 at ${settings.rate} req/s`, target: `≤ ${TARGETS.addedP50Ms} ms`, measured: `${ms(openLoop.added.p50)} ms`, met: cleanRun && openLoop.added.p50 <= TARGETS.addedP50Ms },
     { what: `added latency p99 at ${settings.rate} req/s`, target: `≤ ${TARGETS.addedP99Ms} ms`, measured: `${ms(openLoop.added.p99)} ms`, met: cleanRun && openLoop.added.p99 <= TARGETS.addedP99Ms },
     { what: 'sidecar RSS under load (higher of the two)', target: `≤ ${TARGETS.sidecarRssMiB} MB`, measured: `${mib(peakRss)} MiB`, met: peakRss <= TARGETS.sidecarRssMiB },
+    ...(['caller', 'callee'] as const).map((side) => {
+      const times = floorReport.versusFloor.openLoop.cpuPerRequest[side] ?? Number.NaN;
+      return { what: `${side} sidecar CPU per request at ${settings.rate} req/s, ÷ the floor's ${side}`, target: `≤ ×${TARGETS.cpuPerRequestVersusFloor}`, measured: `×${times.toFixed(2)}`, met: cleanRun && times <= TARGETS.cpuPerRequestVersusFloor };
+    }),
   ];
   const sidecarLog = { caller: logSummary(caller.proc), callee: logSummary(callee.proc) };
   await Promise.all(started.map((proc) => proc.stop()));
   return {
     bodyBytes: body.length,
     sequential,
+    floor: floorReport,
     openLoop,
     memory: { idle, afterLoad },
-    cpuPerRequestMicros: {
-      sequential: cpuPerRequest.sequential,
-      openLoop: Object.fromEntries(Object.entries(openMesh.usage.processes).map(([name, usage]) => [name, (usage.cpuMs * 1000) / Math.max(1, openLoop.mesh.ok + openLoop.mesh.errors)])),
-    },
+    cpuPerRequestMicros: { sequential: cpuPerRequest.sequential, openLoop: meshCpuOpenLoop },
     sidecarLog,
     ...(mcp ? { mcp } : {}),
     targets,

@@ -1,10 +1,13 @@
-import { Metadata, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { skein } from '@skein/proto';
-import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, formatSpiffeId, spiffeIdOfCertificate } from '@skein/core';
-import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from '../invoke/server.js';
+import { skein } from '@skein/proto';
+import { SkeinError, asSkeinError, logger, formatSpiffeId } from '@skein/core';
+import { failCall } from '../invoke/server.js';
+import type { GrpcHandler } from '../transport/grpc-server.js';
 import type { ActorRuntime } from './actor-runtime.js';
 
 const log = logger('actors');
+
+/** gRPC path of `skein.internal.v1.Actors/CallActor` (actors.proto). */
+export const CALL_ACTOR_PATH = '/skein.internal.v1.Actors/CallActor';
 
 /** What the service checks callers against: this sidecar's own trust domain and namespace. */
 export interface ActorServiceIdentity {
@@ -17,30 +20,36 @@ export interface ActorServiceIdentity {
  * of this sidecar's trust domain and namespace may call (actors are per namespace); the runtime decides where the
  * operation runs. Errors travel as the catalogue's gRPC status with the Skein code in a trailer.
  */
-export function actorServiceImplementation(runtime: ActorRuntime, own: ActorServiceIdentity): UntypedServiceImplementation {
-  return {
-    callActor: (call: ServerUnaryCall<skein.internal.v1.IActorRequest, skein.internal.v1.IActorResponse>, callback: sendUnaryData<skein.internal.v1.IActorResponse>) => {
-      const abort = new AbortController();
-      call.once('cancelled', () => abort.abort(new Error('the caller cancelled the actor call')));
-      void (async () => {
-        try {
-          const cert = call.getAuthContext().sslPeerCertificate;
-          const caller = cert ? spiffeIdOfCertificate(cert) : undefined;
-          if (!caller) throw new SkeinError('ERR_UNAUTHENTICATED', 'the caller presented no verified SPIFFE identity');
-          if (caller.trustDomain !== own.trustDomain() || caller.namespace !== own.namespace) {
-            throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(caller)} may not call actors of namespace ${own.namespace}`);
+export function actorServiceHandler(runtime: ActorRuntime, own: ActorServiceIdentity): GrpcHandler {
+  const { ActorRequest, ActorResponse } = skein.internal.v1;
+  return (call) => {
+    const abort = new AbortController();
+    call.onCancel(() => abort.abort(new Error('the caller cancelled the actor call')));
+    let request: skein.internal.v1.ActorRequest | undefined;
+    call.receive(
+      (message) => {
+        request ??= ActorRequest.decode(message);
+      },
+      (error) => {
+        if (error) return;
+        void (async () => {
+          try {
+            // The identity of the connection, read from its verified certificate when it was admitted.
+            const caller = call.caller;
+            if (caller.trustDomain !== own.trustDomain() || caller.namespace !== own.namespace) {
+              throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(caller)} may not call actors of namespace ${own.namespace}`);
+            }
+            if (!request) throw new SkeinError('ERR_MALFORMED_REQUEST', 'an actor call without a request');
+            const response = await runtime.handleRemote(request, { appId: caller.appId, namespace: caller.namespace }, abort.signal);
+            call.finish(0, undefined, undefined, ActorResponse.encode(response).finish());
+          } catch (failure) {
+            if (abort.signal.aborted) return;
+            const skeinError = asSkeinError(failure);
+            if (skeinError.httpStatus >= 500 && skeinError.code !== 'ERR_ACTOR_HOST_LEAVING') log.warn('actor call failed', { code: skeinError.code, reason: skeinError.message });
+            failCall(call, skeinError);
           }
-          callback(null, await runtime.handleRemote(call.request, { appId: caller.appId, namespace: caller.namespace }, abort.signal));
-        } catch (error) {
-          if (abort.signal.aborted) return;
-          const skeinError = asSkeinError(error);
-          if (skeinError.httpStatus >= 500 && skeinError.code !== 'ERR_ACTOR_HOST_LEAVING') log.warn('actor call failed', { code: skeinError.code, reason: skeinError.message });
-          const metadata = new Metadata();
-          metadata.set(ERROR_CODE_METADATA, skeinError.code);
-          if (skeinError.httpStatus !== ERROR_CATALOGUE[skeinError.code].http) metadata.set(ERROR_STATUS_METADATA, String(skeinError.httpStatus));
-          callback({ code: skeinError.grpcStatus, details: skeinError.message, metadata });
-        }
-      })();
-    },
+        })();
+      },
+    );
   };
 }

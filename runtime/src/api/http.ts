@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { SkeinError, asSkeinError, logger, forwardableHeaders, headersObject } from '@skein/core';
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
-import { UNARY_BODY_LIMIT } from '../invoke/client.js';
+import { OVERLOAD_RETRY_AFTER_SECONDS, UNARY_BODY_LIMIT } from '../invoke/client.js';
 import { traceCarrierOf } from '../pipeline/pipeline.js';
 import type { UniversalApi } from './universal.js';
 import { ACTORS_PREFIX, serveActorRequest } from './http-actors.js';
@@ -15,6 +15,8 @@ export interface HttpApiOptions {
   port: number;
 }
 
+/** Pending connections the kernel may queue for the API (Linux caps it at net.core.somaxconn). */
+const LISTEN_BACKLOG = 4096;
 const INVOKE_PREFIX = /^\/v1\.0\/invoke\/([^/?]*)(?:\/method\/(.*)|\/?(.*))$/s;
 const WELL_KNOWN_PREFIX = '/.well-known/oauth-protected-resource/';
 /** Set by this sidecar alone; whatever the app sent under these names is dropped. */
@@ -66,14 +68,18 @@ class BodyLimit extends Transform {
   }
 }
 
-/** Sends a Dapr-shaped error body. */
+/** Sends a Dapr-shaped error body. A 503 (a peer at its limit, a breaker open) says when to try again. */
 function sendError(res: ServerResponse, error: SkeinError): void {
   if (res.headersSent) {
     res.destroy(error);
     return;
   }
   const body = JSON.stringify(error.toBody());
-  res.writeHead(error.httpStatus, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(error.httpStatus, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...(error.httpStatus === 503 ? { 'retry-after': String(OVERLOAD_RETRY_AFTER_SECONDS) } : {}),
+  });
   res.end(body);
 }
 
@@ -112,7 +118,9 @@ export class HttpApi {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => resolve());
+      // A burst of new connections beyond Node's default backlog of 511 is reset by the kernel before the sidecar
+      // sees it; a deeper queue lets the sidecar answer each call itself (503 when it must refuse).
+      server.listen({ port: this.options.port, host: this.options.host, backlog: LISTEN_BACKLOG }, () => resolve());
     });
     const address = server.address();
     this.port = typeof address === 'object' && address ? address.port : this.options.port;

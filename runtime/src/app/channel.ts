@@ -24,9 +24,10 @@ export class AppChannel {
 
   /**
    * Starts a request to the app. The caller writes the body to the returned request and ends it; the promise
-   * resolves with the response head as soon as it arrives, its body still streaming.
+   * resolves with the response head as soon as it arrives, its body still streaming. When `signal` aborts before the
+   * exchange is over, the request (and with it the response) is destroyed: one listener per call, removed at the end.
    */
-  send(verb: string, pathAndQuery: string, headers: HeaderList): { request: ClientRequest; response: Promise<IncomingMessage> } {
+  send(verb: string, pathAndQuery: string, headers: HeaderList, signal?: AbortSignal): { request: ClientRequest; response: Promise<IncomingMessage> } {
     const request = httpRequest({
       host: this.options.host,
       port: this.options.port,
@@ -43,6 +44,14 @@ export class AppChannel {
         );
       });
     });
+    if (signal) {
+      const onAbort = (): void => void request.destroy();
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        request.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
     return { request, response };
   }
 

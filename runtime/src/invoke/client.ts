@@ -1,74 +1,87 @@
 import { PassThrough } from 'node:stream';
-import { Client, experimental, Metadata, status, type ClientReadableStream, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { invocationService, type skein } from '@skein/proto';
-import { SkeinError, type ErrorCode, ERROR_CATALOGUE, logger, spiffeIdOfCertificate, formatSpiffeId } from '@skein/core';
+import { skein } from '@skein/proto';
+import { SkeinError, type ErrorCode, ERROR_CATALOGUE, GrpcStatus, logger, type Logger, spiffeIdOfCertificate, formatSpiffeId } from '@skein/core';
+import { ChannelOverloadedError, ClientCall, GrpcCallError, GrpcChannel, type CallListener } from '../transport/grpc-channel.js';
 import type { Discovery, InstanceRecord } from '../bus/discovery.js';
 import type { WorkloadIdentity } from '../identity/workload.js';
-import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA } from './server.js';
+import { ERROR_CODE_METADATA, ERROR_STATUS_METADATA, INVOKE_PATH, INVOKE_STREAM_PATH } from './server.js';
 import type { Call, CallResponse } from '../pipeline/pipeline.js';
 import type { Tracing } from '../telemetry/tracing.js';
 import type { McpSessionRegistry } from '../bus/mcp-sessions.js';
 
 const log = logger('invoke');
+/** The generated codecs of `skein.internal.v1` (invocation.proto). */
+const messages = skein.internal.v1;
 
-/** One gRPC client per peer address, each verifying that the peer's SVID is the identity discovery promised. */
-class PeerPool {
-  private readonly clients = new Map<string, Client>();
+/** Limits of the connections to one peer sidecar: what may be in flight, and what may wait. */
+export const PEER_LIMITS = {
+  /** Calls one HTTP/2 connection carries at once (the peer announces 1,000; fewer keeps each session's memory small). */
+  maxStreamsPerConnection: 256,
+  /** Connections to one peer; together they bound the calls in flight to it. */
+  maxConnections: 4,
+  /** Calls that may wait for a free stream when all are busy, and for how long, before they are answered 503. */
+  maxQueued: 2048,
+  queueTimeoutMs: 2000,
+  maxMessageBytes: 8 * 1024 * 1024,
+} as const;
+
+/** Seconds a caller refused for overload is told to wait (`Retry-After`). */
+export const OVERLOAD_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * Channels to peer sidecars, one per address and expected identity, each verifying that the peer's SVID is the
+ * identity the caller derives from the app it wants — never the one a discovery record claims: a record is written
+ * by whoever holds a bus certificate, so trusting its `spiffeId` would let any workload redirect another app's
+ * traffic to itself. New connections use the current SVID, so a rotation needs no reconnect.
+ */
+export class PeerChannels {
+  private readonly channels = new Map<string, GrpcChannel>();
   private readonly identity: WorkloadIdentity;
+  private readonly log: Logger;
+  private readonly what: string;
 
-  constructor(identity: WorkloadIdentity) {
+  constructor(identity: WorkloadIdentity, log: Logger, what = 'peer') {
     this.identity = identity;
+    this.log = log;
+    this.what = what;
   }
 
-  /**
-   * A client for `peer` that accepts only `expected` — the identity the caller derives from the app it wants,
-   * never the one a discovery record claims: a record is written by whoever holds a bus certificate, so trusting
-   * its `spiffeId` would let any workload redirect another app's traffic to itself.
-   */
-  get(peer: InstanceRecord, expected: string): Client {
-    const key = `${peer.address}|${expected}`;
-    let client = this.clients.get(key);
-    if (!client) {
-      const channelCredentials = experimental.createCertificateProviderChannelCredentials(this.identity.caProvider, this.identity.identityProvider, {
-        checkServerIdentity: (_host, cert) => {
-          const id = spiffeIdOfCertificate(cert);
-          if (!id || formatSpiffeId(id) !== expected) {
-            log.warn('peer presented an unexpected identity', { address: peer.address, expected, got: id ? formatSpiffeId(id) : cert.subjectaltname });
-            return new Error(`peer at ${peer.address} is not ${expected}`);
-          }
-          return undefined;
+  get(address: string, appId: string, expected: string): GrpcChannel {
+    const key = `${address}|${expected}`;
+    let channel = this.channels.get(key);
+    if (!channel) {
+      channel = new GrpcChannel({
+        address,
+        // SNI carries a name, not the dialled IP; the peer is verified by its SPIFFE ID.
+        servername: `${appId}.skein.internal`,
+        credentials: () => {
+          const svid = this.identity.current;
+          return { key: svid.keyPem, cert: svid.certPem, ca: svid.bundlePem };
         },
+        verifyPeer: (cert) => {
+          const id = spiffeIdOfCertificate(cert);
+          if (id && formatSpiffeId(id) === expected) return undefined;
+          this.log.warn(`${this.what} presented an unexpected identity`, { address, expected, got: id ? formatSpiffeId(id) : cert.subjectaltname });
+          return `${this.what} at ${address} is not ${expected}`;
+        },
+        log: this.log,
+        ...PEER_LIMITS,
       });
-      client = new Client(peer.address, channelCredentials, {
-        // SNI carries a name, not the dialled IP; the peer is verified by its SPIFFE ID above.
-        'grpc.ssl_target_name_override': `${peer.appId}.skein.internal`,
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.enable_channelz': 0,
-        'grpc.keepalive_timeout_ms': 5_000,
-        'grpc.max_receive_message_length': 8 * 1024 * 1024,
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': 2_000,
-      });
-      this.clients.set(key, client);
+      this.channels.set(key, channel);
     }
-    return client;
+    return channel;
   }
 
-  drop(peer: InstanceRecord, expected: string): void {
-    const key = `${peer.address}|${expected}`;
-    this.clients.get(key)?.close();
-    this.clients.delete(key);
+  drop(address: string, expected: string): void {
+    const key = `${address}|${expected}`;
+    this.channels.get(key)?.close();
+    this.channels.delete(key);
   }
 
   close(): void {
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
   }
-}
-
-/** Errors that prove the request never reached the peer, so another instance may be tried. */
-function neverReachedPeer(error: ServiceError): boolean {
-  return error.code === status.UNAVAILABLE && !error.metadata?.get(ERROR_CODE_METADATA).length;
 }
 
 /** How long a call waits for a restarting app's replacement instance before failing. */
@@ -80,7 +93,7 @@ export const UNARY_BODY_LIMIT = 64 * 1024;
 /** The caller side of service invocation: resolve the App ID, pick an instance, call its sidecar over mTLS gRPC. */
 export class Invoker {
   private readonly discovery: Discovery;
-  private readonly pool: PeerPool;
+  private readonly peers: PeerChannels;
 
   private readonly tracing: Tracing | undefined;
 
@@ -93,22 +106,26 @@ export class Invoker {
     this.tracing = tracing;
     this.sessions = sessions;
     this.discovery = discovery;
-    this.pool = new PeerPool(identity);
+    this.peers = new PeerChannels(identity, log);
   }
 
   async invoke(request: Call): Promise<CallResponse> {
     const { signal } = request;
     const tried = new Set<string>();
-    // A buffered body can be re-sent to another instance when the first one was unreachable.
+    let overloaded: ChannelOverloadedError | undefined;
+    // A buffered body can be re-sent to another instance when the first one was unreachable or full.
     for (;;) {
       // Never seen: the watch may simply lag a fresh registration, so ask the store itself once.
       if (tried.size === 0 && !this.discovery.knows(request.target.namespace, request.target.appId)) await this.discovery.refresh(request.target.namespace, request.target.appId);
       // An app that had instances may be restarting: give a replacement a moment to register.
-      const wait = this.discovery.knows(request.target.namespace, request.target.appId) ? REPLACEMENT_WAIT_MS : 0;
+      const wait = overloaded ? 0 : this.discovery.knows(request.target.namespace, request.target.appId) ? REPLACEMENT_WAIT_MS : 0;
       const peer = (tried.size === 0 ? await this.sessionOwner(request) : undefined) ?? (await this.discovery.pickOrWait(request.target.namespace, request.target.appId, tried, wait));
       if (!peer) {
         if (tried.size === 0) {
           throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.target.appId}, err: no instance of app "${request.target.appId}" is registered in namespace "${request.target.namespace}"`);
+        }
+        if (overloaded) {
+          throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.target.appId}, err: its sidecar is at its limit of calls in flight (${overloaded.message}); retry later`, { cause: overloaded });
         }
         throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.target.appId}, err: none of its ${tried.size} instance(s) could be reached`);
       }
@@ -116,11 +133,17 @@ export class Invoker {
       try {
         return await this.callPeer(peer, request, signal);
       } catch (error) {
-        const serviceError = error as ServiceError;
-        if (serviceError.code !== undefined && neverReachedPeer(serviceError) && Buffer.isBuffer(request.body)) {
-          log.warn('instance unreachable; trying another', { appId: request.target.appId, address: peer.address, reason: serviceError.details });
+        const retryable = Buffer.isBuffer(request.body) && !signal.aborted;
+        if (error instanceof ChannelOverloadedError) {
+          // Full, not broken: another instance may have room, and this one is not marked unhealthy.
+          overloaded = error;
+          if (retryable) continue;
+          throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.target.appId}, err: its sidecar is at its limit of calls in flight (${error.message}); retry later`, { cause: error });
+        }
+        if (error instanceof GrpcCallError && error.unsent && retryable) {
+          log.warn('instance unreachable; trying another', { appId: request.target.appId, address: peer.address, reason: error.details });
           this.discovery.markUnhealthy(peer.instanceId);
-          this.pool.drop(peer, this.expectedIdentity(request));
+          this.peers.drop(peer.address, this.expectedIdentity(request));
           continue;
         }
         throw toSkeinError(error, request.target.appId);
@@ -128,8 +151,8 @@ export class Invoker {
     }
   }
 
-  private callPeer(peer: InstanceRecord, request: Call, signal: AbortSignal): Promise<CallResponse> {
-    const client = this.pool.get(peer, this.expectedIdentity(request));
+  private async callPeer(peer: InstanceRecord, request: Call, signal: AbortSignal): Promise<CallResponse> {
+    const channel = this.peers.get(peer.address, request.target.appId, this.expectedIdentity(request));
     const head: skein.internal.v1.IRequestHead = {
       appId: request.target.appId,
       namespace: request.target.namespace,
@@ -138,34 +161,23 @@ export class Invoker {
       query: request.query,
       headers: request.headers.map(([name, value]) => ({ name, value })),
     };
-    let call: ClientReadableStream<skein.internal.v1.IResponseFrame> | ClientDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>;
-    if (Buffer.isBuffer(request.body)) {
-      const method = invocationService.invoke;
-      call = client.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, { head, body: request.body }, this.metadataFor(request));
-    } else {
-      const method = invocationService.invokeStream;
-      const duplex = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, this.metadataFor(request));
-      duplex.write({ head });
-      const source = request.body;
-      source.on('data', (chunk: Buffer) => {
-        if (!duplex.write({ data: chunk })) {
-          source.pause();
-          duplex.once('drain', () => source.resume());
-        }
-      });
-      source.once('end', () => duplex.end());
-      source.once('error', () => duplex.cancel());
-      call = duplex;
-    }
-    const onAbort = (): void => call.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
-    return new Promise<CallResponse>((resolve, reject) => {
-      let body: PassThrough | undefined;
-      call.on('data', (frame: skein.internal.v1.IResponseFrame) => {
+    const streamed = !Buffer.isBuffer(request.body);
+    let resolveHead!: (response: CallResponse) => void;
+    let rejectHead!: (error: unknown) => void;
+    const answered = new Promise<CallResponse>((resolve, reject) => {
+      resolveHead = resolve;
+      rejectHead = reject;
+    });
+    let body: PassThrough | undefined;
+    // `call` is assigned below, before any of these callbacks can run: they fire on I/O.
+    const onAbort = (): void => call.cancel(`the caller of ${request.target.appId} went away`);
+    const listener: CallListener = {
+      message: (bytes) => {
+        const frame = messages.ResponseFrame.decode(bytes);
         if (!body) {
           const responseHead = frame.head;
           body = new PassThrough();
-          resolve({
+          resolveHead({
             status: responseHead?.status ?? 502,
             headers: (responseHead?.headers ?? []).map((header) => [String(header.name), String(header.value)]),
             body,
@@ -175,17 +187,40 @@ export class Invoker {
           call.pause();
           body.once('drain', () => call.resume());
         }
-      });
-      call.on('end', () => {
+      },
+      end: (error) => {
         signal.removeEventListener('abort', onAbort);
-        body?.end();
-      });
-      call.on('error', (error: ServiceError) => {
-        signal.removeEventListener('abort', onAbort);
+        if (!error) {
+          if (body) body.end();
+          else rejectHead(new SkeinError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${request.target.appId}, err: its sidecar answered without a response head`));
+          return;
+        }
         if (body) body.destroy(toSkeinError(error, request.target.appId));
-        else reject(error);
+        else rejectHead(error);
+      },
+    };
+    const metadata = this.metadataFor(request);
+    const path = streamed ? INVOKE_STREAM_PATH : INVOKE_PATH;
+    const started = channel.start(path, listener, metadata ? { metadata } : {});
+    const call = started instanceof ClientCall ? started : await started;
+    if (signal.aborted) call.cancel(`the caller of ${request.target.appId} went away`);
+    else signal.addEventListener('abort', onAbort, { once: true });
+    if (Buffer.isBuffer(request.body)) {
+      // Head and body in one message, one write.
+      call.end(messages.InvokeRequest.encode({ head, body: request.body }).finish());
+    } else {
+      call.write(messages.RequestFrame.encode({ head }).finish());
+      const source = request.body;
+      source.on('data', (chunk: Buffer) => {
+        if (!call.write(messages.RequestFrame.encode({ data: chunk }).finish())) {
+          source.pause();
+          void call.drained().then(() => source.resume());
+        }
       });
-    });
+      source.once('end', () => call.end());
+      source.once('error', () => call.cancel('the request body failed'));
+    }
+    return answered;
   }
 
   /**
@@ -193,8 +228,9 @@ export class Invoker {
    * replica that created it, so requests of that session must not be spread round-robin.
    */
   private async sessionOwner(request: Call): Promise<InstanceRecord | undefined> {
+    if (!this.sessions) return undefined;
     const session = request.headers.find(([name]) => name === 'mcp-session-id')?.[1];
-    if (!session || !this.sessions) return undefined;
+    if (!session) return undefined;
     const owner = await this.sessions.ownerOf(request.target.namespace, request.target.appId, session);
     return owner ? this.discovery.instance(request.target.namespace, request.target.appId, owner) : undefined;
   }
@@ -205,28 +241,30 @@ export class Invoker {
   }
 
   /** gRPC metadata of a hop: the caller's trace context, when it traces. */
-  private metadataFor(request: Call): Metadata {
-    const metadata = new Metadata();
-    if (request.trace && this.tracing) for (const [key, value] of Object.entries(this.tracing.inject(request.trace.context))) metadata.set(key, value);
+  private metadataFor(request: Call): Record<string, string> | undefined {
+    if (!request.trace || !this.tracing) return undefined;
+    const metadata: Record<string, string> = {};
+    for (const [key, value] of Object.entries(this.tracing.inject(request.trace.context))) if (typeof value === 'string') metadata[key] = value;
     return metadata;
   }
 
   close(): void {
-    this.pool.close();
+    this.peers.close();
   }
 }
 
-function toSkeinError(error: unknown, appId: string): SkeinError {
+/** A failed hop as the catalogue's error: the callee's own code when it sent one, else what the transport saw. */
+export function toSkeinError(error: unknown, appId: string): SkeinError {
   if (error instanceof SkeinError) return error;
-  const serviceError = error as ServiceError;
-  const code = serviceError.metadata?.get(ERROR_CODE_METADATA)[0];
-  if (typeof code === 'string' && code in ERROR_CATALOGUE) {
-    const status = Number(serviceError.metadata?.get(ERROR_STATUS_METADATA)[0]);
-    return new SkeinError(code as ErrorCode, serviceError.details, { cause: error, ...(Number.isInteger(status) && status > 0 ? { httpStatus: status } : {}) });
+  if (!(error instanceof GrpcCallError)) return new SkeinError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${appId}, err: ${String(error)}`, { cause: error });
+  const code = error.trailers[ERROR_CODE_METADATA];
+  if (code !== undefined && code in ERROR_CATALOGUE) {
+    const status = Number(error.trailers[ERROR_STATUS_METADATA]);
+    return new SkeinError(code as ErrorCode, error.details, { cause: error, ...(Number.isInteger(status) && status > 0 ? { httpStatus: status } : {}) });
   }
-  if (serviceError.code === status.CANCELLED) return new SkeinError('ERR_DIRECT_INVOKE', `call to ${appId} was cancelled`, { cause: error });
-  if (serviceError.code === status.UNAVAILABLE) {
-    return new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${appId}, err: its sidecar is unreachable: ${serviceError.details}`, { cause: error });
+  if (error.code === GrpcStatus.CANCELLED) return new SkeinError('ERR_DIRECT_INVOKE', `call to ${appId} was cancelled`, { cause: error });
+  if (error.code === GrpcStatus.UNAVAILABLE) {
+    return new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${appId}, err: its sidecar is unreachable: ${error.details}`, { cause: error });
   }
-  return new SkeinError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${appId}, err: ${serviceError.details ?? String(error)}`, { cause: error });
+  return new SkeinError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${appId}, err: ${error.details}`, { cause: error });
 }

@@ -1,8 +1,8 @@
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
-import { serveGrpcOverTls, ERROR_CATALOGUE, SkeinError, asSkeinError, logger, type HeaderList, formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
-import { Metadata, Server, status, type ServerDuplexStream, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { invocationService, type skein } from '@skein/proto';
+import type { TLSSocket } from 'node:tls';
+import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, type HeaderList, formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
+import { skein } from '@skein/proto';
 import { PassThrough } from 'node:stream';
+import { GrpcServer, type GrpcHandler, type GrpcServerCall } from '../transport/grpc-server.js';
 import type { Handler, Call, CallResponse } from '../pipeline/pipeline.js';
 import { validateMethodPath } from './method-path.js';
 import type { Svid } from '../identity/workload.js';
@@ -17,6 +17,25 @@ export const ERROR_CODE_METADATA = 'skein-error-code';
 /** Trailer key carrying the HTTP status when it differs from the catalogue's (Dapr's 403 ERR_DIRECT_INVOKE). */
 export const ERROR_STATUS_METADATA = 'skein-error-status';
 
+/** gRPC paths of `skein.internal.v1.Invocation` (invocation.proto). */
+export const INVOKE_PATH = '/skein.internal.v1.Invocation/Invoke';
+export const INVOKE_STREAM_PATH = '/skein.internal.v1.Invocation/InvokeStream';
+
+/** The generated codecs of `skein.internal.v1`. */
+const messages = skein.internal.v1;
+
+/** Calls one connection from a peer may have open at once. */
+const MAX_STREAMS_PER_CONNECTION = 1000;
+/** Largest message a peer may send (a request head with its body, or one frame of a streamed body). */
+const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/** Ends `call` with `error` as the catalogue's gRPC status, its Skein code (and any HTTP status override) in trailers. */
+export function failCall(call: GrpcServerCall, error: SkeinError): void {
+  const trailers: Record<string, string> = { [ERROR_CODE_METADATA]: error.code };
+  if (error.httpStatus !== ERROR_CATALOGUE[error.code].http) trailers[ERROR_STATUS_METADATA] = String(error.httpStatus);
+  call.finish(error.grpcStatus, error.message, trailers);
+}
+
 /** Options of the internal (sidecar-to-sidecar) server. */
 export interface InternalServerOptions {
   appId: string;
@@ -27,43 +46,71 @@ export interface InternalServerOptions {
   inbound: Handler;
 }
 
-type AnyCall = ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.internal.v1.IResponseFrame> | ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>;
-
 /**
- * The callee side of invocation: a TLS server that demands a client SVID from our trust bundle, hands verified
- * connections to grpc-js, reads each caller's identity from its certificate and runs the inbound pipeline, which
- * ends at the app.
+ * The callee side of invocation: a TLS server that demands a client SVID from our trust bundle, reads each caller's
+ * identity from its certificate once per connection, serves gRPC over Node's HTTP/2 and runs the inbound pipeline,
+ * which ends at the app.
  */
 export class InternalServer {
   private readonly options: InternalServerOptions;
   private readonly inbound: Handler;
-  /** Verified identity of each live connection, by the peer name grpc-js reports for its calls. */
-  private readonly peers = new Map<string, SpiffeId>();
-  // Channelz keeps per-call bookkeeping nothing here reads.
-  private readonly grpc = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.enable_channelz': 0 });
-  private tls: TlsServer | undefined;
-  /** Open connections: peers keep theirs alive, and `close()` alone would wait for every one of them. */
-  private readonly sockets = new Set<TLSSocket>();
+  private readonly routes = new Map<string, GrpcHandler>();
+  private grpc: GrpcServer | undefined;
   private trustDomain = '';
   port = 0;
 
   constructor(options: InternalServerOptions) {
     this.options = options;
     this.inbound = options.inbound;
-    this.grpc.addService(invocationService, {
-      invoke: (call: ServerWritableStream<skein.internal.v1.IInvokeRequest, skein.internal.v1.IResponseFrame>) => void this.handle(call, call.request.head, call.request.body ?? undefined),
-      invokeStream: (call: ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>) => {
-        call.once('data', (first: skein.internal.v1.IRequestFrame) => void this.handle(call, first.head, first.data ?? undefined));
-      },
-    });
+    this.routes.set(INVOKE_PATH, (call) => this.serveInvoke(call));
+    this.routes.set(INVOKE_STREAM_PATH, (call) => this.serveInvokeStream(call));
   }
 
   /**
-   * Serves another internal service (the actor calls) on the same mTLS port; call before `start()`. Connections are
-   * verified here; the service checks each caller's identity itself.
+   * Serves another internal method (the actor calls) on the same mTLS port; call before `start()`. Connections are
+   * verified here; the handler checks each caller's identity (`call.caller`) itself.
    */
-  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
-    this.grpc.addService(definition, implementation);
+  route(path: string, handler: GrpcHandler): void {
+    this.routes.set(path, handler);
+  }
+
+  /** `Invoke`: the whole request in one message. */
+  private serveInvoke(call: GrpcServerCall): void {
+    let request: skein.internal.v1.InvokeRequest | undefined;
+    call.receive(
+      (message) => {
+        request ??= messages.InvokeRequest.decode(message);
+      },
+      (error) => {
+        if (!error) void this.handle(call, request?.head, request?.body, undefined);
+      },
+    );
+  }
+
+  /** `InvokeStream`: the head in the first frame, the body streaming in the frames after it. */
+  private serveInvokeStream(call: GrpcServerCall): void {
+    let body: PassThrough | undefined;
+    call.receive(
+      (message) => {
+        const frame = messages.RequestFrame.decode(message);
+        if (!body) {
+          body = new PassThrough();
+          if (frame.data && frame.data.length > 0) body.write(frame.data);
+          void this.handle(call, frame.head, undefined, body);
+          return;
+        }
+        if (frame.data && frame.data.length > 0 && !body.write(frame.data)) {
+          call.pause();
+          body.once('drain', () => call.resume());
+        }
+      },
+      (error) => {
+        if (error) body?.destroy(error);
+        else if (body) body.end();
+        else failCall(call, new SkeinError('ERR_MALFORMED_REQUEST', 'invocation without a request head'));
+      },
+    );
+    call.onCancel(() => body?.destroy());
   }
 
   /** Listens with `svid`; resolves with the bound port. */
@@ -73,48 +120,44 @@ export class InternalServer {
     // every refused peer is logged with the exact reason (unknown CA, expired, no certificate).
     // TLS 1.3 only: both ends are sidecars, and without renegotiation a connection's identity can never change,
     // so it is read from the certificate once per connection instead of once per call.
-    const served = await serveGrpcOverTls(this.grpc, {
+    const grpc = new GrpcServer({
       tls: { ...secureContextOf(svid), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
       host: this.options.host,
       port: this.options.port,
       log,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxStreamsPerConnection: MAX_STREAMS_PER_CONNECTION,
       accept: (socket) => this.accept(socket),
     });
-    this.tls = served.server;
-    this.port = served.port;
+    for (const [path, handler] of this.routes) grpc.route(path, handler);
+    this.grpc = grpc;
+    this.port = await grpc.listen();
     return this.port;
   }
 
-  /** Admits a verified peer with a Skein SPIFFE ID, remembering its identity for the connection's calls. */
-  private accept(socket: TLSSocket): boolean {
+  /** Admits a verified peer with a Skein SPIFFE ID: its identity, which the connection's calls carry. */
+  private accept(socket: TLSSocket): SpiffeId | undefined {
     if (!socket.authorized) {
       log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: describeAuthorizationError(socket.authorizationError) });
-      return false;
+      return undefined;
     }
     const peer = spiffeIdOfCertificate(socket.getPeerCertificate());
     if (!peer) {
       log.warn('refused a peer whose certificate carries no Skein SPIFFE ID', { remote: socket.remoteAddress });
-      return false;
+      return undefined;
     }
-    const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
-    this.peers.set(key, peer);
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.peers.delete(key);
-      this.sockets.delete(socket);
-    });
-    return true;
+    return peer;
   }
 
   /** New handshakes present the rotated SVID; open connections keep theirs. */
   rotate(svid: Svid): void {
     this.trustDomain = svid.id.trustDomain;
-    this.tls?.setSecureContext(secureContextOf(svid));
+    this.grpc?.setSecureContext(secureContextOf(svid));
   }
 
-  private async handle(call: AnyCall, head: skein.internal.v1.IRequestHead | null | undefined, firstBody: Uint8Array | undefined): Promise<void> {
+  private async handle(call: GrpcServerCall, head: skein.internal.v1.IRequestHead | null | undefined, wholeBody: Uint8Array | undefined, streamedBody: PassThrough | undefined): Promise<void> {
     const abort = new AbortController();
-    call.once('cancelled', () => abort.abort());
+    call.onCancel(() => abort.abort());
     try {
       const caller = this.callerOf(call);
       if (!head) throw new SkeinError('ERR_MALFORMED_REQUEST', 'invocation without a request head');
@@ -123,7 +166,7 @@ export class InternalServer {
         throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `this sidecar serves ${appId} in ${namespace}, not ${head.appId ?? ''} in ${head.namespace ?? ''}`);
       }
       const headers: HeaderList = (head.headers ?? []).map((header) => [String(header.name).toLowerCase(), String(header.value)]);
-      const body = isDuplex(call) ? streamedBody(call, firstBody) : Buffer.from(firstBody ?? []);
+      const body = streamedBody ?? (wholeBody ? Buffer.from(wholeBody.buffer, wholeBody.byteOffset, wholeBody.byteLength) : Buffer.alloc(0));
       // Re-checked here, not trusted from the caller's sidecar: a peer with its own gRPC client could send a
       // lower-case verb (which policy would not recognise but the app would) or a path the API would refuse.
       const verb = (head.verb ?? 'GET').toUpperCase();
@@ -139,7 +182,7 @@ export class InternalServer {
         body,
         decisions: [],
         signal: abort.signal,
-        ...traceCarrierOfMetadata(call.metadata),
+        ...traceCarrierOfMetadata(call),
       };
       log.debug('inbound call', { caller: formatSpiffeId(caller), verb: request.verb, method: request.method });
       await this.relay(call, await this.inbound(request));
@@ -150,84 +193,78 @@ export class InternalServer {
       }
       const skeinError = asSkeinError(error);
       if (skeinError.code !== 'ERR_DIRECT_INVOKE_APP_UNAVAILABLE' && skeinError.httpStatus >= 500) log.warn('invocation failed', { code: skeinError.code, reason: skeinError.message });
-      const metadata = new Metadata();
-      metadata.set(ERROR_CODE_METADATA, skeinError.code);
-      if (skeinError.httpStatus !== ERROR_CATALOGUE[skeinError.code].http) metadata.set(ERROR_STATUS_METADATA, String(skeinError.httpStatus));
-      call.emit('error', { code: skeinError.grpcStatus ?? status.INTERNAL, details: skeinError.message, metadata });
+      failCall(call, skeinError);
     }
   }
 
-  private callerOf(call: Pick<AnyCall, 'getAuthContext' | 'getPeer'>): SpiffeId {
-    // grpc-js names the peer `<remoteAddress>:<remotePort>` of the very socket verified above.
-    const id = this.peers.get(call.getPeer()) ?? certificateIdentity(call);
+  private callerOf(call: GrpcServerCall): SpiffeId {
+    // Read from the certificate once, when the connection was admitted; never from anything the caller sends.
+    const id = call.caller;
     if (!id) throw new SkeinError('ERR_UNAUTHENTICATED', 'the caller presented no verified SPIFFE identity');
     if (id.trustDomain !== this.trustDomain) throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(id)} is from another trust domain`);
     return id;
   }
 
-  /** Streams the response back: small bodies in the head frame, everything else as it comes, with backpressure. */
-  private async relay(call: AnyCall, response: CallResponse): Promise<void> {
+  /**
+   * Streams the response back: small bodies in the head frame, everything else as it comes, with backpressure (SSE
+   * event by event). The chunk that completes a body of known length goes out with the end of the call: one write.
+   * Read with events rather than `for await`, which costs an async iterator and a promise per chunk.
+   */
+  private relay(call: GrpcServerCall, response: CallResponse): Promise<void> {
     const head: skein.internal.v1.IResponseHead = { status: response.status, headers: response.headers.map(([name, value]) => ({ name, value })) };
-    let first: skein.internal.v1.IResponseFrame | undefined = { head };
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      if (first) {
-        first.data = chunk;
-        if (!call.write(first)) await waitForDrain(call);
-        first = undefined;
-        continue;
-      }
-      if (!call.write({ data: chunk })) await waitForDrain(call);
-    }
-    if (first) call.write(first);
-    call.end();
+    const length = response.headers.find(([name]) => name === 'content-length')?.[1];
+    let remaining = length === undefined ? -1 : Number(length);
+    let frame: skein.internal.v1.IResponseFrame | undefined = { head };
+    let last: Uint8Array | undefined;
+    const body = response.body;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      body.on('data', (chunk: Buffer) => {
+        if (call.closed) {
+          body.destroy();
+          return;
+        }
+        const next: skein.internal.v1.IResponseFrame = frame ?? {};
+        next.data = chunk;
+        frame = undefined;
+        if (remaining >= 0) remaining -= chunk.length;
+        if (remaining === 0) {
+          last = messages.ResponseFrame.encode(next).finish();
+          return;
+        }
+        if (!call.write(messages.ResponseFrame.encode(next).finish())) {
+          body.pause();
+          void call.drained().then(() => body.resume());
+        }
+      });
+      body.once('end', () => {
+        settled = true;
+        call.finish(0, undefined, undefined, last ?? (frame ? messages.ResponseFrame.encode(frame).finish() : undefined));
+        resolve();
+      });
+      body.once('error', (error) => {
+        settled = true;
+        reject(error);
+      });
+      body.once('close', () => {
+        if (!settled) reject(new SkeinError('ERR_DIRECT_INVOKE', 'the response ended before it was complete'));
+      });
+    });
   }
 
   async stop(): Promise<void> {
-    this.grpc.forceShutdown();
-    const closed = new Promise<void>((resolve) => (this.tls ? this.tls.close(() => resolve()) : resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await this.grpc?.close();
   }
 }
 
 /** The caller's W3C trace context from the hop's gRPC metadata, for the callee's server span. */
-function traceCarrierOfMetadata(metadata: Metadata): { traceCarrier?: Record<string, string> } {
+function traceCarrierOfMetadata(call: GrpcServerCall): { traceCarrier?: Record<string, string> } {
   let carrier: Record<string, string> | undefined;
   for (const key of ['traceparent', 'tracestate']) {
-    const value = metadata.get(key)[0];
-    if (typeof value === 'string') (carrier ??= {})[key] = value;
+    const value = call.metadata(key);
+    if (value !== undefined) (carrier ??= {})[key] = value;
   }
   return carrier ? { traceCarrier: carrier } : {};
-}
-
-/** A request body streamed in frames after the head, delivered with backpressure. */
-function streamedBody(call: ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame>, first: Uint8Array | undefined): PassThrough {
-  const body = new PassThrough();
-  if (first && first.length > 0) body.write(first);
-  call.on('data', (frame: skein.internal.v1.IRequestFrame) => {
-    if (frame.data && frame.data.length > 0 && !body.write(frame.data)) {
-      call.pause();
-      body.once('drain', () => call.resume());
-    }
-  });
-  call.once('end', () => body.end());
-  call.once('cancelled', () => body.destroy());
-  return body;
-}
-
-/** The identity in the call's peer certificate (the slow path: it rebuilds the certificate object). */
-function certificateIdentity(call: Pick<AnyCall, 'getAuthContext'>): SpiffeId | undefined {
-  const cert = call.getAuthContext().sslPeerCertificate;
-  return cert ? spiffeIdOfCertificate(cert) : undefined;
-}
-
-/** Streaming-request calls have no `request` property; unary-request ones carry the whole request there. */
-function isDuplex(call: AnyCall): call is ServerDuplexStream<skein.internal.v1.IRequestFrame, skein.internal.v1.IResponseFrame> {
-  return !('request' in call) || (call as { request?: unknown }).request === undefined;
-}
-
-function waitForDrain(call: AnyCall): Promise<void> {
-  return new Promise((resolve) => call.once('drain', () => resolve()));
 }
 
 const AUTHORIZATION_ERRORS: Record<string, string> = {

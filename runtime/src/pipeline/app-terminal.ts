@@ -18,8 +18,7 @@ export function appTerminal(channel: AppChannel | undefined, appId: string, appA
     const path = `/${request.method}${request.query ? `?${request.query}` : ''}`;
     const scope = tracing?.enabled && request.trace ? tracing.start(`call app ${appId}`, SpanKind.CLIENT, request.trace.context, { 'http.request.method': request.verb, 'url.path': `/${request.method}` }) : undefined;
     if (scope && tracing) headers = withTraceHeaders(headers, tracing.inject(scope.context));
-    const { request: outgoing, response } = channel.send(request.verb, path, headers);
-    request.signal.addEventListener('abort', () => outgoing.destroy(), { once: true });
+    const { request: outgoing, response } = channel.send(request.verb, path, headers, request.signal);
     if (Buffer.isBuffer(request.body)) outgoing.end(request.body);
     else pipe(request.body, outgoing, () => undefined);
     let answer;
@@ -32,7 +31,6 @@ export function appTerminal(channel: AppChannel | undefined, appId: string, appA
       }
       throw error;
     }
-    request.signal.addEventListener('abort', () => answer.destroy(), { once: true });
     if (scope) {
       recordStatus(scope.span, answer.statusCode ?? 502);
       endWithBody(scope.span, answer);

@@ -74,32 +74,47 @@ abstract class Metric<Series> {
   protected abstract empty(): Series;
   protected abstract sampleLines(labels: ReadonlyArray<readonly [string, string]>, value: Series): string[];
 
-  private key(labels: LabelValues): { values: string[]; key: string } {
-    const values = this.labelNames.map((name) => truncate(String(labels[name] ?? ''), MAX_LABEL_VALUE_LENGTH));
-    return { values, key: JSON.stringify(values) };
+  private labelValues(labels: LabelValues): string[] {
+    return this.labelNames.map((name) => truncate(String(labels[name] ?? ''), MAX_LABEL_VALUE_LENGTH));
+  }
+
+  /**
+   * The map key of a label set: each value with its length in front, so no two label sets share a key whatever
+   * their values contain. Built on every recorded call, so it allocates nothing but the string.
+   */
+  private key(labels: LabelValues): string {
+    let key = '';
+    for (const name of this.labelNames) {
+      const value = labels[name];
+      const text = value === undefined ? '' : truncate(String(value), MAX_LABEL_VALUE_LENGTH);
+      key += `${text.length}:${text}`;
+    }
+    return key;
   }
 
   /** The series for `labels` if it exists; reading never creates one. */
   protected peek(labels: LabelValues): Series | undefined {
-    return this.series.get(this.key(labels).key)?.value;
+    return this.series.get(this.key(labels))?.value;
   }
 
   /** The series for `labels`, created on first use; past the limit, the one overflow series. */
   protected seriesFor(labels: LabelValues): Series {
-    let { values, key } = this.key(labels);
-    if (!this.series.has(key) && this.series.size >= this.maxSeries) {
+    let key = this.key(labels);
+    let entry = this.series.get(key);
+    if (entry) return entry.value;
+    let values = this.labelValues(labels);
+    if (this.series.size >= this.maxSeries) {
       if (!this.overflowWarned) {
         this.overflowWarned = true;
         log.warn('metric has too many series; further label combinations are counted together', { metric: this.name, limit: this.maxSeries });
       }
       values = this.labelNames.map(() => OVERFLOW_LABEL_VALUE);
-      key = JSON.stringify(values);
+      key = this.key(Object.fromEntries(this.labelNames.map((name) => [name, OVERFLOW_LABEL_VALUE])));
+      entry = this.series.get(key);
+      if (entry) return entry.value;
     }
-    let entry = this.series.get(key);
-    if (!entry) {
-      entry = { labels: values, value: this.empty() };
-      this.series.set(key, entry);
-    }
+    entry = { labels: values, value: this.empty() };
+    this.series.set(key, entry);
     return entry.value;
   }
 
