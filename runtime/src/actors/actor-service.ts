@@ -30,7 +30,7 @@ export function actorServiceImplementation(runtime: ActorRuntime, own: ActorServ
           if (caller.trustDomain !== own.trustDomain() || caller.namespace !== own.namespace) {
             throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(caller)} may not call actors of namespace ${own.namespace}`);
           }
-          callback(null, await runtime.handleRemote(call.request, { appId: caller.appId, namespace: caller.namespace }, abort.signal));
+          callback(null, await runtime.handleRemote(call.request, caller, abort.signal));
         } catch (error) {
           if (abort.signal.aborted) return;
           const skeinError = asSkeinError(error);
