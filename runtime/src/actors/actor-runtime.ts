@@ -260,6 +260,7 @@ export class ActorRuntime {
     this.placement = new PlacementClient({
       addresses: options.placementAddresses,
       identity: options.identity,
+      clock: this.clock,
       report: () => ({ appId: options.appId, namespace: options.namespace, address: this.address, actorTypes: this.leaving ? [] : this.hostedTypes, instanceId: options.instanceId }),
       orders: {
         lock: (actorTypes) => this.view.lock(actorTypes),
