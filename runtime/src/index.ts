@@ -4,6 +4,10 @@
  * is in `@skein/core`.
  */
 export { Sidecar, type SidecarOptions, type SidecarPorts } from './sidecar.js';
+export type { ActorHost, ActorRef, ActorCaller, ActorCall, ActorMethodCall, ActorReply, ActorTurn, ReminderFire, ReminderOutcome, TimerFire, InternalTypeSettings, InternalTypeContext, ScheduleRequest } from './actors/actor-host.js';
+export type { StateOperation } from './actors/requests.js';
+export { compileInboundPolicies, type InboundPolicies } from './pipeline/inbound-config.js';
+export { compileOutbound } from './outbound/outbound-config.js';
 export { Sentry, type SentryOptions } from './identity/sentry.js';
 export { createJoinToken } from './identity/join-token.js';
 export { WorkloadIdentity, requestCertificate, type Svid } from './identity/workload.js';

@@ -30,6 +30,8 @@ import type { CompiledSidecarConfig } from './config/compile.js';
 import { OutboundPipeline } from './outbound/outbound.js';
 import { ActorRuntime } from './actors/actor-runtime.js';
 import { actorServiceHandler, CALL_ACTOR_PATH } from './actors/actor-service.js';
+import { AppActorHost } from './actors/actor-host-app.js';
+import type { ActorHost, InternalTypeContext, InternalTypeSettings } from './actors/actor-host.js';
 
 const log = logger('sidecar');
 
@@ -136,9 +138,9 @@ export class Sidecar {
         instanceId: this.instanceId,
         placementAddresses: options.placementAddresses,
         identity: this.identity,
-        appChannel: this.appChannel,
-        appApiToken: options.appApiToken,
-        maxBodyBytes: options.maxBodyBytes,
+        appHost: this.appChannel
+          ? new AppActorHost({ appId: options.appId, namespace: options.namespace, channel: this.appChannel, appApiToken: options.appApiToken, maxBodyBytes: options.maxBodyBytes })
+          : undefined,
       });
       this.internal.route(CALL_ACTOR_PATH, actorServiceHandler(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
     }
@@ -209,6 +211,9 @@ export class Sidecar {
     if (policies.accessControl?.configured) stages.push(new AccessControlMiddleware(policies.accessControl, sink));
     for (const bearer of policies.bearers) stages.push(new BearerMiddleware(bearer.validator, bearer.issuer, sink));
     if (policies.toolPolicy) stages.push(new McpToolPolicyMiddleware(policies.toolPolicy, sink, options.maxBodyBytes));
+    // Actor calls from other apps pass the same App-ID access control (bearer tokens and tool policy are for calls
+    // to the app's own routes: an actor call carries no token and no MCP message).
+    this.actors?.useInboundStages(policies.accessControl?.configured ? [new AccessControlMiddleware(policies.accessControl, sink)] : []);
     // The body's MCP message is read once, first, for every stage after it. Metrics next and untraced: every call
     // is counted, denials included, without a span of its own. Then the server span, in which the policy stages
     // run. Session bookkeeping last, next to the app and untraced too: it records which instance owns each new MCP
@@ -257,6 +262,15 @@ export class Sidecar {
     });
     this.registered = true;
     await this.actors?.hostApp().catch((error: unknown) => log.error('the actor runtime could not start hosting', { reason: (error as Error).message }));
+  }
+
+  /**
+   * Hosts an actor type of the sidecar itself (`dapr.internal.<...>`) in-process: placed by placement like the
+   * app's types, with one turn at a time, state, reminders and timers. Throws when the sidecar has no actor runtime.
+   */
+  registerInternalActorType(actorType: string, host: ActorHost, settings?: InternalTypeSettings): InternalTypeContext {
+    if (!this.actors) throw new SkeinError('ERR_ACTOR_RUNTIME_NOT_FOUND', 'the actor runtime is not enabled on this sidecar: start it with a placement address');
+    return this.actors.registerInternalType(actorType, host, settings);
   }
 
   /** `host:port` other sidecars dial: this sidecar's key on the placement rings. */

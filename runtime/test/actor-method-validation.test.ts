@@ -24,11 +24,9 @@ describe('actor method validation', function () {
       instanceId: 'test',
       placementAddresses: [],
       identity: {} as unknown as WorkloadIdentity,
-      appChannel: undefined,
-      appApiToken: undefined,
-      maxBodyBytes: 1024,
+      appHost: undefined,
     });
-    const caller = { appId: 'actor-caller', namespace: 'default' };
+    const caller = { trustDomain: 'public', appId: 'actor-caller', namespace: 'default' };
     for (const method of ['../../dapr/config', 'echo/../../../admin', '']) {
       await assert.rejects(
         runtime.handleRemote({ namespace: 'default', actorType: 'Counter', actorId: 'c1', hops: 1, call: { method, verb: 'PUT', headers: [], body: new Uint8Array() } }, caller, AbortSignal.timeout(1000)),

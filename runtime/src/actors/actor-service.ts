@@ -40,7 +40,7 @@ export function actorServiceHandler(runtime: ActorRuntime, own: ActorServiceIden
               throw new SkeinError('ERR_PERMISSION_DENIED', `caller ${formatSpiffeId(caller)} may not call actors of namespace ${own.namespace}`);
             }
             if (!request) throw new SkeinError('ERR_MALFORMED_REQUEST', 'an actor call without a request');
-            const response = await runtime.handleRemote(request, { appId: caller.appId, namespace: caller.namespace }, abort.signal);
+            const response = await runtime.handleRemote(request, caller, abort.signal);
             call.finish(0, undefined, undefined, ActorResponse.encode(response).finish());
           } catch (failure) {
             if (abort.signal.aborted) return;

@@ -1,6 +1,6 @@
 import { Client, experimental, Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { placementService, skein } from '@skein/proto';
-import { type TableSpec, logger, spiffeIdOfCertificate } from '@skein/core';
+import { type TableSpec, logger, spiffeIdOfCertificate, systemClock, type Clock, type TimerHandle } from '@skein/core';
 import type { WorkloadIdentity } from '../identity/workload.js';
 
 const log = logger('actors');
@@ -43,6 +43,8 @@ export interface PlacementClientOptions {
   heartbeatMs?: number;
   /** Longest pause between reconnection attempts. */
   maxBackoffMs?: number;
+  /** Heartbeats, reconnection pauses and the leave timeout run on it; the system clock by default. */
+  clock?: Clock;
 }
 
 /** The table of an UPDATE in the hashing module's shape. */
@@ -72,8 +74,9 @@ export class PlacementClient {
   private target: string;
   private cursor = 0;
   private backoffMs = 0;
-  private heartbeat: NodeJS.Timeout | undefined;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
+  private heartbeat: TimerHandle | undefined;
+  private retry: TimerHandle | undefined;
   private stopped = false;
   private streaming = false;
   /** One warning per outage; the attempts that follow are logged at debug level. */
@@ -83,6 +86,7 @@ export class PlacementClient {
   constructor(options: PlacementClientOptions) {
     if (options.addresses.length === 0) throw new Error('at least one placement address is needed');
     this.options = options;
+    this.clock = options.clock ?? systemClock;
     this.target = options.addresses[0] as string;
   }
 
@@ -99,8 +103,15 @@ export class PlacementClient {
   /** Opens the stream and starts reporting. */
   start(): void {
     this.connect();
-    this.heartbeat = setInterval(() => this.sendReport(), this.options.heartbeatMs ?? 1000);
-    this.heartbeat.unref();
+    this.beat();
+  }
+
+  private beat(): void {
+    if (this.stopped) return;
+    this.heartbeat = this.clock.setTimeout(() => {
+      this.sendReport();
+      this.beat();
+    }, this.options.heartbeatMs ?? 1000);
   }
 
   /** Sends the report now (the hosted actor types changed). */
@@ -114,14 +125,14 @@ export class PlacementClient {
    */
   async stop(timeoutMs = 2000): Promise<void> {
     this.stopped = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    if (this.retry) clearTimeout(this.retry);
+    this.clock.clearTimeout(this.heartbeat);
+    this.clock.clearTimeout(this.retry);
     const call = this.call;
     if (call) {
       const ended = new Promise<void>((resolve) => {
         call.once('status', () => resolve());
         call.once('error', () => resolve());
-        setTimeout(resolve, timeoutMs).unref();
+        this.clock.setTimeout(resolve, timeoutMs);
       });
       call.end();
       await ended;
@@ -176,9 +187,8 @@ export class PlacementClient {
   }
 
   private schedule(delayMs: number): void {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = setTimeout(() => this.connect(), delayMs);
-    this.retry.unref();
+    this.clock.clearTimeout(this.retry);
+    this.retry = this.clock.setTimeout(() => this.connect(), delayMs);
   }
 
   private sendReport(): void {

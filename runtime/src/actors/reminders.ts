@@ -1,6 +1,6 @@
 import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/nats-core';
-import { SkeinError, logger, parsePeriod, isRevisionConflict, type KvBucket } from '@skein/core';
+import { SkeinError, logger, parsePeriod, isRevisionConflict, sleep, systemClock, type Clock, type KvBucket, type TimerHandle } from '@skein/core';
 import { reminderKey, reminderTypeFilter } from './names.js';
 import type { ReminderRequest } from './requests.js';
 import { advance, isExpired, startProgress, type Schedule } from './schedule.js';
@@ -39,7 +39,7 @@ const MAX_TIMER_MS = 2_000_000_000;
 interface Tracked {
   reminder: StoredReminder;
   revision: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   failures: number;
 }
 
@@ -59,14 +59,16 @@ export class ReminderService {
   private readonly bucket: KvBucket;
   private readonly namespace: string;
   private readonly host: ReminderHost;
+  private readonly clock: Clock;
   private readonly tracked = new Map<string, Tracked>();
   private readonly watchers = new Map<string, QueuedIterator<KvWatchEntry>>();
   private stopped = false;
 
-  constructor(bucket: KvBucket, namespace: string, host: ReminderHost) {
+  constructor(bucket: KvBucket, namespace: string, host: ReminderHost, clock: Clock = systemClock) {
     this.bucket = bucket;
     this.namespace = namespace;
     this.host = host;
+    this.clock = clock;
   }
 
   /** Creates or replaces a reminder. */
@@ -136,7 +138,7 @@ export class ReminderService {
       if (this.stopped || this.watchers.get(actorType) !== iterator) return;
       log.warn('reminder watch ended; watching again', { actorType, reason });
       for (;;) {
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await sleep(this.clock, 1000);
         if (this.stopped) return;
         try {
           await this.watchType(actorType);
@@ -163,14 +165,14 @@ export class ReminderService {
   stop(): void {
     this.stopped = true;
     for (const iterator of this.watchers.values()) iterator.stop();
-    for (const tracked of this.tracked.values()) if (tracked.timer) clearTimeout(tracked.timer);
+    for (const tracked of this.tracked.values()) this.clock.clearTimeout(tracked.timer);
     this.tracked.clear();
   }
 
   private apply(entry: KvWatchEntry): void {
     const known = this.tracked.get(entry.key);
     if (entry.operation !== 'PUT') {
-      if (known?.timer) clearTimeout(known.timer);
+      this.clock.clearTimeout(known?.timer);
       this.tracked.delete(entry.key);
       return;
     }
@@ -183,21 +185,21 @@ export class ReminderService {
       log.warn('ignored a malformed reminder record', { key: entry.key });
       return;
     }
-    if (known?.timer) clearTimeout(known.timer);
+    this.clock.clearTimeout(known?.timer);
     const tracked: Tracked = { reminder, revision: entry.revision, timer: undefined, failures: 0 };
     this.tracked.set(entry.key, tracked);
     this.arm(entry.key, tracked);
   }
 
   private arm(key: string, tracked: Tracked, delayOverrideMs?: number): void {
-    if (tracked.timer) clearTimeout(tracked.timer);
+    this.clock.clearTimeout(tracked.timer);
     tracked.timer = undefined;
     if (this.stopped || !this.host.owns(tracked.reminder.actorType, tracked.reminder.actorId)) return;
-    const delay = delayOverrideMs ?? Math.max(0, tracked.reminder.nextFireAt - Date.now());
+    const delay = delayOverrideMs ?? Math.max(0, tracked.reminder.nextFireAt - this.clock.now());
     log.debug('reminder armed', { actorType: tracked.reminder.actorType, actorId: tracked.reminder.actorId, name: tracked.reminder.name, delayMs: delay });
-    tracked.timer = setTimeout(() => {
+    tracked.timer = this.clock.setTimeout(() => {
       tracked.timer = undefined;
-      if (delay >= MAX_TIMER_MS && delayOverrideMs === undefined && tracked.reminder.nextFireAt > Date.now()) this.arm(key, tracked);
+      if (delay >= MAX_TIMER_MS && delayOverrideMs === undefined && tracked.reminder.nextFireAt > this.clock.now()) this.arm(key, tracked);
       else void this.fire(key, tracked);
     }, Math.min(delay, MAX_TIMER_MS));
   }
@@ -206,7 +208,7 @@ export class ReminderService {
     if (this.stopped || this.tracked.get(key) !== tracked) return;
     const { reminder } = tracked;
     const schedule = scheduleOf(reminder);
-    if (isExpired(schedule, Date.now())) {
+    if (isExpired(schedule, this.clock.now())) {
       await this.remove(key, tracked, 'expired');
       return;
     }
@@ -227,7 +229,7 @@ export class ReminderService {
     }
     if (!acknowledged) log.error('reminder not acknowledged by the app; moving on', { actorType: reminder.actorType, actorId: reminder.actorId, name: reminder.name, status: outcome.status });
     tracked.failures = 0;
-    const next = outcome.cancel ? undefined : advance(schedule, { nextFireAt: reminder.nextFireAt, fired: reminder.fired }, Date.now());
+    const next = outcome.cancel ? undefined : advance(schedule, { nextFireAt: reminder.nextFireAt, fired: reminder.fired }, this.clock.now());
     if (!next) {
       await this.remove(key, tracked, outcome.cancel ? 'cancelled by the app' : 'done');
       return;

@@ -1,6 +1,5 @@
 import type { KvEntry } from '@nats-io/kv';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { SkeinError, isRevisionConflict, type KvBucket } from '@skein/core';
+import { SkeinError, isRevisionConflict, sleep, systemClock, type Clock, type KvBucket } from '@skein/core';
 import { actorStateKey } from './names.js';
 import type { StateOperation } from './requests.js';
 
@@ -18,9 +17,11 @@ const MAX_ATTEMPTS = 20;
  */
 export class ActorStateStore {
   private readonly bucket: KvBucket;
+  private readonly clock: Clock;
 
-  constructor(bucket: KvBucket) {
+  constructor(bucket: KvBucket, clock: Clock = systemClock) {
     this.bucket = bucket;
+    this.clock = clock;
   }
 
   /** The JSON of one key, or undefined when the key (or the actor's state) does not exist. */
@@ -64,7 +65,7 @@ export class ActorStateStore {
       } catch (error) {
         if (isRevisionConflict(error) && attempt < MAX_ATTEMPTS) {
           // Another writer got there first; re-read and re-apply after a short, jittered pause.
-          await sleep(Math.random() * Math.min(50, attempt * 5));
+          await sleep(this.clock, Math.random() * Math.min(50, attempt * 5));
           continue;
         }
         const reason = isRevisionConflict(error) ? `the state kept changing under ${MAX_ATTEMPTS} attempts` : (error as Error).message;

@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type TimerHandle } from '@skein/core';
 import type { TimerRequest } from './requests.js';
 import { advance, isExpired, startProgress, type Schedule, type ScheduleProgress } from './schedule.js';
 
@@ -17,19 +18,21 @@ export interface ActorTimer {
  * is handed to `fire`, which runs it as a turn, and the timer is re-armed from its schedule when that returns.
  */
 export class ActivationTimers {
-  private readonly timers = new Map<string, { timer: ActorTimer; handle: NodeJS.Timeout | undefined }>();
+  private readonly timers = new Map<string, { timer: ActorTimer; handle: TimerHandle | undefined }>();
   private readonly fire: (timer: ActorTimer) => Promise<'keep' | 'drop'>;
+  private readonly clock: Clock;
   private closed = false;
 
-  constructor(fire: (timer: ActorTimer) => Promise<'keep' | 'drop'>) {
+  constructor(fire: (timer: ActorTimer) => Promise<'keep' | 'drop'>, clock: Clock = systemClock) {
     this.fire = fire;
+    this.clock = clock;
   }
 
   /** Creates or replaces a timer. */
   set(name: string, request: TimerRequest, schedule: Schedule): void {
     this.delete(name);
     if (this.closed) return;
-    const entry = { timer: { name, request, schedule, progress: startProgress(schedule) }, handle: undefined as NodeJS.Timeout | undefined };
+    const entry = { timer: { name, request, schedule, progress: startProgress(schedule) }, handle: undefined as TimerHandle | undefined };
     this.timers.set(name, entry);
     this.arm(entry);
   }
@@ -38,7 +41,7 @@ export class ActivationTimers {
   delete(name: string): boolean {
     const entry = this.timers.get(name);
     if (!entry) return false;
-    if (entry.handle) clearTimeout(entry.handle);
+    this.clock.clearTimeout(entry.handle);
     this.timers.delete(name);
     return true;
   }
@@ -51,13 +54,13 @@ export class ActivationTimers {
   /** Stops every timer (the activation ends). */
   close(): void {
     this.closed = true;
-    for (const entry of this.timers.values()) if (entry.handle) clearTimeout(entry.handle);
+    for (const entry of this.timers.values()) this.clock.clearTimeout(entry.handle);
     this.timers.clear();
   }
 
-  private arm(entry: { timer: ActorTimer; handle: NodeJS.Timeout | undefined }): void {
-    const delay = Math.max(0, entry.timer.progress.nextFireAt - Date.now());
-    entry.handle = setTimeout(() => {
+  private arm(entry: { timer: ActorTimer; handle: TimerHandle | undefined }): void {
+    const delay = Math.max(0, entry.timer.progress.nextFireAt - this.clock.now());
+    entry.handle = this.clock.setTimeout(() => {
       entry.handle = undefined;
       if (delay >= MAX_TIMER_MS) {
         this.arm(entry);
@@ -67,15 +70,15 @@ export class ActivationTimers {
     }, Math.min(delay, MAX_TIMER_MS));
   }
 
-  private async run(entry: { timer: ActorTimer; handle: NodeJS.Timeout | undefined }): Promise<void> {
+  private async run(entry: { timer: ActorTimer; handle: TimerHandle | undefined }): Promise<void> {
     const { timer } = entry;
-    if (isExpired(timer.schedule, Date.now())) {
+    if (isExpired(timer.schedule, this.clock.now())) {
       this.timers.delete(timer.name);
       return;
     }
     const verdict = await this.fire(timer);
     if (this.closed || this.timers.get(timer.name) !== entry) return;
-    const next = verdict === 'keep' ? advance(timer.schedule, timer.progress, Date.now()) : undefined;
+    const next = verdict === 'keep' ? advance(timer.schedule, timer.progress, this.clock.now()) : undefined;
     if (!next) {
       this.timers.delete(timer.name);
       return;
