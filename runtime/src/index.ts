@@ -8,6 +8,7 @@ export type { ActorHost, ActorRef, ActorCaller, ActorCall, ActorMethodCall, Acto
 export type { StateOperation } from './actors/requests.js';
 export { compileInboundPolicies, type InboundPolicies } from './pipeline/inbound-config.js';
 export { compileOutbound } from './outbound/outbound-config.js';
+export { compileSidecarConfig, type CompiledSidecarConfig, type SidecarConfigInputs } from './config/compile.js';
 export { Sentry, type SentryOptions } from './identity/sentry.js';
 export { createJoinToken } from './identity/join-token.js';
 export { WorkloadIdentity, requestCertificate, type Svid } from './identity/workload.js';

@@ -184,7 +184,7 @@ spec:
       );
       const [loaded] = loadResourceFile(file);
       assert.equal(loaded?.kind, 'Component');
-      const compiled = compileBearerOptions(loaded?.value as ComponentResource, file);
+      const compiled = compileBearerOptions(loaded?.value, file);
       assert.equal(compiled.component, 'bearer-validator');
       assert.equal(compiled.issuer, 'https://auth.example.com');
       assert.equal(compiled.audience, 'mcp-server');

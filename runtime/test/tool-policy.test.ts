@@ -29,7 +29,7 @@ function loadSample(): CompiledToolPolicy {
   const [loaded] = loadResourceFile(SAMPLE);
   assert.ok(loaded);
   assert.equal(loaded.kind, 'MCPToolPolicy');
-  return compileToolPolicy(loaded.value as MCPToolPolicyResource, loaded.file, { target: 'mcp-server' });
+  return compileToolPolicy(loaded.value, loaded.file, { target: 'mcp-server' });
 }
 
 describe('MCP tool policy (MCPToolPolicy)', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  compileOutbound,
+  compileSidecarConfig,
   Sidecar,
   type ActorHost,
   type ActorMethodCall,
@@ -143,10 +143,7 @@ describe('actors: an internal actor type hosted in-process, placed and called li
       sentryAddress,
       trustAnchorsPem: readFileSync(harness.trustBundle, 'utf8'),
       joinToken: undefined,
-      configuration: undefined,
-      inboundPolicies: { accessControl: undefined, bearers: [], toolPolicy: undefined },
-      resources: [],
-      outbound: compileOutbound({ appId: HOST_APP, namespace: 'default', configuration: undefined, configFile: '', resources: [] }),
+      config: compileSidecarConfig({ appId: HOST_APP, namespace: 'default', resources: [] }),
       maxBodyBytes: 4 * 1024 * 1024,
       apiToken: undefined,
       appApiToken: undefined,

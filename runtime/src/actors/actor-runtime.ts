@@ -173,7 +173,7 @@ export class ActorRuntime {
       this.clock,
     );
     this.started = true;
-    if (this.internalTypes.size > 0) this.beginHosting([...this.internalTypes.keys()]);
+    if (this.internalTypes.size > 0) this.hostInternal([...this.internalTypes.keys()]);
   }
 
   /**
@@ -212,7 +212,7 @@ export class ActorRuntime {
     });
     this.updateHostedTypes();
     log.info('hosting internal actor type', { actorType });
-    if (this.started) this.beginHosting([actorType]).catch((error: unknown) => log.error('an internal actor type could not be hosted', { actorType, reason: (error as Error).message }));
+    if (this.started) this.hostInternal([actorType]);
     const json = (request: unknown): Buffer => Buffer.from(JSON.stringify(request));
     return Object.freeze({
       actorType,
@@ -231,6 +231,11 @@ export class ActorRuntime {
   }
 
   /** Joins placement (or tells it about new types), watches the types' reminders and starts the idle scan. */
+  /** Begins hosting internal types in the background; a failure is logged (placement retries on its own). */
+  private hostInternal(actorTypes: readonly string[]): void {
+    this.beginHosting(actorTypes).catch((error: unknown) => log.error('an internal actor type could not be hosted', { actorTypes, reason: (error as Error).message }));
+  }
+
   private async beginHosting(actorTypes: readonly string[]): Promise<void> {
     this.joinPlacement();
     this.placement?.reportNow();

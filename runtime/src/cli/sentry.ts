@@ -1,5 +1,5 @@
 import { parseFlags, portFlag, UsageError } from './args.js';
-import { Sentry } from '../identity/sentry.js';
+import { Sentry, type SentryOptions } from '../identity/sentry.js';
 import { readCa, skeinHome, parseDuration, trustDomainOfCa, logger } from '@skein/core';
 import { announceReady, onShutdown } from './ready.js';
 
@@ -19,7 +19,7 @@ export function trustDomainOfCaOrDefault(certPem: string): string {
 export function sentryOptionsFrom(
   flags: { home?: string | undefined; mode?: string | undefined; 'workload-cert-ttl'?: string | undefined; host?: string | undefined; port?: string | undefined; 'advertise-address'?: string[] | undefined; 'insecure-development'?: boolean | undefined },
   defaultPort: number,
-) {
+): SentryOptions {
   const ca = readCa(flags.home ?? skeinHome());
   const mode = flags.mode ?? 'development';
   if (mode !== 'development' && mode !== 'production') throw new UsageError(`--mode must be development or production, not "${mode}"`);
@@ -43,7 +43,7 @@ export function sentryOptionsFrom(
   return {
     ca,
     trustDomain: trustDomainOfCaOrDefault(ca.certPem),
-    mode: mode,
+    mode,
     workloadCertTtlMs: ttl,
     host: flags.host ?? '127.0.0.1',
     port: portFlag('port', flags.port, defaultPort),

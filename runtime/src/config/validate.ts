@@ -26,7 +26,7 @@ const METADATA_VALUE = /^\/spec\/metadata\/\d+\/value$/;
 /** The names a `contains` subschema asks for (`const` or `enum` of its `name`). */
 function containedNames(schema: unknown): string[] {
   const name = (schema as { properties?: { name?: { const?: unknown; enum?: unknown[] } } } | undefined)?.properties?.name;
-  if (name?.const !== undefined) return [String(name.const)];
+  if (typeof name?.const === 'string') return [name.const];
   return (name?.enum ?? []).map(String);
 }
 

@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '@skein/core';
 import type { LoadedResource } from '../config/load.js';
-import type { ComponentResource, ConfigurationResource, HTTPEndpointResource } from '../config/types.js';
+import type { ComponentResource, ConfigurationResource } from '../config/types.js';
 import { inScope } from '../config/scope.js';
 import { SecretStores } from '../secrets/secret-stores.js';
 import { compileHttpEndpoint, type CompiledHttpEndpoint } from './http-endpoint.js';
@@ -60,7 +60,7 @@ export function compileOutbound(inputs: OutboundInputs): CompiledOutbound {
   const outOfScope = new Set<string>(inputs.outOfScope);
   for (const resource of resources) {
     if (resource.kind !== 'Component') continue;
-    const component = resource.value as ComponentResource;
+    const component = resource.value;
     if (!inScope(component, appId, namespace)) {
       outOfScope.add(resource.name);
       continue;
@@ -80,7 +80,7 @@ export function compileOutbound(inputs: OutboundInputs): CompiledOutbound {
   const endpointFiles = new Map<string, string>();
   for (const resource of resources) {
     if (resource.kind !== 'HTTPEndpoint') continue;
-    const endpoint = resource.value as HTTPEndpointResource;
+    const endpoint = resource.value;
     if (!inScope(endpoint, appId, namespace)) continue;
     const earlier = endpointFiles.get(resource.name);
     if (earlier) throw new ConfigError(resource.file, '/metadata/name', `an HTTPEndpoint named "${resource.name}" is already loaded from ${earlier}`);

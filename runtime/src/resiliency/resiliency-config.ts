@@ -147,7 +147,7 @@ function compileBreaker(name: string, spec: CircuitBreakerSpec, resiliency: stri
 /** Compiles the Resiliency resources the sidecar of `appId` loads. Throws a ConfigError on the first problem. */
 export function compileResiliency(inputs: ResiliencyInputs): CompiledResiliency {
   const { appId, namespace } = inputs;
-  const loaded = inputs.resources.filter((resource) => resource.kind === 'Resiliency' && inScope(resource.value as ResiliencyResource, appId, namespace));
+  const loaded = inputs.resources.filter((resource) => resource.kind === 'Resiliency' && inScope(resource.value, appId, namespace));
   const timeouts = new Map<string, Defined<TimeoutPolicy>>();
   const retries = new Map<string, Defined<RetryPolicy>>();
   const breakers = new Map<string, Defined<CircuitBreakerPolicy>>();

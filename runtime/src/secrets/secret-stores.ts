@@ -134,8 +134,9 @@ export class SecretStores {
     let store = ref.store;
     if (store === undefined) {
       if (this.stores.size === 0) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: no secret store is loaded (add a ${LOCAL_FILE_SECRET_STORE} Component and name it in auth.secretStore)`);
-      if (this.stores.size > 1) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: several secret stores are loaded (${this.names.join(', ')}); name one in auth.secretStore`);
-      store = this.names[0];
+      const [only, ...others] = this.names;
+      if (only === undefined || others.length > 0) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: several secret stores are loaded (${this.names.join(', ')}); name one in auth.secretStore`);
+      store = only;
     }
     const table = this.stores.get(store);
     if (!table) throw new ConfigError(site.file, site.path, `${quoted} cannot be resolved: secret store "${store}" is not loaded (loaded: ${this.names.join(', ') || 'none'})`);

@@ -299,7 +299,7 @@ export class ClientCall {
         this.cancelWith(new GrpcCallError(GrpcStatus.INTERNAL, `${this.address} sent an invalid response: ${(error as FramingError).message}`));
       }
     });
-    stream.once('trailers', (headers) => {
+    stream.once('trailers', (headers: IncomingHttpHeaders) => {
       trailers = headers;
     });
     stream.on('error', () => undefined);

@@ -52,7 +52,7 @@ export class GrpcServer {
     });
     this.http2.on('session', (session: ServerHttp2Session) => {
       if (this.admitting) this.identities.set(session, this.admitting);
-      session.on('error', (error) => options.log.debug('internal connection failed', { reason: error.message }));
+      session.on('error', (error: Error) => options.log.debug('internal connection failed', { reason: error.message }));
     });
     this.http2.on('stream', (stream, headers) => this.dispatch(stream, headers));
   }

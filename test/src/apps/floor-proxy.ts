@@ -81,7 +81,7 @@ function runCaller(): void {
         res.writeHead(Number(head[constants.HTTP2_HEADER_STATUS] ?? 502), forwardable(head));
         forward(stream, res, lengthOf(head));
       });
-      stream.once('error', (error) => fail(res, error));
+      stream.once('error', (error: Error) => fail(res, error));
       forward(req, stream, lengthOf(req.headers));
       return;
     }
