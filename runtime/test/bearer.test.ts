@@ -27,6 +27,15 @@ async function keyPair(kid: string, alg = 'RS256'): Promise<KeyPair> {
   return { kid, alg, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
 }
 
+/** Polls `check` every 10 ms until it holds; fails naming `what` after five seconds. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** A JWKS endpoint of our own on 127.0.0.1:0: serves keys, counts hits, and can fail or stall on demand. */
 class JwksServer {
   mode: 'ok' | 'error' | 'garbage' | 'slow' | 'huge' = 'ok';
@@ -407,13 +416,12 @@ spec:
       server.mode = 'error';
       clock += 2 * 60_000;
       assert.ok((await validator.validate(`Bearer ${token}`)).ok, 'served from the cached keys');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.equal(server.hits, 2, 'a background refresh was attempted');
+      await until(() => server.hits === 2, 'a background refresh to be attempted');
       server.mode = 'ok';
       server.keys = [rotated.publicJwk];
       clock += 60_000;
-      assert.ok((await validator.validate(`Bearer ${token}`)).ok);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok((await validator.validate(`Bearer ${token}`)).ok, 'served from the cached keys while the refresh runs');
+      await until(async () => !(await validator.validate(`Bearer ${token}`)).ok, 'the background refresh to land');
       assert.equal(failed(await validator.validate(`Bearer ${token}`)).failure, 'unknown-kid', 'refreshed keys replace the old ones');
     });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { createCsr, generateKeyPem, signSvid } from '@skein/core';
 import { Harness, type AppHandle, type SidecarHandle } from '../src/harness.js';
+import { eventually } from '../src/eventually.js';
 import { httpRequest, type HttpResult } from '../src/http.js';
 
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '200ms', '--lease-ttl', '2s'];
@@ -37,18 +38,7 @@ interface DecisionEvent {
   decision: { allowed: boolean; source: string; rule: string; caller: string; target: string; method?: string };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('actors: App-ID access control of the actor\'s app applies to actor calls from other apps', function () {
   const harness = new Harness();

@@ -4,8 +4,8 @@ import { ActorId, ActorProxyBuilder, CommunicationProtocolEnum, DaprClient, LogL
 import { Harness, TEST_APPS, type SidecarHandle } from '../src/harness.js';
 import { freePort } from '../src/ports.js';
 import { SdkCounterActor } from '../src/apps/sdk-counter-actor.js';
+import { eventually } from '../src/eventually.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('actors with the official @dapr/dapr SDK (DaprServer actor hosting and ActorProxyBuilder over HTTP)', function () {
   const harness = new Harness();
@@ -42,12 +42,10 @@ describe('actors with the official @dapr/dapr SDK (DaprServer actor hosting and 
   it('a reminder registered by the SDK actor fires back into receiveReminder with its data', async function () {
     const actor = new ActorProxyBuilder<SdkCounterActor>(SdkCounterActor, client).build(new ActorId('c-3'));
     assert.equal(await actor.remindMe('wake up'), 'registered');
-    let seen: Array<{ data: unknown }> = [];
-    for (let attempt = 0; attempt < 50 && seen.length < 2; attempt++) {
-      await sleep(200);
-      seen = await actor.reminders();
-    }
-    assert.ok(seen.length >= 2, `the reminder fired ${seen.length} times`);
+    const seen = await eventually(async () => {
+      const fires: Array<{ data: unknown }> = await actor.reminders();
+      return fires.length >= 2 ? fires : undefined;
+    }, 10_000, 'the reminder to fire twice');
     assert.equal(seen[0]?.data, 'wake up');
     assert.equal(await actor.forget(), 'unregistered');
   });

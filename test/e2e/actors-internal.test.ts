@@ -14,25 +14,15 @@ import {
   type TimerFire,
 } from '@skein/runtime';
 import { Harness, type SidecarHandle } from '../src/harness.js';
+import { eventually } from '../src/eventually.js';
 import { httpRequest } from '../src/http.js';
 
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '200ms', '--lease-ttl', '2s'];
 const HOST_APP = 'wf-host';
 const TYPE = `dapr.internal.default.${HOST_APP}.workflow`;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 function json(status: number, value: unknown): ActorReply {
   return { status, headers: [['content-type', 'application/json']], body: Buffer.from(JSON.stringify(value)) };

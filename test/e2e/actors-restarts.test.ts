@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { Harness, type AppHandle, type ManagedProcess, type NatsHandle, type SidecarHandle } from '../src/harness.js';
+import { eventually } from '../src/eventually.js';
 import { httpRequest, type HttpResult } from '../src/http.js';
 
 /** What the actor app recorded (see test/src/apps/actor-app.ts). */
@@ -22,7 +23,6 @@ const HOST_ENV: NodeJS.ProcessEnv = { ACTOR_TYPES: 'Counter', SCAN_INTERVAL: '30
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '200ms', '--lease-ttl', '2s'];
 
 /** Pause between two polls of a bounded loop; each poll waits on a real answer (HTTP or the app's record). */
-const POLL_MS = 100;
 
 function actorCall(sidecar: SidecarHandle, actorId: string, method: string, body: unknown = {}): Promise<HttpResult> {
   return httpRequest(`${sidecar.url}/v1.0/actors/Counter/${encodeURIComponent(actorId)}/method/${method}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -46,21 +46,6 @@ function transact(sidecar: SidecarHandle, actorId: string, operations: unknown):
   return httpRequest(stateUrl(sidecar, actorId), { method: 'POST', body: JSON.stringify(operations), headers: { 'content-type': 'application/json' } });
 }
 
-/** Polls `check` until it returns a value (not undefined); fails after `timeoutMs` with the last thing seen. */
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
 
 /** Reminder fires of `name` on `actorId` recorded by any of `hosts`, with the recording host. */
 async function firesOf(hosts: Host[], actorId: string, name: string): Promise<Array<{ host: string; at: number }>> {
