@@ -376,6 +376,61 @@ spec:
     });
   });
 
+  describe('verified tokens', () => {
+    it('a token that verified answers again without a new verification, with a decision for the new call', async () => {
+      const validator = new BearerValidator(options());
+      const token = await sign(k1, { sub: 'alice' });
+      const first = await validator.validate(`Bearer ${token}`, { caller: 'agent', target: 'tools', method: 'tools/call' });
+      assert.ok(first.ok);
+      assert.equal(validator.verifiedTokens, 1);
+      const again = await validator.validate(`Bearer ${token}`, { caller: 'other-agent', target: 'tools', method: 'tools/list' });
+      assert.ok(again.ok);
+      assert.deepEqual(again.claims, first.claims);
+      assert.equal(again.decision.caller, 'other-agent', 'the decision describes the call it was made for');
+      assert.equal(again.decision.method, 'tools/list');
+      assert.equal(validator.verifiedTokens, 1, 'remembered once');
+      assert.equal(server.hits, 1);
+    });
+
+    it('a remembered token still expires: exp is checked on every call, within the clock skew', async () => {
+      let clock = Date.now();
+      const validator = new BearerValidator(options([{ name: 'clockSkew', value: '10s' }]), { now: () => clock });
+      const seconds = Math.floor(clock / 1000);
+      const token = await sign(k1, {}, { expiresIn: seconds + 60 });
+      assert.ok((await validator.validate(`Bearer ${token}`)).ok);
+      clock += 65_000;
+      assert.ok((await validator.validate(`Bearer ${token}`)).ok, 'within the skew after exp');
+      clock += 10_000;
+      const late = failed(await validator.validate(`Bearer ${token}`));
+      assert.equal(late.failure, 'expired');
+      assert.match(late.error.message, /expired \d{4}-/);
+      assert.equal(validator.verifiedTokens, 0, 'an expired token is forgotten');
+    });
+
+    it('a key the issuer withdraws stops a remembered token at the next key refresh', async () => {
+      let clock = Date.now();
+      const validator = new BearerValidator(options([{ name: 'jwksRefreshInterval', value: '1m' }]), { now: () => clock });
+      const token = await sign(k1, {}, { expiresIn: '2h' });
+      assert.ok((await validator.validate(`Bearer ${token}`)).ok);
+      server.keys = [k2.publicJwk];
+      clock += 2 * 60_000;
+      // Answered from memory while the refresh it starts is under way; refused once the new key set is in.
+      assert.ok((await validator.validate(`Bearer ${token}`)).ok);
+      await until(async () => !(await validator.validate(`Bearer ${token}`)).ok, 'the withdrawn key to take effect');
+      assert.equal(failed(await validator.validate(`Bearer ${token}`)).failure, 'unknown-kid');
+    });
+
+    it('a token refused is not remembered, and a tampered copy of a remembered one is refused', async () => {
+      const validator = new BearerValidator(options());
+      const token = await sign(k1, { sub: 'alice' });
+      assert.ok((await validator.validate(`Bearer ${token}`)).ok);
+      const [header, , signature] = token.split('.');
+      const payload = Buffer.from(JSON.stringify({ sub: 'mallory', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 })).toString('base64url');
+      assert.equal(failed(await validator.validate(`Bearer ${header}.${payload}.${signature}`)).failure, 'bad-signature');
+      assert.equal(validator.verifiedTokens, 1);
+    });
+  });
+
   describe('the JWKS', () => {
     it('is fetched once for many concurrent first requests', async () => {
       const validator = new BearerValidator(options());

@@ -7,6 +7,7 @@
  * with the issuer's key for its `kid`; `iss` and `aud` match; `exp` is present and, like `nbf`, holds within a small
  * clock skew. Every failure has its own kind and answers 401 (Dapr's answer), with an RFC 6750 challenge.
  */
+import { hash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ConfigError, SkeinError, type ErrorCode, parseDuration, decision, type Decision } from '@skein/core';
 import type { ComponentResource } from '../config/types.js';
@@ -197,11 +198,61 @@ export interface BearerContext {
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN_LENGTH = 16 * 1024;
+/** Tokens whose verification is remembered per component; the oldest is forgotten first. */
+const MAX_VERIFIED_TOKENS = 10_000;
+
+/** A token that verified: what a later request presenting the same token is answered with, while it holds. */
+interface VerifiedToken {
+  readonly claims: Readonly<JWTPayload>;
+  readonly reason: string;
+  /** `exp` and `nbf` in seconds (`nbf` -Infinity when absent). */
+  readonly exp: number;
+  readonly nbf: number;
+  /** The key set generation the signature was checked against. */
+  readonly generation: number;
+}
+
+/**
+ * Verified tokens by SHA-256 of the token (a token is up to 16 KiB; its digest is 43 characters). An entry answers
+ * only while the token's `exp`/`nbf` hold within the clock skew and the issuer's key set is the one it was checked
+ * against; signature, `iss`, `aud` and the algorithm are properties of the token and the component, checked once.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, VerifiedToken>();
+
+  static keyOf(token: string): string {
+    return hash('sha256', token, 'base64url');
+  }
+
+  get(key: string, generation: number, nowSeconds: number, skewSeconds: number): VerifiedToken | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    // The same tests jose makes: expired once exp <= now - skew, early while nbf > now + skew.
+    if (entry.generation !== generation || entry.exp <= nowSeconds - skewSeconds || entry.nbf > nowSeconds + skewSeconds) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  set(key: string, entry: VerifiedToken): void {
+    if (this.entries.size >= MAX_VERIFIED_TOKENS) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(key, entry);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
 
 /** Validates bearer tokens for one component; holds its JWKS cache. Create once per component. */
 export class BearerValidator {
   private readonly jwks: JwksCache;
   private readonly now: () => number;
+  private readonly verified = new VerifiedTokens();
 
   constructor(
     readonly options: BearerOptions,
@@ -217,6 +268,11 @@ export class BearerValidator {
   /** Fetches the issuer's keys ahead of the first request, as Dapr does when the component starts. */
   warmUp(): Promise<void> {
     return this.jwks.refresh();
+  }
+
+  /** How many verified tokens are remembered (at most 10,000). */
+  get verifiedTokens(): number {
+    return this.verified.size;
   }
 
   /** How many times the key set was fetched. */
@@ -238,6 +294,15 @@ export class BearerValidator {
     const token = match[1] as string;
     if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return refuse('malformed', 'the bearer token is not a compact JWS');
 
+    // A token that verified before answers from memory while it holds: no header decode, no signature check.
+    const tokenKey = VerifiedTokens.keyOf(token);
+    const nowMs = this.now();
+    const known = this.verified.get(tokenKey, this.jwks.generation, Math.floor(nowMs / 1000), this.options.clockSkewSeconds);
+    if (known) {
+      this.jwks.refreshIfStale();
+      return Object.freeze({ ok: true, claims: known.claims, decision: this.decide(true, known.reason, context) });
+    }
+
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -253,29 +318,41 @@ export class BearerValidator {
       audience: this.options.audience,
       algorithms: [...this.options.algorithms],
       clockTolerance: this.options.clockSkewSeconds,
-      currentDate: new Date(this.now()),
+      currentDate: new Date(nowMs),
       requiredClaims: ['exp'],
     };
     try {
-      const { payload } = await this.verify(token, verifyOptions);
+      const { payload, generation } = await this.verify(token, verifyOptions);
       const subject = typeof payload.sub === 'string' ? ` for subject "${payload.sub}"` : '';
-      return Object.freeze({ ok: true, claims: deepFreeze({ ...payload }), decision: this.decide(true, `the bearer token from ${this.options.issuer}${subject} is valid`, context) });
+      const reason = `the bearer token from ${this.options.issuer}${subject} is valid`;
+      const claims = deepFreeze({ ...payload });
+      if (generation !== undefined && typeof payload.exp === 'number') {
+        this.verified.set(tokenKey, { claims, reason, exp: payload.exp, nbf: typeof payload.nbf === 'number' ? payload.nbf : Number.NEGATIVE_INFINITY, generation });
+      }
+      return Object.freeze({ ok: true, claims, decision: this.decide(true, reason, context) });
     } catch (error) {
       const [failure, reason] = this.classify(error);
       return refuse(failure, reason);
     }
   }
 
-  private async verify(token: string, verifyOptions: JWTVerifyOptions): Promise<{ payload: JWTPayload }> {
+  /** Verifies `token`; `generation` is the key set's when one key was found for it (undefined: several were tried). */
+  private async verify(token: string, verifyOptions: JWTVerifyOptions): Promise<{ payload: JWTPayload; generation: number | undefined }> {
+    let generation: number | undefined;
     try {
-      return await jwtVerify(token, (header) => this.jwks.getKey(header), verifyOptions);
+      const { payload } = await jwtVerify(token, async (header) => {
+        const found = await this.jwks.keyFor(header);
+        generation = found.generation;
+        return found.key;
+      }, verifyOptions);
+      return { payload, generation };
     } catch (error) {
       // Several keys fit a token without kid: try each, and report a signature failure only if none verifies.
       if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error;
       let last: unknown = error;
       for await (const key of error as unknown as AsyncIterable<ResolvedKey>) {
         try {
-          return await jwtVerify(token, key, verifyOptions);
+          return { payload: (await jwtVerify(token, key, verifyOptions)).payload, generation: undefined };
         } catch (inner) {
           last = inner;
           if (!(inner instanceof joseErrors.JWSSignatureVerificationFailed)) throw inner;

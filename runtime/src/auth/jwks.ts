@@ -60,6 +60,8 @@ export class JwksCache {
   private inflight: Promise<void> | undefined;
   private resolvedUrl: URL | undefined;
   private fetches = 0;
+  private keySetGeneration = 0;
+  private keySetText: string | undefined;
 
   constructor(
     private readonly source: JwksSource,
@@ -85,16 +87,24 @@ export class JwksCache {
 
   /** The key for a token header: jose's key-getter contract, with unknown `kid` and outage turned into our errors. */
   async getKey(header: JWSHeaderParameters): Promise<ResolvedKey> {
+    return (await this.keyFor(header)).key;
+  }
+
+  /**
+   * The key for a token header and the generation of the key set it came from: a result verified with it holds
+   * for as long as `generation` stays the same.
+   */
+  async keyFor(header: JWSHeaderParameters): Promise<{ key: ResolvedKey; generation: number }> {
     if (!this.keys) {
       // Join a fetch under way; start one unless the last attempt failed too recently.
       if (this.inflight) await this.inflight;
       else if (!this.coolingDown()) await this.refresh();
       if (!this.keys) throw new JwksUnavailableError(this.unavailableReason());
-    } else if (this.now() - this.fetchedAt > this.source.maxAgeMs && !this.coolingDown()) {
-      void this.refresh();
+    } else {
+      this.refreshIfStale();
     }
     try {
-      return await (this.keys)(header);
+      return await this.resolve(this.keys, header);
     } catch (error) {
       if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
     }
@@ -102,11 +112,29 @@ export class JwksCache {
     if (this.inflight) await this.inflight;
     else if (!this.coolingDown()) await this.refresh();
     try {
-      return await (this.keys)(header);
+      return await this.resolve(this.keys, header);
     } catch (error) {
       if (error instanceof joseErrors.JWKSNoMatchingKey) throw new UnknownKeyError(`no key${header.kid === undefined ? '' : ` with kid "${header.kid}"`} for ${header.alg ?? 'this algorithm'} in the issuer's key set`);
       throw error;
     }
+  }
+
+  /** Starts a background refresh when the keys are older than the refresh interval (and no cooldown holds). */
+  refreshIfStale(): void {
+    if (this.keys && this.now() - this.fetchedAt > this.source.maxAgeMs && !this.coolingDown()) void this.refresh();
+  }
+
+  /**
+   * Changes whenever the published key set does (a refresh that fetches the same keys leaves it alone): a token
+   * verified under one generation is re-verified under the next, so a key the issuer withdraws stops working.
+   */
+  get generation(): number {
+    return this.keySetGeneration;
+  }
+
+  private async resolve(keys: KeyGetter, header: JWSHeaderParameters): Promise<{ key: ResolvedKey; generation: number }> {
+    const generation = this.keySetGeneration;
+    return { key: await keys(header), generation };
   }
 
   private coolingDown(): boolean {
@@ -125,6 +153,11 @@ export class JwksCache {
       this.fetches += 1;
       const document = await this.getJson(url, 'JWKS');
       const keys = createLocalJWKSet(document as JSONWebKeySet);
+      const text = JSON.stringify(document);
+      if (text !== this.keySetText) {
+        this.keySetText = text;
+        this.keySetGeneration += 1;
+      }
       this.keys = keys;
       this.fetchedAt = this.now();
       this.lastError = undefined;
