@@ -53,9 +53,10 @@ describe('actors: App-ID access control of the actor\'s app applies to actor cal
     const all = await Promise.all(hosts.map(async (host) => (await httpRequest(`http://127.0.0.1:${host.app.port}/_events`)).json<{ turns: Array<{ actorId: string }> }>()));
     return all.flatMap((events) => events.turns).filter((turn) => turn.actorId === actorId).length;
   };
-  /** The next `count` decisions the actor's app publishes. */
-  const decisions = (count: number): { sub: Subscription; events(): Promise<DecisionEvent[]> } => {
+  /** The next `count` decisions the actor's app publishes; resolves once the server has the subscription. */
+  const decisions = async (count: number): Promise<{ sub: Subscription; events(): Promise<DecisionEvent[]> }> => {
     const sub = nc.subscribe('skein.decisions.default.ledger', { max: count });
+    await nc.flush();
     return {
       sub,
       events: async () => {
@@ -101,7 +102,7 @@ describe('actors: App-ID access control of the actor\'s app applies to actor cal
   });
 
   it('allows the caller the policy allows and denies the other with Dapr\'s 403; each decision is published', async function () {
-    const published = decisions(2);
+    const published = await decisions(2);
     const allowed = await method(auditor, 'acct-1', 'echo');
     assert.equal(allowed.status, 200, allowed.body);
     assert.equal(allowed.json<{ headers: Record<string, string> }>().headers['dapr-caller-app-id'], 'auditor');
@@ -127,7 +128,7 @@ describe('actors: App-ID access control of the actor\'s app applies to actor cal
   });
 
   it('judges the verb and the operation: a verb the rule does not list, and timers, are denied', async function () {
-    const published = decisions(2);
+    const published = await decisions(2);
     const put = await method(auditor, 'acct-2', 'echo', 'PUT');
     assert.equal(put.status, 403, put.body);
     const timer = await httpRequest(`${auditor.url}/v1.0/actors/Ledger/acct-2/timers/sweep`, { method: 'POST', body: JSON.stringify({ dueTime: '1h' }) });

@@ -10,6 +10,7 @@
  * (count turns and reminder fires without keeping them, for long benchmark runs). `GET /_counts` gives the counts alone. The sidecar's URL arrives with `POST /_sidecar`.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { listen } from './listen.js';
 
 interface TurnRecord {
   actorType: string;
@@ -177,11 +178,4 @@ const server = createServer((req, res) => {
   })();
 });
 
-server.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0, pid: process.pid })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+listen(server);

@@ -12,6 +12,7 @@ import { createServer as createHttpServer, request, type IncomingMessage, type S
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
+import { listen } from './listen.js';
 
 const upstream = new URL(process.env['UPSTREAM'] ?? 'http://127.0.0.1:1');
 const introspectUrl = process.env['INTROSPECT_URL'] ?? '';
@@ -82,11 +83,4 @@ const server =
     ? createHttpsServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), ...(caFile ? { ca: readFileSync(caFile), requestCert: true, rejectUnauthorized: true } : {}) }, handle)
     : createHttpServer(handle);
 
-server.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0, pid: process.pid })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+listen(server);

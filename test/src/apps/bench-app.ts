@@ -3,6 +3,7 @@
  * work as possible so that what the benchmark measures is the path to it, not the app.
  */
 import { createServer } from 'node:http';
+import { listen } from './listen.js';
 
 const server = createServer({ keepAliveTimeout: 65_000, noDelay: true }, (req, res) => {
   let size = 0;
@@ -13,11 +14,4 @@ const server = createServer({ keepAliveTimeout: 65_000, noDelay: true }, (req, r
   });
 });
 
-server.listen(Number(process.env['APP_PORT'] ?? process.env['PORT'] ?? 0), '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0 })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+listen(server, Number(process.env['APP_PORT'] ?? process.env['PORT'] ?? 0));

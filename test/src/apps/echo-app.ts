@@ -5,6 +5,7 @@
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
+import { listen } from './listen.js';
 
 let requests = 0;
 const streams = new Map<string, ServerResponse>();
@@ -69,11 +70,4 @@ const server = createServer((req, res) => {
   });
 });
 
-server.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0, pid: process.pid })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+listen(server);

@@ -5,6 +5,7 @@
  * with that key (or, without one, in all) arrived, so tests prove how many attempts the target saw.
  */
 import { createServer } from 'node:http';
+import { listen } from './listen.js';
 
 const counts = new Map<string, number>();
 let total = 0;
@@ -39,11 +40,4 @@ const server = createServer((req, res) => {
   });
 });
 
-server.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === 'object' && address ? address.port : 0, pid: process.pid })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+listen(server);
