@@ -1304,6 +1304,84 @@ export namespace google {
             /** Shape of an Any. */
             type $Shape = google.protobuf.Any.$Properties;
         }
+
+        /**
+         * Properties of a Duration.
+         * @deprecated Use google.protobuf.Duration.$Properties instead.
+         */
+        interface IDuration extends google.protobuf.Duration.$Properties {
+        }
+
+        /** Represents a Duration. */
+        class Duration {
+
+            /**
+             * Constructs a new Duration.
+             * @param [p] Properties to set
+             */
+            constructor(p?: google.protobuf.Duration.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Duration seconds. */
+            seconds: (number|Long);
+
+            /** Duration nanos. */
+            nanos: number;
+
+            /**
+             * Creates a new Duration instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Duration instance
+             */
+            static create(properties: google.protobuf.Duration.$Shape): google.protobuf.Duration & google.protobuf.Duration.$Shape;
+            static create(properties?: google.protobuf.Duration.$Properties): google.protobuf.Duration;
+
+            /**
+             * Encodes the specified Duration message. Does not implicitly {@link google.protobuf.Duration.verify|verify} messages.
+             * @param m Duration message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: google.protobuf.Duration.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Duration message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {google.protobuf.Duration & google.protobuf.Duration.$Shape} Duration
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): google.protobuf.Duration & google.protobuf.Duration.$Shape;
+
+            /**
+             * Gets the type url for Duration
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Duration {
+
+            /** Properties of a Duration. */
+            interface $Properties {
+
+                /** Duration seconds */
+                seconds?: (number|Long|null);
+
+                /** Duration nanos */
+                nanos?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Duration. */
+            type $Shape = google.protobuf.Duration.$Properties;
+        }
     }
 
     /** Namespace rpc. */
@@ -1391,6 +1469,78 @@ export namespace google {
 
             /** Shape of an ErrorInfo. */
             type $Shape = google.rpc.ErrorInfo.$Properties;
+        }
+
+        /**
+         * Properties of a RetryInfo.
+         * @deprecated Use google.rpc.RetryInfo.$Properties instead.
+         */
+        interface IRetryInfo extends google.rpc.RetryInfo.$Properties {
+        }
+
+        /** Represents a RetryInfo. */
+        class RetryInfo {
+
+            /**
+             * Constructs a new RetryInfo.
+             * @param [p] Properties to set
+             */
+            constructor(p?: google.rpc.RetryInfo.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** RetryInfo retryDelay. */
+            retryDelay?: (google.protobuf.Duration.$Properties|null);
+
+            /**
+             * Creates a new RetryInfo instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns RetryInfo instance
+             */
+            static create(properties: google.rpc.RetryInfo.$Shape): google.rpc.RetryInfo & google.rpc.RetryInfo.$Shape;
+            static create(properties?: google.rpc.RetryInfo.$Properties): google.rpc.RetryInfo;
+
+            /**
+             * Encodes the specified RetryInfo message. Does not implicitly {@link google.rpc.RetryInfo.verify|verify} messages.
+             * @param m RetryInfo message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: google.rpc.RetryInfo.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a RetryInfo message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {google.rpc.RetryInfo & google.rpc.RetryInfo.$Shape} RetryInfo
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): google.rpc.RetryInfo & google.rpc.RetryInfo.$Shape;
+
+            /**
+             * Gets the type url for RetryInfo
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RetryInfo {
+
+            /** Properties of a RetryInfo. */
+            interface $Properties {
+
+                /** RetryInfo retryDelay */
+                retryDelay?: (google.protobuf.Duration.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a RetryInfo. */
+            type $Shape = google.rpc.RetryInfo.$Properties;
         }
 
         /**

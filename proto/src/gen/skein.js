@@ -3112,6 +3112,192 @@ export const google = $root.google = (() => {
             return Any;
         })();
 
+        protobuf.Duration = (function() {
+
+            /**
+             * Properties of a Duration.
+             * @typedef {Object} google.protobuf.Duration.$Properties
+             * @property {number|Long|null} [seconds] Duration seconds
+             * @property {number|null} [nanos] Duration nanos
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Duration.
+             * @memberof google.protobuf
+             * @interface IDuration
+             * @augments google.protobuf.Duration.$Properties
+             * @deprecated Use google.protobuf.Duration.$Properties instead.
+             */
+
+            /**
+             * Shape of a Duration.
+             * @typedef {google.protobuf.Duration.$Properties} google.protobuf.Duration.$Shape
+             */
+
+            /**
+             * Constructs a new Duration.
+             * @memberof google.protobuf
+             * @classdesc Represents a Duration.
+             * @constructor
+             * @param {google.protobuf.Duration.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Duration = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * Duration seconds.
+             * @member {number|Long} seconds
+             * @memberof google.protobuf.Duration
+             * @instance
+             */
+            Duration.prototype.seconds = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * Duration nanos.
+             * @member {number} nanos
+             * @memberof google.protobuf.Duration
+             * @instance
+             */
+            Duration.prototype.nanos = 0;
+
+            /**
+             * Creates a new Duration instance using the specified properties.
+             * @function create
+             * @memberof google.protobuf.Duration
+             * @static
+             * @param {google.protobuf.Duration.$Properties=} [properties] Properties to set
+             * @returns {google.protobuf.Duration} Duration instance
+             * @type {{
+             *   (properties: google.protobuf.Duration.$Shape): google.protobuf.Duration & google.protobuf.Duration.$Shape;
+             *   (properties?: google.protobuf.Duration.$Properties): google.protobuf.Duration;
+             * }}
+             */
+            Duration.create = function(properties) {
+                return new Duration(properties);
+            };
+
+            /**
+             * Encodes the specified Duration message. Does not implicitly {@link google.protobuf.Duration.verify|verify} messages.
+             * @function encode
+             * @memberof google.protobuf.Duration
+             * @static
+             * @param {google.protobuf.Duration.$Properties} m Duration message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Duration.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.seconds != null && $Object.hasOwnProperty.call(m, "seconds") && (typeof m.seconds === "object" ? m.seconds.low || m.seconds.high : m.seconds !== 0))
+                    w.uint32(/* id 1, wireType 0 =*/8).int64(m.seconds);
+                if (m.nanos != null && $Object.hasOwnProperty.call(m, "nanos") && m.nanos !== 0)
+                    w.uint32(/* id 2, wireType 0 =*/16).int32(m.nanos);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a Duration message from the specified reader or buffer.
+             * @function decode
+             * @memberof google.protobuf.Duration
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {google.protobuf.Duration & google.protobuf.Duration.$Shape} Duration
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Duration.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.google.protobuf.Duration();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                m.seconds = v;
+                            else
+                                delete m.seconds;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.int32())
+                                m.nanos = v;
+                            else
+                                delete m.nanos;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for Duration
+             * @function getTypeUrl
+             * @memberof google.protobuf.Duration
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Duration.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/google.protobuf.Duration";
+            };
+
+            return Duration;
+        })();
+
         return protobuf;
     })();
 
@@ -3359,6 +3545,169 @@ export const google = $root.google = (() => {
             };
 
             return ErrorInfo;
+        })();
+
+        rpc.RetryInfo = (function() {
+
+            /**
+             * Properties of a RetryInfo.
+             * @typedef {Object} google.rpc.RetryInfo.$Properties
+             * @property {google.protobuf.Duration.$Properties|null} [retryDelay] RetryInfo retryDelay
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a RetryInfo.
+             * @memberof google.rpc
+             * @interface IRetryInfo
+             * @augments google.rpc.RetryInfo.$Properties
+             * @deprecated Use google.rpc.RetryInfo.$Properties instead.
+             */
+
+            /**
+             * Shape of a RetryInfo.
+             * @typedef {google.rpc.RetryInfo.$Properties} google.rpc.RetryInfo.$Shape
+             */
+
+            /**
+             * Constructs a new RetryInfo.
+             * @memberof google.rpc
+             * @classdesc Represents a RetryInfo.
+             * @constructor
+             * @param {google.rpc.RetryInfo.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const RetryInfo = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * RetryInfo retryDelay.
+             * @member {google.protobuf.Duration.$Properties|null|undefined} retryDelay
+             * @memberof google.rpc.RetryInfo
+             * @instance
+             */
+            RetryInfo.prototype.retryDelay = null;
+
+            /**
+             * Creates a new RetryInfo instance using the specified properties.
+             * @function create
+             * @memberof google.rpc.RetryInfo
+             * @static
+             * @param {google.rpc.RetryInfo.$Properties=} [properties] Properties to set
+             * @returns {google.rpc.RetryInfo} RetryInfo instance
+             * @type {{
+             *   (properties: google.rpc.RetryInfo.$Shape): google.rpc.RetryInfo & google.rpc.RetryInfo.$Shape;
+             *   (properties?: google.rpc.RetryInfo.$Properties): google.rpc.RetryInfo;
+             * }}
+             */
+            RetryInfo.create = function(properties) {
+                return new RetryInfo(properties);
+            };
+
+            /**
+             * Encodes the specified RetryInfo message. Does not implicitly {@link google.rpc.RetryInfo.verify|verify} messages.
+             * @function encode
+             * @memberof google.rpc.RetryInfo
+             * @static
+             * @param {google.rpc.RetryInfo.$Properties} m RetryInfo message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            RetryInfo.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.retryDelay != null && $Object.hasOwnProperty.call(m, "retryDelay"))
+                    $root.google.protobuf.Duration.encode(m.retryDelay, w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a RetryInfo message from the specified reader or buffer.
+             * @function decode
+             * @memberof google.rpc.RetryInfo
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {google.rpc.RetryInfo & google.rpc.RetryInfo.$Shape} RetryInfo
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            RetryInfo.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.google.rpc.RetryInfo();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            m.retryDelay = $root.google.protobuf.Duration.decode(r, r.size(), $undefined, q + 1, m.retryDelay);
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for RetryInfo
+             * @function getTypeUrl
+             * @memberof google.rpc.RetryInfo
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            RetryInfo.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/google.rpc.RetryInfo";
+            };
+
+            return RetryInfo;
         })();
 
         rpc.Status = (function() {

@@ -6,7 +6,7 @@ import { SkeinError, asSkeinError, grpcStatusOfAppStatus, logger, forwardableHea
 import { readWhole } from '../pipeline/read-body.js';
 import { traceCarrierOf, type CallResponse } from '../pipeline/pipeline.js';
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
-import { UNARY_BODY_LIMIT } from '../invoke/client.js';
+import { OVERLOAD_RETRY_AFTER_SECONDS, UNARY_BODY_LIMIT } from '../invoke/client.js';
 import type { MetadataSnapshot, UniversalApi } from './universal.js';
 
 const log = logger('api');
@@ -109,13 +109,7 @@ export class GrpcApi {
     } catch (error) {
       const skeinError = asSkeinError(error);
       log.debug('gRPC API call failed', { method: call.getPath(), code: skeinError.code, reason: skeinError.message });
-      // The catalogue's code travels as an ErrorInfo, so gRPC callers can tell failures apart as HTTP callers do.
-      const trailers = new Metadata();
-      trailers.set(
-        'grpc-status-details-bin',
-        encodeStatus(skeinError.grpcStatus, skeinError.message, { reason: skeinError.wireCode(), domain: 'dapr.io', metadata: { errorCode: skeinError.code, 'http.code': String(skeinError.httpStatus) } }),
-      );
-      reply = { headers: new Metadata(), error: { code: skeinError.grpcStatus, details: skeinError.message, metadata: trailers } };
+      reply = { headers: new Metadata(), error: { code: skeinError.grpcStatus, details: skeinError.message, metadata: errorTrailers(skeinError) } };
     }
     if (call.cancelled) return;
     call.sendMetadata(reply.headers);
@@ -177,11 +171,13 @@ export class GrpcApi {
     const trailers = new Metadata();
     trailers.set(
       'grpc-status-details-bin',
-      encodeStatus(grpcStatus, statusText, {
-        reason: statusText,
-        domain: 'dapr.io',
-        metadata: { 'http.code': String(response.status), 'http.error_message': body.subarray(0, ERROR_INFO_BODY_BYTES).toString('utf8') },
-      }),
+      encodeStatus(grpcStatus, statusText, [
+        errorInfo({
+          reason: statusText,
+          domain: 'dapr.io',
+          metadata: { 'http.code': String(response.status), 'http.error_message': body.subarray(0, ERROR_INFO_BODY_BYTES).toString('utf8') },
+        }),
+      ]),
     );
     return { headers: replyHeaders, error: { code: grpcStatus, details: statusText, metadata: trailers } };
   }
@@ -227,10 +223,30 @@ function responseMetadata(response: CallResponse): Metadata {
   return metadata;
 }
 
-/** The bytes of a `google.rpc.Status` with one ErrorInfo: what rich-error clients read from `grpc-status-details-bin`. */
-function encodeStatus(code: GrpcStatus, message: string, info: google.rpc.IErrorInfo): Buffer {
-  const detail = { type_url: 'type.googleapis.com/google.rpc.ErrorInfo', value: google.rpc.ErrorInfo.encode(info).finish() };
-  const bytes = google.rpc.Status.encode({ code, message, details: [detail] }).finish();
+/**
+ * The trailers of a call that failed with `error`: a `google.rpc.Status` whose ErrorInfo carries the catalogue's
+ * code, so gRPC callers tell failures apart as HTTP callers do. A refusal worth retrying later (a 503: a peer at its
+ * limit, a breaker open) adds a RetryInfo, the gRPC form of HTTP's `Retry-After`.
+ */
+export function errorTrailers(error: SkeinError): Metadata {
+  const details = [errorInfo({ reason: error.wireCode(), domain: 'dapr.io', metadata: { errorCode: error.code, 'http.code': String(error.httpStatus) } })];
+  if (error.httpStatus === 503) details.push(retryInfo(OVERLOAD_RETRY_AFTER_SECONDS));
+  const trailers = new Metadata();
+  trailers.set('grpc-status-details-bin', encodeStatus(error.grpcStatus, error.message, details));
+  return trailers;
+}
+
+function errorInfo(info: google.rpc.IErrorInfo): google.protobuf.IAny {
+  return { type_url: 'type.googleapis.com/google.rpc.ErrorInfo', value: google.rpc.ErrorInfo.encode(info).finish() };
+}
+
+function retryInfo(seconds: number): google.protobuf.IAny {
+  return { type_url: 'type.googleapis.com/google.rpc.RetryInfo', value: google.rpc.RetryInfo.encode({ retryDelay: { seconds } }).finish() };
+}
+
+/** The bytes of a `google.rpc.Status`: what rich-error clients read from `grpc-status-details-bin`. */
+function encodeStatus(code: GrpcStatus, message: string, details: google.protobuf.IAny[]): Buffer {
+  const bytes = google.rpc.Status.encode({ code, message, details }).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
