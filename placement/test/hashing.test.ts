@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ActorPlacement, DEFAULT_VIRTUAL_NODES, HashRing, ringPosition } from '../src/hashing.js';
 import { changedActorTypes, computeTable } from '../src/table.js';
@@ -9,6 +10,85 @@ const keys = (count: number): string[] => Array.from({ length: count }, (_, i) =
 
 function owners(ring: HashRing, ids: string[]): string[] {
   return ids.map((id) => ring.lookup(id) as string);
+}
+
+/** A seeded PRNG (mulberry32) in [0, 1): every run tries the same member changes. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), state | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Ring positions of `count` actor ids, computed once so rings can be compared with `ownerAt` alone. */
+const keyPositions = (count: number): number[] => keys(count).map(ringPosition);
+
+/**
+ * Asserts that two rings are the same ring: same members and size, the same owner for every key position, and the
+ * same owner just before, at and just after every point (so the order of points, ties included, agrees wherever a
+ * lookup can see it).
+ */
+function assertSameRing(actual: HashRing, expected: HashRing, positions: readonly number[], what: string): void {
+  assert.deepEqual(actual.members, expected.members, `${what}: members`);
+  assert.equal(actual.virtualNodes, expected.virtualNodes, `${what}: virtual nodes`);
+  assert.equal(actual.size, expected.size, `${what}: size`);
+  const probes = [...positions];
+  for (const points of expected.points.values()) for (const position of points) probes.push(position - 1, position, position + 1);
+  for (const position of probes) {
+    if (actual.ownerAt(position) !== expected.ownerAt(position)) assert.fail(`${what}: owner at ${position} is ${actual.ownerAt(position)}, not ${expected.ownerAt(position)}`);
+  }
+}
+
+/** The owner at `position` by the contract's definition, from a plain list of points sorted by (position, member, index). */
+function referenceOwnerAt(points: ReadonlyMap<string, readonly number[]>, position: number): string | undefined {
+  const all = [...points].flatMap(([member, positions]) => positions.map((at, index) => ({ at, member, index })));
+  all.sort((a, b) => a.at - b.at || (a.member < b.member ? -1 : a.member > b.member ? 1 : 0) || a.index - b.index);
+  return (all.find((point) => point.at >= position) ?? all[0])?.member;
+}
+
+/** `count` distinct entries of `from`, in a seeded random order. */
+function pick<T>(random: () => number, from: readonly T[], count: number): T[] {
+  const rest = [...from];
+  const picked: T[] = [];
+  while (picked.length < count && rest.length > 0) picked.push(...rest.splice(Math.floor(random() * rest.length), 1));
+  return picked;
+}
+
+/**
+ * A seeded walk over member sets drawn from `pool`, one change per step: hosts joining, leaving, replaced, several of
+ * each at once, down to a single host and to none. Sets come in a shuffled order, sometimes with duplicates, as a
+ * table might list them.
+ */
+function memberChanges(random: () => number, pool: readonly string[], steps: number): string[][] {
+  const between = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
+  let current = pick(random, pool, between(0, pool.length / 2));
+  const sets = [current];
+  for (let step = 0; step < steps; step++) {
+    const absent = pool.filter((member) => !current.includes(member));
+    const kind = between(0, 9);
+    if (kind <= 2) current = [...current, ...pick(random, absent, between(1, 3))];
+    else if (kind <= 4) current = pick(random, current, current.length - between(1, 3));
+    else if (kind <= 6) {
+      const replaced = between(1, 3);
+      current = [...pick(random, current, current.length - replaced), ...pick(random, absent, replaced)];
+    } else if (kind === 7) current = [...pick(random, current, between(0, current.length)), ...pick(random, absent, between(0, absent.length))];
+    else if (kind === 8) current = pick(random, pool, 1);
+    else current = [];
+    const listed = pick(random, current, current.length);
+    sets.push(random() < 0.2 ? [...listed, ...pick(random, listed, 2)] : listed);
+  }
+  return sets;
+}
+
+/** Member names whose code-unit order differs from locale order, and a prefix of another name. */
+const awkwardNames = ['a:1', 'B:1', 'b:1', 'Z\u00e9:1', '\u00e9:1', 'e:1', '10.0.0.1:1', '10.0.0.10:1', '10.0.0.2:1', '10.0.0.1'];
+
+/** Made-up points in a tiny range, so positions tie often, between members and within one. */
+function collidingPoints(members: readonly string[], virtualNodes: number, random: () => number): Map<string, Float64Array> {
+  return new Map(members.map((member) => [member, Float64Array.from({ length: virtualNodes }, () => Math.floor(random() * 40))]));
 }
 
 describe('hashing', () => {
@@ -34,6 +114,22 @@ describe('hashing', () => {
       assert.deepEqual(owners(HashRing.build([...members, ...members]), keys(500)), owners(HashRing.build(members), keys(500)));
     });
 
+    it('derives the same ring as a full build after any change of members, whatever the virtual nodes', () => {
+      const random = seededRandom(2024);
+      const pool = [...hosts(60), ...awkwardNames];
+      const positions = keyPositions(3000);
+      for (const virtualNodes of [1, 2, 7, 100]) {
+        for (let walk = 0; walk < 3; walk++) {
+          const sets = memberChanges(random, pool, 12);
+          let ring = HashRing.build(sets[0] ?? [], virtualNodes);
+          for (const [step, members] of sets.entries()) {
+            ring = ring.withMembers(members);
+            assertSameRing(ring, HashRing.build(members, virtualNodes), positions, `${virtualNodes} virtual nodes, walk ${walk}, step ${step}`);
+          }
+        }
+      }
+    });
+
     it('gives the same owners in another process', () => {
       const members = hosts(5);
       const ids = keys(300);
@@ -49,6 +145,30 @@ describe('hashing', () => {
       const base = HashRing.build(hosts(6));
       const grown = base.withMembers([...hosts(6), '10.9.9.9:1']);
       assert.deepEqual(owners(grown, keys(1000)), owners(HashRing.build([...hosts(6), '10.9.9.9:1']), keys(1000)));
+    });
+  });
+
+  describe('order of points (what every sidecar must agree on)', () => {
+    it('sorts points by position, ties by member in code-unit order, then by index', () => {
+      const random = seededRandom(7);
+      for (let round = 0; round < 40; round++) {
+        const members = awkwardNames.filter(() => random() < 0.5);
+        const virtualNodes = 1 + Math.floor(random() * 5);
+        const points = collidingPoints(members, virtualNodes, random);
+        const ring = HashRing.build(members, virtualNodes, points);
+        const plain = new Map([...points].map(([member, at]) => [member, [...at]]));
+        for (let position = -1; position <= 41; position++) assert.equal(ring.ownerAt(position), referenceOwnerAt(plain, position), `round ${round}, position ${position}`);
+      }
+    });
+
+    it('computes ringPosition as the first 53 bits of SHA-256 for any key', () => {
+      const random = seededRandom(11);
+      const ids = [...keys(2000), '', '#', 'é', '\u{1f600}', 'a'.repeat(1000)];
+      for (let i = 0; i < 1000; i++) ids.push(String.fromCharCode(...Array.from({ length: 1 + Math.floor(random() * 20) }, () => Math.floor(random() * 0xd7ff))));
+      for (const id of ids) {
+        const expected = Number(createHash('sha256').update(id, 'utf8').digest().readBigUInt64BE(0) >> 11n);
+        if (ringPosition(id) !== expected) assert.fail(`ringPosition(${JSON.stringify(id)}) is ${ringPosition(id)}, not ${expected}`);
+      }
     });
   });
 
