@@ -48,6 +48,73 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Members unique and in code-unit order: the order owner indices count in and position ties resolve by. */
+function sortedMembers(members: Iterable<string>): string[] {
+  return [...new Set(members)].sort(compareStrings);
+}
+
+/** Points of every member: taken from the first source that has them for `virtualNodes`, hashed otherwise. */
+function pointsFor(members: readonly string[], virtualNodes: number, sources: ReadonlyArray<ReadonlyMap<string, MemberPoints> | undefined>): Map<string, MemberPoints> {
+  const memberPoints = new Map<string, MemberPoints>();
+  for (const member of members) {
+    let points: MemberPoints | undefined;
+    for (const source of sources) {
+      const known = source?.get(member);
+      if (known && known.length === virtualNodes) {
+        points = known;
+        break;
+      }
+    }
+    memberPoints.set(member, points ?? pointsOf(member, virtualNodes));
+  }
+  return memberPoints;
+}
+
+/**
+ * Points in ring order: `positions` ascending; equal positions by owner, then by virtual-node index. `owners[i]` is
+ * the index (rank) in the ring's sorted members of the member whose point is at `positions[i]`.
+ */
+interface OrderedPoints {
+  positions: Float64Array;
+  owners: Uint32Array;
+}
+
+/** Marks a place not yet taken while points are put in ring order. No ring has 2^32 - 1 members. */
+const UNPLACED = 0xffff_ffff;
+
+/** The index of the first of `positions[low, high)` at or after `position` (`high` if none is); `positions` ascending. */
+function firstAtOrAfter(positions: Float64Array, position: number, low: number, high: number): number {
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((positions[mid] as number) < position) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/**
+ * The points of members `ranks` (ascending; `points[k]` belongs to `ranks[k]`) in ring order. The positions are
+ * sorted natively, as numbers; then each point, visited in (rank, index) order, takes the first free place holding
+ * its position. That visiting order is the tie order, so a run of equal positions comes out by member, then index,
+ * exactly as a comparator on (position, member, index) would sort it.
+ */
+function orderPoints(ranks: readonly number[], points: readonly MemberPoints[], virtualNodes: number): OrderedPoints {
+  const count = ranks.length * virtualNodes;
+  const positions = new Float64Array(count);
+  for (let k = 0; k < points.length; k++) positions.set(points[k] as MemberPoints, k * virtualNodes);
+  positions.sort();
+  const owners = new Uint32Array(count).fill(UNPLACED);
+  for (let k = 0; k < points.length; k++) {
+    const memberPoints = points[k] as MemberPoints;
+    for (let index = 0; index < virtualNodes; index++) {
+      let place = firstAtOrAfter(positions, memberPoints[index] as number, 0, count);
+      while (owners[place] !== UNPLACED) place++;
+      owners[place] = ranks[k] as number;
+    }
+  }
+  return { positions, owners };
+}
+
 /**
  * One hash ring: `virtualNodes` points per member, sorted by position (ties by member, then index, so a collision
  * resolves the same way everywhere). Immutable; `withMembers` derives a new ring and reuses the points of members
@@ -61,42 +128,22 @@ export class HashRing {
   private readonly positions: Float64Array;
   private readonly owners: Uint32Array;
 
-  private constructor(members: readonly string[], virtualNodes: number, memberPoints: ReadonlyMap<string, MemberPoints>) {
+  private constructor(members: readonly string[], virtualNodes: number, memberPoints: ReadonlyMap<string, MemberPoints>, ordered: OrderedPoints) {
     this.members = members;
     this.virtualNodes = virtualNodes;
     this.memberPoints = memberPoints;
-    const count = members.length * virtualNodes;
-    const order: number[] = new Array<number>(count);
-    const flatPositions = new Float64Array(count);
-    for (let m = 0; m < members.length; m++) {
-      const points = memberPoints.get(members[m] as string) as MemberPoints;
-      for (let index = 0; index < virtualNodes; index++) {
-        const slot = m * virtualNodes + index;
-        flatPositions[slot] = points[index] as number;
-        order[slot] = slot;
-      }
-    }
-    // Members are sorted, so comparing slots compares (member, index) once the positions tie.
-    order.sort((a, b) => (flatPositions[a] as number) - (flatPositions[b] as number) || a - b);
-    this.positions = new Float64Array(count);
-    this.owners = new Uint32Array(count);
-    for (let i = 0; i < count; i++) {
-      const slot = order[i] as number;
-      this.positions[i] = flatPositions[slot] as number;
-      this.owners[i] = Math.floor(slot / virtualNodes);
-    }
+    this.positions = ordered.positions;
+    this.owners = ordered.owners;
   }
 
   /** A ring of `members` (duplicates ignored). */
   static build(members: Iterable<string>, virtualNodes = DEFAULT_VIRTUAL_NODES, reuse?: ReadonlyMap<string, MemberPoints>): HashRing {
     checkVirtualNodes(virtualNodes);
-    const sorted = [...new Set(members)].sort(compareStrings);
-    const memberPoints = new Map<string, MemberPoints>();
-    for (const member of sorted) {
-      const known = reuse?.get(member);
-      memberPoints.set(member, known && known.length === virtualNodes ? known : pointsOf(member, virtualNodes));
-    }
-    return new HashRing(sorted, virtualNodes, memberPoints);
+    const sorted = sortedMembers(members);
+    const memberPoints = pointsFor(sorted, virtualNodes, [reuse]);
+    const ranks = sorted.map((_, rank) => rank);
+    const ordered = orderPoints(ranks, sorted.map((member) => memberPoints.get(member) as MemberPoints), virtualNodes);
+    return new HashRing(sorted, virtualNodes, memberPoints, ordered);
   }
 
   /** The same ring with another member set; points of members present in both are not recomputed. */
@@ -118,14 +165,8 @@ export class HashRing {
   ownerAt(position: number): string | undefined {
     const count = this.positions.length;
     if (count === 0) return undefined;
-    let low = 0;
-    let high = count;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((this.positions[mid] as number) < position) low = mid + 1;
-      else high = mid;
-    }
-    return this.members[this.owners[low === count ? 0 : low] as number];
+    const first = firstAtOrAfter(this.positions, position, 0, count);
+    return this.members[this.owners[first === count ? 0 : first] as number];
   }
 
   /** Points of every member, for building related rings without rehashing. */
