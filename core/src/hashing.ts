@@ -116,6 +116,65 @@ function orderPoints(ranks: readonly number[], points: readonly MemberPoints[], 
 }
 
 /**
+ * How the members of a ring map onto a new sorted member list (both in code-unit order): `rankAfter[r]` is the new
+ * rank of old member `r` (-1 if it leaves; increasing over the members that stay), `joined` the new ranks of members
+ * the old ring did not have (ascending).
+ */
+function matchMembers(before: readonly string[], after: readonly string[]): { rankAfter: Int32Array; joined: number[] } {
+  const rankAfter = new Int32Array(before.length).fill(-1);
+  const joined: number[] = [];
+  let old = 0;
+  for (let rank = 0; rank < after.length; rank++) {
+    const member = after[rank] as string;
+    while (old < before.length && (before[old] as string) < member) old++;
+    if (before[old] === member) rankAfter[old++] = rank;
+    else joined.push(rank);
+  }
+  return { rankAfter, joined };
+}
+
+/**
+ * The points of the members that stay, owners renumbered by `rankAfter`, in one linear pass. Ring order holds
+ * without sorting: the positions keep their order, and a tie between two members that stay keeps its order because
+ * their ranks keep theirs.
+ */
+function keptPoints(ordered: OrderedPoints, rankAfter: Int32Array, count: number): OrderedPoints {
+  const positions = new Float64Array(count);
+  const owners = new Uint32Array(count);
+  let kept = 0;
+  for (let i = 0; i < ordered.positions.length; i++) {
+    const rank = rankAfter[ordered.owners[i] as number] as number;
+    if (rank < 0) continue;
+    positions[kept] = ordered.positions[i] as number;
+    owners[kept++] = rank;
+  }
+  return { positions, owners };
+}
+
+/**
+ * Two runs in ring order merged into one, in one linear pass. Their owners are disjoint (members that stay, members
+ * that join), so on an equal position the lower rank goes first and the index never has to decide: the same order a
+ * full build gives.
+ */
+function mergePoints(a: OrderedPoints, b: OrderedPoints): OrderedPoints {
+  const count = a.positions.length + b.positions.length;
+  const positions = new Float64Array(count);
+  const owners = new Uint32Array(count);
+  let i = 0;
+  let j = 0;
+  for (let out = 0; out < count; out++) {
+    const fromA =
+      j === b.positions.length ||
+      (i < a.positions.length && ((a.positions[i] as number) < (b.positions[j] as number) || ((a.positions[i] as number) === (b.positions[j] as number) && (a.owners[i] as number) < (b.owners[j] as number))));
+    const from = fromA ? a : b;
+    const at = fromA ? i++ : j++;
+    positions[out] = from.positions[at] as number;
+    owners[out] = from.owners[at] as number;
+  }
+  return { positions, owners };
+}
+
+/**
  * One hash ring: `virtualNodes` points per member, sorted by position (ties by member, then index, so a collision
  * resolves the same way everywhere). Immutable; `withMembers` derives a new ring and reuses the points of members
  * that stay.
@@ -146,9 +205,20 @@ export class HashRing {
     return new HashRing(sorted, virtualNodes, memberPoints, ordered);
   }
 
-  /** The same ring with another member set; points of members present in both are not recomputed. */
-  withMembers(members: Iterable<string>): HashRing {
-    return HashRing.build(members, this.virtualNodes, this.memberPoints);
+  /**
+   * The same ring with another member set (duplicates ignored), equal to `HashRing.build` of it: points of members
+   * present in both are neither rehashed nor re-sorted. The points of members that stay keep their order; only the
+   * points of members that join are sorted, then merged in. Points of joining members come from `reuse` when it
+   * has them.
+   */
+  withMembers(members: Iterable<string>, reuse?: ReadonlyMap<string, MemberPoints>): HashRing {
+    const sorted = sortedMembers(members);
+    if (sorted.length === this.members.length && sorted.every((member, rank) => member === this.members[rank])) return this;
+    const memberPoints = pointsFor(sorted, this.virtualNodes, [this.memberPoints, reuse]);
+    const { rankAfter, joined } = matchMembers(this.members, sorted);
+    const kept = keptPoints({ positions: this.positions, owners: this.owners }, rankAfter, (sorted.length - joined.length) * this.virtualNodes);
+    const joining = orderPoints(joined, joined.map((rank) => memberPoints.get(sorted[rank] as string) as MemberPoints), this.virtualNodes);
+    return new HashRing(sorted, this.virtualNodes, memberPoints, mergePoints(kept, joining));
   }
 
   /** Number of points on the ring. */

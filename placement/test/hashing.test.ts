@@ -161,6 +161,26 @@ describe('hashing', () => {
       }
     });
 
+    it('keeps that order when a ring is derived, however many positions tie', () => {
+      const random = seededRandom(99);
+      const pool = [...awkwardNames, ...hosts(6)];
+      for (const virtualNodes of [1, 3, 8]) {
+        const points = collidingPoints(pool, virtualNodes, random);
+        const plain = new Map([...points].map(([member, at]) => [member, [...at]]));
+        for (let walk = 0; walk < 5; walk++) {
+          const sets = memberChanges(random, pool, 15);
+          let ring = HashRing.build(sets[0] ?? [], virtualNodes, points);
+          for (const [step, members] of sets.entries()) {
+            ring = ring.withMembers(members, points);
+            const what = `${virtualNodes} virtual nodes, walk ${walk}, step ${step}`;
+            assertSameRing(ring, HashRing.build(members, virtualNodes, points), [], what);
+            const present = new Map([...plain].filter(([member]) => members.includes(member)));
+            for (let position = -1; position <= 41; position++) assert.equal(ring.ownerAt(position), referenceOwnerAt(present, position), `${what}, position ${position}`);
+          }
+        }
+      }
+    });
+
     it('computes ringPosition as the first 53 bits of SHA-256 for any key', () => {
       const random = seededRandom(11);
       const ids = [...keys(2000), '', '#', 'é', '\u{1f600}', 'a'.repeat(1000)];
