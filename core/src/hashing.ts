@@ -53,8 +53,13 @@ function sortedMembers(members: Iterable<string>): string[] {
   return [...new Set(members)].sort(compareStrings);
 }
 
+/** Where a ring may find points already computed for a member: another ring's `points`, for one. */
+interface PointSource {
+  get(member: string): MemberPoints | undefined;
+}
+
 /** Points of every member: taken from the first source that has them for `virtualNodes`, hashed otherwise. */
-function pointsFor(members: readonly string[], virtualNodes: number, sources: ReadonlyArray<ReadonlyMap<string, MemberPoints> | undefined>): Map<string, MemberPoints> {
+function pointsFor(members: readonly string[], virtualNodes: number, sources: ReadonlyArray<PointSource | undefined>): Map<string, MemberPoints> {
   const memberPoints = new Map<string, MemberPoints>();
   for (const member of members) {
     let points: MemberPoints | undefined;
@@ -196,7 +201,7 @@ export class HashRing {
   }
 
   /** A ring of `members` (duplicates ignored). */
-  static build(members: Iterable<string>, virtualNodes = DEFAULT_VIRTUAL_NODES, reuse?: ReadonlyMap<string, MemberPoints>): HashRing {
+  static build(members: Iterable<string>, virtualNodes = DEFAULT_VIRTUAL_NODES, reuse?: PointSource): HashRing {
     checkVirtualNodes(virtualNodes);
     const sorted = sortedMembers(members);
     const memberPoints = pointsFor(sorted, virtualNodes, [reuse]);
@@ -211,7 +216,7 @@ export class HashRing {
    * points of members that join are sorted, then merged in. Points of joining members come from `reuse` when it
    * has them.
    */
-  withMembers(members: Iterable<string>, reuse?: ReadonlyMap<string, MemberPoints>): HashRing {
+  withMembers(members: Iterable<string>, reuse?: PointSource): HashRing {
     const sorted = sortedMembers(members);
     if (sorted.length === this.members.length && sorted.every((member, rank) => member === this.members[rank])) return this;
     const memberPoints = pointsFor(sorted, this.virtualNodes, [this.memberPoints, reuse]);
@@ -257,39 +262,46 @@ export interface TableSpec {
   rings: ReadonlyArray<{ actorType: string; members: readonly RingMember[] }>;
 }
 
+/** One actor type's ring, and the members its addresses stand for (App IDs may differ between types). */
+interface TypeRing {
+  ring: HashRing;
+  byAddress: ReadonlyMap<string, RingMember>;
+  /** `ringSignature` of the type's members: an unchanged signature lets the next table keep the entry as it is. */
+  signature: string;
+}
+
 /**
- * Actor lookup over a whole table: one ring per actor type. Build it from each new table, passing the previous
- * lookup so rings of unchanged types are kept and member points are shared across types.
+ * Actor lookup over a whole table: one ring per actor type, shared by the types that have the same hosts. Build it
+ * from each new table, passing the previous lookup so rings of unchanged types are kept and changed rings are derived
+ * from the previous ones instead of being rebuilt.
  */
 export class ActorPlacement {
   readonly virtualNodes: number;
-  private readonly rings: ReadonlyMap<string, { ring: HashRing; byAddress: ReadonlyMap<string, RingMember>; signature: string }>;
+  private readonly rings: ReadonlyMap<string, TypeRing>;
 
-  private constructor(virtualNodes: number, rings: ActorPlacement['rings']) {
+  private constructor(virtualNodes: number, rings: ReadonlyMap<string, TypeRing>) {
     this.virtualNodes = virtualNodes;
     this.rings = rings;
   }
 
-  /** Rings of `table`; rings of `previous` whose members did not change are reused as they are. */
+  /**
+   * Rings of `table`; entries of `previous` whose members did not change are reused as they are, and every other
+   * ring is a known one with the same hosts or is derived from the known ring closest to it (see `RingPool`).
+   */
   static from(table: TableSpec, previous?: ActorPlacement): ActorPlacement {
     checkVirtualNodes(table.virtualNodes);
-    const sameGeometry = previous?.virtualNodes === table.virtualNodes;
-    const shared = new Map<string, MemberPoints>();
-    if (sameGeometry && previous) {
-      for (const { ring } of previous.rings.values()) for (const [member, points] of ring.points) shared.set(member, points);
-    }
-    const rings = new Map<string, { ring: HashRing; byAddress: ReadonlyMap<string, RingMember>; signature: string }>();
+    const base = previous?.virtualNodes === table.virtualNodes ? previous : undefined;
+    const pool = new RingPool(table.virtualNodes, base ? [...base.rings.values()].map((entry) => entry.ring) : []);
+    const rings = new Map<string, TypeRing>();
     for (const { actorType, members } of table.rings) {
       const signature = ringSignature(members);
-      const kept = sameGeometry ? previous?.rings.get(actorType) : undefined;
+      const kept = base?.rings.get(actorType);
       if (kept && kept.signature === signature) {
         rings.set(actorType, kept);
         continue;
       }
       const byAddress = new Map(members.map((member) => [member.address, member]));
-      const ring = HashRing.build(byAddress.keys(), table.virtualNodes, shared);
-      for (const [member, points] of ring.points) shared.set(member, points);
-      rings.set(actorType, { ring, byAddress, signature });
+      rings.set(actorType, { ring: pool.ringOf(sortedMembers(byAddress.keys())), byAddress, signature });
     }
     return new ActorPlacement(table.virtualNodes, rings);
   }
@@ -302,9 +314,82 @@ export class ActorPlacement {
     return address === undefined ? undefined : entry.byAddress.get(address);
   }
 
+  /** The ring of `actorType`, the same object for every type with the same hosts; undefined for a type not in the table. */
+  ringOf(actorType: string): HashRing | undefined {
+    return this.rings.get(actorType)?.ring;
+  }
+
   /** Actor types that have at least one host. */
   get actorTypes(): string[] {
     return [...this.rings.keys()];
+  }
+}
+
+/** A key equal for two sorted member lists exactly when they are the same list, whatever the addresses contain. */
+function membersKey(members: readonly string[]): string {
+  return JSON.stringify(members);
+}
+
+/** How many members two lists sorted in code-unit order have in common, in one linear pass. */
+function sharedMembers(a: readonly string[], b: readonly string[]): number {
+  let shared = 0;
+  for (let i = 0, j = 0; i < a.length && j < b.length; ) {
+    const order = compareStrings(a[i] as string, b[j] as string);
+    if (order === 0) shared++;
+    if (order <= 0) i++;
+    if (order >= 0) j++;
+  }
+  return shared;
+}
+
+/**
+ * The rings one `ActorPlacement.from` can share or derive from, by member set: the previous placement's (same
+ * virtual nodes only), then each ring made for the new table. Types with the same hosts get one ring. A new member
+ * set is derived from the known ring it differs least from, when fewer members change than the new set has (more
+ * would cost no less than a build). It is also a point source over all its rings, so a host already on any of them
+ * is never hashed again.
+ */
+class RingPool implements PointSource {
+  private readonly virtualNodes: number;
+  private readonly byMembers = new Map<string, HashRing>();
+
+  constructor(virtualNodes: number, known: Iterable<HashRing>) {
+    this.virtualNodes = virtualNodes;
+    for (const ring of new Set(known)) this.byMembers.set(membersKey(ring.members), ring);
+  }
+
+  /** The ring of `members` (sorted and unique): the known one, or a new one derived or built, then known. */
+  ringOf(members: readonly string[]): HashRing {
+    const key = membersKey(members);
+    const known = this.byMembers.get(key);
+    if (known) return known;
+    const closest = this.closestTo(members);
+    const ring = closest ? closest.withMembers(members, this) : HashRing.build(members, this.virtualNodes, this);
+    this.byMembers.set(key, ring);
+    return ring;
+  }
+
+  /** Points of `member` from any known ring. */
+  get(member: string): MemberPoints | undefined {
+    for (const ring of this.byMembers.values()) {
+      const points = ring.points.get(member);
+      if (points) return points;
+    }
+    return undefined;
+  }
+
+  /** The known ring fewest members away from `members` (dropped plus added), if fewer than `members.length`. */
+  private closestTo(members: readonly string[]): HashRing | undefined {
+    let closest: HashRing | undefined;
+    let fewest = members.length;
+    for (const ring of this.byMembers.values()) {
+      const changes = ring.members.length + members.length - 2 * sharedMembers(ring.members, members);
+      if (changes < fewest) {
+        closest = ring;
+        fewest = changes;
+      }
+    }
+    return closest;
   }
 }
 

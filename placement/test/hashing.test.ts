@@ -270,6 +270,78 @@ describe('hashing', () => {
       assert.ok(keys(200).some((id) => second.lookup('cart', id)?.address === 'c:1'));
     });
 
+    it('gives the types that have the same hosts one ring, and the App IDs of each type', () => {
+      const members = (appIdOf: (i: number) => string) => hosts(5).map((address, i) => ({ address, appId: appIdOf(i) }));
+      const placement = ActorPlacement.from({
+        virtualNodes: 100,
+        rings: [
+          { actorType: 'cart', members: members((i) => `cart-app-${i}`) },
+          { actorType: 'user', members: members((i) => `user-app-${i}`).reverse() },
+          { actorType: 'order', members: members((i) => `order-app-${i}`).slice(1) },
+        ],
+      });
+      assert.equal(placement.ringOf('cart'), placement.ringOf('user'), 'one ring for the same hosts, whatever their order');
+      assert.notEqual(placement.ringOf('cart'), placement.ringOf('order'));
+      assert.equal(placement.ringOf('nobody'), undefined);
+      const ring = HashRing.build(hosts(5));
+      for (const id of keys(300)) {
+        const address = ring.lookup(id) as string;
+        const index = hosts(5).indexOf(address);
+        assert.deepEqual(placement.lookup('cart', id), { address, appId: `cart-app-${index}` });
+        assert.deepEqual(placement.lookup('user', id), { address, appId: `user-app-${index}` });
+      }
+    });
+
+    it('keeps the rings of types with other hosts apart', () => {
+      const [cartHosts, orderHosts] = [hosts(6), [...hosts(4), ...hosts(3, '10.7.0.')]];
+      const table = (cart: string[], order: string[]) => ({
+        virtualNodes: 50,
+        rings: [
+          { actorType: 'cart', members: cart.map((address) => ({ address, appId: 'cart' })) },
+          { actorType: 'order', members: order.map((address) => ({ address, appId: 'order' })) },
+        ],
+      });
+      const first = ActorPlacement.from(table(cartHosts, orderHosts));
+      const second = ActorPlacement.from(table(orderHosts, cartHosts), first);
+      for (const [placement, cart, order] of [[first, cartHosts, orderHosts], [second, orderHosts, cartHosts]] as const) {
+        const [cartRing, orderRing] = [HashRing.build(cart, 50), HashRing.build(order, 50)];
+        for (const id of keys(500)) {
+          assert.deepEqual(placement.lookup('cart', id), { address: cartRing.lookup(id), appId: 'cart' });
+          assert.deepEqual(placement.lookup('order', id), { address: orderRing.lookup(id), appId: 'order' });
+        }
+      }
+      assert.equal(second.ringOf('cart'), first.ringOf('order'), 'a ring moves to the type that now has its hosts');
+    });
+
+    it('builds from the previous placement the same rings as from scratch, over seeded table changes', () => {
+      const random = seededRandom(31);
+      const pool = [...hosts(50), ...awkwardNames];
+      const positions = keyPositions(2000);
+      const types = ['cart', 'user', 'order', 'session'];
+      const walks = new Map(types.map((actorType) => [actorType, memberChanges(random, pool, 16)]));
+      let previous: ActorPlacement | undefined;
+      for (let step = 0; step <= 16; step++) {
+        // Some steps give a type the hosts of another, so rings are shared and then split again; one changes geometry.
+        const virtualNodes = step === 9 ? 20 : 7;
+        const membersOf = (actorType: string): string[] => (step % 4 === 3 && actorType === 'user' ? (walks.get('cart')?.[step] ?? []) : (walks.get(actorType)?.[step] ?? []));
+        const table = { virtualNodes, rings: types.map((actorType) => ({ actorType, members: membersOf(actorType).map((address) => ({ address, appId: `${actorType}-${address}` })) })) };
+        const placement = ActorPlacement.from(table, previous);
+        const scratch = ActorPlacement.from(table);
+        for (const actorType of types) {
+          const what = `step ${step}, ${actorType}`;
+          const ring = placement.ringOf(actorType) as HashRing;
+          assertSameRing(ring, HashRing.build(membersOf(actorType), virtualNodes), positions, what);
+          assertSameRing(scratch.ringOf(actorType) as HashRing, ring, [], what);
+          for (const id of keys(50)) {
+            const address = ring.lookup(id);
+            assert.deepEqual(placement.lookup(actorType, id), address === undefined ? undefined : { address, appId: `${actorType}-${address}` }, what);
+          }
+        }
+        if (step % 4 === 3) assert.equal(placement.ringOf('user'), placement.ringOf('cart'), `step ${step}: same hosts, one ring`);
+        previous = placement;
+      }
+    });
+
     it('names exactly the actor types whose ring changed', () => {
       const before = computeTable([host('a:1', ['cart', 'user']), host('b:1', ['cart', 'order'])], 100);
       assert.deepEqual(changedActorTypes(undefined, before), ['cart', 'order', 'user']);
