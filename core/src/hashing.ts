@@ -16,6 +16,9 @@ export const DEFAULT_VIRTUAL_NODES = 100;
 /** 2^21: shifting the first 64 bits of the digest right by 11 leaves 53 bits, exact in a JS number. */
 const HIGH_WORD_SCALE = 2 ** 21;
 
+/** 2^53: ring positions lie in [0, RING_SIZE). */
+const RING_SIZE = 2 ** 53;
+
 /** The big-endian unsigned 32-bit word at `offset` of a digest in Node's 'binary' (latin1) encoding: one code unit per byte. */
 function wordAt(digest: string, offset: number): number {
   return ((digest.charCodeAt(offset) << 24) | (digest.charCodeAt(offset + 1) << 16) | (digest.charCodeAt(offset + 2) << 8) | digest.charCodeAt(offset + 3)) >>> 0;
@@ -64,20 +67,29 @@ interface PointSource {
   get(member: string): MemberPoints | undefined;
 }
 
-/** Points of every member: taken from the first source that has them for `virtualNodes`, hashed otherwise. */
-function pointsFor(members: readonly string[], virtualNodes: number, sources: ReadonlyArray<PointSource | undefined>): Map<string, MemberPoints> {
-  const memberPoints = new Map<string, MemberPoints>();
-  for (const member of members) {
-    let points: MemberPoints | undefined;
-    for (const source of sources) {
-      const known = source?.get(member);
-      if (known && known.length === virtualNodes) {
-        points = known;
-        break;
-      }
-    }
-    memberPoints.set(member, points ?? pointsOf(member, virtualNodes));
+/**
+ * True when `points` can be a member's points on a ring of `virtualNodes`: one ring position, in [0, 2^53) and not
+ * NaN, per virtual node. Points from a source are taken only then, so ordering can rely on every position being one.
+ */
+function fitsRing(points: MemberPoints, virtualNodes: number): boolean {
+  if (points.length !== virtualNodes) return false;
+  for (let index = 0; index < virtualNodes; index++) {
+    const position = points[index] as number;
+    if (!(position >= 0 && position < RING_SIZE)) return false;
   }
+  return true;
+}
+
+/** Points of `member` from `reuse`, if it has points that fit the ring. */
+function reusedPoints(member: string, virtualNodes: number, reuse: PointSource | undefined): MemberPoints | undefined {
+  const points = reuse?.get(member);
+  return points && fitsRing(points, virtualNodes) ? points : undefined;
+}
+
+/** Points of every member: a ring's own points (`own`, same virtual nodes) as they are, else from `reuse`, else hashed. */
+function pointsFor(members: readonly string[], virtualNodes: number, own: ReadonlyMap<string, MemberPoints> | undefined, reuse: PointSource | undefined): Map<string, MemberPoints> {
+  const memberPoints = new Map<string, MemberPoints>();
+  for (const member of members) memberPoints.set(member, own?.get(member) ?? reusedPoints(member, virtualNodes, reuse) ?? pointsOf(member, virtualNodes));
   return memberPoints;
 }
 
@@ -103,22 +115,47 @@ function firstAtOrAfter(positions: Float64Array, position: number, low: number, 
   return low;
 }
 
+/** The band of `position` (in [0, 2^53)) when [0, 2^53) is cut into `bands` equal bands; never lower for a greater position. */
+function bandOf(position: number, bands: number): number {
+  return Math.min(bands - 1, Math.floor((position / RING_SIZE) * bands));
+}
+
+/**
+ * Where each band starts in ascending `positions`: `starts[b]` is the index of the first position in band `b` or a
+ * later one, `starts[bands]` the count, so every position of band `b` lies in `[starts[b], starts[b + 1])`.
+ */
+function bandStarts(positions: Float64Array, bands: number): Uint32Array {
+  const starts = new Uint32Array(bands + 1);
+  let band = 0;
+  for (let i = 0; i < positions.length; i++) {
+    const of = bandOf(positions[i] as number, bands);
+    while (band <= of) starts[band++] = i;
+  }
+  while (band <= bands) starts[band++] = positions.length;
+  return starts;
+}
+
 /**
  * The points of members `ranks` (ascending; `points[k]` belongs to `ranks[k]`) in ring order. The positions are
  * sorted natively, as numbers; then each point, visited in (rank, index) order, takes the first free place holding
  * its position. That visiting order is the tie order, so a run of equal positions comes out by member, then index,
- * exactly as a comparator on (position, member, index) would sort it.
+ * exactly as a comparator on (position, member, index) would sort it. Hash positions are uniform, so with as many
+ * bands as points the search for a point's place spans about one band instead of the whole ring.
  */
 function orderPoints(ranks: readonly number[], points: readonly MemberPoints[], virtualNodes: number): OrderedPoints {
   const count = ranks.length * virtualNodes;
   const positions = new Float64Array(count);
   for (let k = 0; k < points.length; k++) positions.set(points[k] as MemberPoints, k * virtualNodes);
   positions.sort();
+  const bands = Math.max(1, count);
+  const starts = bandStarts(positions, bands);
   const owners = new Uint32Array(count).fill(UNPLACED);
   for (let k = 0; k < points.length; k++) {
     const memberPoints = points[k] as MemberPoints;
     for (let index = 0; index < virtualNodes; index++) {
-      let place = firstAtOrAfter(positions, memberPoints[index] as number, 0, count);
+      const position = memberPoints[index] as number;
+      const band = bandOf(position, bands);
+      let place = firstAtOrAfter(positions, position, starts[band] as number, starts[band + 1] as number);
       while (owners[place] !== UNPLACED) place++;
       owners[place] = ranks[k] as number;
     }
@@ -210,7 +247,7 @@ export class HashRing {
   static build(members: Iterable<string>, virtualNodes = DEFAULT_VIRTUAL_NODES, reuse?: PointSource): HashRing {
     checkVirtualNodes(virtualNodes);
     const sorted = sortedMembers(members);
-    const memberPoints = pointsFor(sorted, virtualNodes, [reuse]);
+    const memberPoints = pointsFor(sorted, virtualNodes, undefined, reuse);
     const ranks = sorted.map((_, rank) => rank);
     const ordered = orderPoints(ranks, sorted.map((member) => memberPoints.get(member) as MemberPoints), virtualNodes);
     return new HashRing(sorted, virtualNodes, memberPoints, ordered);
@@ -225,7 +262,7 @@ export class HashRing {
   withMembers(members: Iterable<string>, reuse?: PointSource): HashRing {
     const sorted = sortedMembers(members);
     if (sorted.length === this.members.length && sorted.every((member, rank) => member === this.members[rank])) return this;
-    const memberPoints = pointsFor(sorted, this.virtualNodes, [this.memberPoints, reuse]);
+    const memberPoints = pointsFor(sorted, this.virtualNodes, this.memberPoints, reuse);
     const { rankAfter, joined } = matchMembers(this.members, sorted);
     const kept = keptPoints({ positions: this.positions, owners: this.owners }, rankAfter, (sorted.length - joined.length) * this.virtualNodes);
     const joining = orderPoints(joined, joined.map((rank) => memberPoints.get(sorted[rank] as string) as MemberPoints), this.virtualNodes);

@@ -181,6 +181,16 @@ describe('hashing', () => {
       }
     });
 
+    it('hashes a member again rather than take reused points that are not ring positions', () => {
+      const members = hosts(4);
+      const positions = keyPositions(500);
+      for (const bad of [Float64Array.of(1, 2), Float64Array.from({ length: 3 }, () => Number.NaN), Float64Array.of(1, -1, 2), Float64Array.of(1, 2 ** 53, 2), Float64Array.of(1, Infinity, 2)]) {
+        const reuse = new Map([[members[0] as string, bad]]);
+        assertSameRing(HashRing.build(members, 3, reuse), HashRing.build(members, 3), positions, `build reusing ${bad.join()}`);
+        assertSameRing(HashRing.build(members.slice(1), 3).withMembers(members, reuse), HashRing.build(members, 3), positions, `derived reusing ${bad.join()}`);
+      }
+    });
+
     it('computes ringPosition as the first 53 bits of SHA-256 for any key', () => {
       const random = seededRandom(11);
       const ids = [...keys(2000), '', '#', 'é', '\u{1f600}', 'a'.repeat(1000)];
