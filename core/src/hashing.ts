@@ -182,43 +182,34 @@ function matchMembers(before: readonly string[], after: readonly string[]): { ra
 }
 
 /**
- * The points of the members that stay, owners renumbered by `rankAfter`, in one linear pass. Ring order holds
- * without sorting: the positions keep their order, and a tie between two members that stay keeps its order because
- * their ranks keep theirs.
+ * The ring order of a derived ring, in one pass over the old ring's order (`before`). Points of members that leave
+ * are dropped; owners of members that stay are renumbered by `rankAfter`, which is increasing over them, so their
+ * points keep their order, ties included. The points of `joining` (in ring order, owners disjoint from the kept ones)
+ * are merged in: a joining point goes before the first kept point with a greater position, or with an equal position
+ * and a higher rank. Owners being distinct, the index never has to decide; that is the order a full build gives.
  */
-function keptPoints(ordered: OrderedPoints, rankAfter: Int32Array, count: number): OrderedPoints {
+function derivedOrder(before: OrderedPoints, rankAfter: Int32Array, joining: OrderedPoints, count: number): OrderedPoints {
   const positions = new Float64Array(count);
   const owners = new Uint32Array(count);
-  let kept = 0;
-  for (let i = 0; i < ordered.positions.length; i++) {
-    const rank = rankAfter[ordered.owners[i] as number] as number;
+  const joinCount = joining.positions.length;
+  let place = 0;
+  let next = 0;
+  /** Position of the next joining point; Infinity once all are placed, so the common case is one comparison. */
+  let nextPosition = joinCount > 0 ? (joining.positions[0] as number) : Infinity;
+  for (let i = 0; i < before.positions.length; i++) {
+    const rank = rankAfter[before.owners[i] as number] as number;
     if (rank < 0) continue;
-    positions[kept] = ordered.positions[i] as number;
-    owners[kept++] = rank;
+    const position = before.positions[i] as number;
+    while (nextPosition < position || (nextPosition === position && (joining.owners[next] as number) < rank)) {
+      positions[place] = nextPosition;
+      owners[place++] = joining.owners[next++] as number;
+      nextPosition = next < joinCount ? (joining.positions[next] as number) : Infinity;
+    }
+    positions[place] = position;
+    owners[place++] = rank;
   }
-  return { positions, owners };
-}
-
-/**
- * Two runs in ring order merged into one, in one linear pass. Their owners are disjoint (members that stay, members
- * that join), so on an equal position the lower rank goes first and the index never has to decide: the same order a
- * full build gives.
- */
-function mergePoints(a: OrderedPoints, b: OrderedPoints): OrderedPoints {
-  const count = a.positions.length + b.positions.length;
-  const positions = new Float64Array(count);
-  const owners = new Uint32Array(count);
-  let i = 0;
-  let j = 0;
-  for (let out = 0; out < count; out++) {
-    const fromA =
-      j === b.positions.length ||
-      (i < a.positions.length && ((a.positions[i] as number) < (b.positions[j] as number) || ((a.positions[i] as number) === (b.positions[j] as number) && (a.owners[i] as number) < (b.owners[j] as number))));
-    const from = fromA ? a : b;
-    const at = fromA ? i++ : j++;
-    positions[out] = from.positions[at] as number;
-    owners[out] = from.owners[at] as number;
-  }
+  positions.set(joining.positions.subarray(next), place);
+  owners.set(joining.owners.subarray(next), place);
   return { positions, owners };
 }
 
@@ -264,9 +255,9 @@ export class HashRing {
     if (sorted.length === this.members.length && sorted.every((member, rank) => member === this.members[rank])) return this;
     const memberPoints = pointsFor(sorted, this.virtualNodes, this.memberPoints, reuse);
     const { rankAfter, joined } = matchMembers(this.members, sorted);
-    const kept = keptPoints({ positions: this.positions, owners: this.owners }, rankAfter, (sorted.length - joined.length) * this.virtualNodes);
     const joining = orderPoints(joined, joined.map((rank) => memberPoints.get(sorted[rank] as string) as MemberPoints), this.virtualNodes);
-    return new HashRing(sorted, this.virtualNodes, memberPoints, mergePoints(kept, joining));
+    const ordered = derivedOrder({ positions: this.positions, owners: this.owners }, rankAfter, joining, sorted.length * this.virtualNodes);
+    return new HashRing(sorted, this.virtualNodes, memberPoints, ordered);
   }
 
   /** Number of points on the ring. */
