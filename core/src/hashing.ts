@@ -274,8 +274,15 @@ export class HashRing {
   ownerAt(position: number): string | undefined {
     const count = this.positions.length;
     if (count === 0) return undefined;
-    const first = firstAtOrAfter(this.positions, position, 0, count);
-    return this.members[this.owners[first === count ? 0 : first] as number];
+    // firstAtOrAfter written out: on this per-call path that measured a few percent faster than calling it.
+    let low = 0;
+    let high = count;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((this.positions[mid] as number) < position) low = mid + 1;
+      else high = mid;
+    }
+    return this.members[this.owners[low === count ? 0 : low] as number];
   }
 
   /** Points of every member, for building related rings without rehashing. */
