@@ -183,8 +183,8 @@ async function measureTables(hosts: number, actorTypes: string[], virtualNodes: 
   return [
     time(`placement: computeTable (${hosts} hosts × ${actorTypes.length} types)`, 20, () => void computeTable(records, virtualNodes)),
     time('placement: changedActorTypes (one host replaced)', 20, () => void changedActorTypes(table, changed)),
-    time(`sidecar: rings from scratch (${hosts * virtualNodes} points per type)`, 5, () => void ActorPlacement.from(table)),
-    time('sidecar: rings after one host replaced (points reused)', 5, () => void ActorPlacement.from(changed, previous)),
+    time(`sidecar: rings from scratch (${hosts * virtualNodes} points; types with the same hosts share a ring)`, 5, () => void ActorPlacement.from(table)),
+    time('sidecar: rings after one host replaced (derived from the previous ring)', 5, () => void ActorPlacement.from(changed, previous)),
   ];
 }
 
