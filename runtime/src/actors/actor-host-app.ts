@@ -3,6 +3,7 @@ import { SkeinError, asSkeinError, forwardableHeaders, logger, sleep, stampIdent
 import { AppConfigError, appConfigFrom, NO_ACTORS, type ActorAppConfig } from './app-config.js';
 import { REENTRANCY_HEADER, type ActorHost, type ActorMethodCall, type ActorRef, type ActorReply, type ActorTurn, type ReminderFire, type ReminderOutcome, type TimerFire } from './actor-host.js';
 import { checkMethod } from './requests.js';
+import { readWhole } from '../pipeline/read-body.js';
 
 const log = logger('actors');
 
@@ -53,7 +54,7 @@ export class AppActorHost implements ActorHost {
         const { request, response } = channel.send('GET', '/dapr/config', this.tokenHeaders());
         request.end();
         const answer = await response;
-        const body = await readAll(answer, 1024 * 1024);
+        const body = await readWhole(answer, 1024 * 1024, "the app's /dapr/config");
         if (answer.statusCode === 404) return NO_ACTORS;
         if ((answer.statusCode ?? 500) >= 300) throw new Error(`GET /dapr/config answered ${answer.statusCode ?? 0}`);
         if (body.length === 0) return NO_ACTORS;
@@ -90,7 +91,7 @@ export class AppActorHost implements ActorHost {
     try {
       request.end(call.body);
       const answer = await response;
-      const body = await readAll(answer, this.options.maxBodyBytes);
+      const body = await readWhole(answer, this.options.maxBodyBytes, "the app's answer");
       const replyHeaders = forwardableHeaders(answer.rawHeaders).filter(([name]) => name !== 'content-length');
       return { status: answer.statusCode ?? 500, headers: replyHeaders, body };
     } catch (error) {
@@ -144,20 +145,3 @@ export class AppActorHost implements ActorHost {
   }
 }
 
-/** Reads a whole message body, failing past `limit` bytes. */
-function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new Error(`the app's answer is larger than ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    stream.once('end', () => resolve(Buffer.concat(chunks, size)));
-    stream.once('error', reject);
-  });
-}

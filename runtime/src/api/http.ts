@@ -4,6 +4,7 @@ import { SkeinError, asSkeinError, logger, forwardableHeaders, headersObject } f
 import { splitAppId, validateMethodPath } from '../invoke/method-path.js';
 import { OVERLOAD_RETRY_AFTER_SECONDS, UNARY_BODY_LIMIT } from '../invoke/client.js';
 import { traceCarrierOf } from '../pipeline/pipeline.js';
+import { readWhole } from '../pipeline/read-body.js';
 import type { UniversalApi } from './universal.js';
 import { ACTORS_PREFIX, serveActorRequest } from './http-actors.js';
 
@@ -68,6 +69,11 @@ class BodyLimit extends Transform {
   }
 }
 
+/** More bytes than the request's own content-length said: a malformed request, not one over the size limit. */
+function bodyLongerThanDeclared(): SkeinError {
+  return new SkeinError('ERR_MALFORMED_REQUEST', 'the request body is longer than its content-length');
+}
+
 /** Sends a Dapr-shaped error body. A 503 (a peer at its limit, a breaker open) says when to try again. */
 function sendError(res: ServerResponse, error: SkeinError): void {
   if (res.headersSent) {
@@ -83,23 +89,6 @@ function sendError(res: ServerResponse, error: SkeinError): void {
   res.end(body);
 }
 
-function readWhole(req: IncomingMessage, length: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > length) {
-        reject(new SkeinError('ERR_MALFORMED_REQUEST', 'the request body is longer than its content-length'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', reject);
-  });
-}
 
 /** The Dapr-compatible HTTP API of a sidecar: invocation (path or `dapr-app-id` header), health and metadata. */
 export class HttpApi {
@@ -194,7 +183,7 @@ export class HttpApi {
     let limiter: BodyLimit | undefined;
     let body: Buffer | BodyLimit;
     if (!chunked && (declared === undefined || declared <= UNARY_BODY_LIMIT)) {
-      body = declared ? await readWhole(req, declared) : Buffer.alloc(0);
+      body = declared ? await readWhole(req, declared, 'the request body', bodyLongerThanDeclared) : Buffer.alloc(0);
     } else {
       limiter = new BodyLimit(maxBodyBytes);
       req.pipe(limiter);
