@@ -4,10 +4,9 @@
  * MCPToolPolicy. Bearer tokens come from a local issuer: an RS256 key pair whose JWKS is served on loopback.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { TestIssuer } from '../src/issuer.js';
 
 /** The sample policy of the access-control examples, as the end-to-end tests load it. */
 const INVENTORY_POLICY = fileURLToPath(new URL('../../../samples/policies/inventory-tools.yaml', import.meta.url));
@@ -18,50 +17,30 @@ const SAMPLE_CALLER = 'analyst-agent';
 /** The audience every benchmark token carries and every bearer Component requires. */
 export const AUDIENCE = 'inventory-api';
 
-/** An issuer on loopback: signs tokens and serves the JWKS the callee's bearer middleware fetches. */
+/** The benchmark's issuer: tokens for the sample policy's audience and read scope, valid long enough to outlive any run. */
 export class LocalIssuer {
-  /** The `iss` of its tokens, `http://127.0.0.1:<port>`. */
-  readonly url: string;
-  private readonly server: Server;
-  private readonly privateKey: CryptoKey;
+  private constructor(private readonly issuer: TestIssuer) {}
 
-  private constructor(url: string, server: Server, privateKey: CryptoKey) {
-    this.url = url;
-    this.server = server;
-    this.privateKey = privateKey;
+  static async start(): Promise<LocalIssuer> {
+    return new LocalIssuer(await TestIssuer.start());
   }
 
-  /** Generates a key pair and serves its public half at `/jwks.json` on a free port. */
-  static async start(): Promise<LocalIssuer> {
-    const { privateKey, publicKey } = await generateKeyPair('RS256');
-    const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'RS256', use: 'sig' };
-    const body = JSON.stringify({ keys: [jwk] });
-    const server = createServer((req, res) => {
-      res.writeHead(req.url === '/jwks.json' ? 200 : 404, { 'content-type': 'application/json' }).end(body);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    return new LocalIssuer(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, server, privateKey);
+  /** The `iss` of its tokens. */
+  get url(): string {
+    return this.issuer.url;
   }
 
   get jwksUrl(): string {
-    return `${this.url}/jwks.json`;
+    return this.issuer.jwksUrl;
   }
 
-  /** A token for `subject`, valid long enough to outlive any run. */
+  /** A token for `subject`. */
   token(subject: string): Promise<string> {
-    return new SignJWT({ sub: subject, scope: 'inventory:read' })
-      .setProtectedHeader({ alg: 'RS256', kid: 'bench-1' })
-      .setIssuer(this.url)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime('2h')
-      .sign(this.privateKey);
+    return this.issuer.sign({ sub: subject, scope: 'inventory:read' }, { audience: AUDIENCE, expiresIn: '2h' });
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.issuer.close();
   }
 }
 

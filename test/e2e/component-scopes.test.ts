@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { Harness, type SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
+import { TestIssuer } from '../src/issuer.js';
 
 /** A `middleware.http.bearer` Component named `auth`, for tokens with audience `audience`, scoped to `scopes`. */
 function bearerComponent(issuer: string, audience: string, scopes: string[]): string {
@@ -32,26 +31,18 @@ const CONFIG = 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  
 
 describe('Component scopes on inbound middleware: only the bearer Component scoped to this app is applied', function () {
   const harness = new Harness();
-  let jwks: Server;
-  let sign: (audience: string) => Promise<string>;
+  let issuer: TestIssuer;
+  const sign = (audience: string): Promise<string> => issuer.sign({ sub: 'alice' }, { audience });
   let caller: SidecarHandle;
   let configFile: string;
   let resources: string;
   after(async () => {
-    jwks?.close();
+    await issuer?.close();
     await harness.cleanup();
   });
 
   before(async function () {
-    const { privateKey, publicKey } = await generateKeyPair('RS256');
-    const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    jwks = createServer((req, res) => {
-      res.writeHead(req.url === '/jwks.json' ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
-    });
-    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
-    const address = jwks.address();
-    const issuer = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    sign = (audience) => new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(issuer).setAudience(audience).setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    issuer = await TestIssuer.start();
 
     await harness.controlPlane();
     configFile = join(harness.dir('scopes-config'), 'config.yaml');
@@ -59,8 +50,8 @@ describe('Component scopes on inbound middleware: only the bearer Component scop
     // One folder for every app, as in Dapr: two Components named `auth`, each scoped to one app. The one for the
     // other app sorts last, so a sidecar that ignored scopes would end up with it.
     resources = harness.dir('scopes-resources');
-    writeFileSync(join(resources, 'a-auth-scoped-echo.yaml'), bearerComponent(issuer, 'echo-api', ['scoped-echo']));
-    writeFileSync(join(resources, 'b-auth-other-app.yaml'), bearerComponent(issuer, 'other-api', ['other-app']));
+    writeFileSync(join(resources, 'a-auth-scoped-echo.yaml'), bearerComponent(issuer.url, 'echo-api', ['scoped-echo']));
+    writeFileSync(join(resources, 'b-auth-other-app.yaml'), bearerComponent(issuer.url, 'other-api', ['other-app']));
     const echo = await harness.app('echo-app');
     await harness.sidecar({ appId: 'scoped-echo', appPort: echo.port, args: ['--config', configFile, '--resources-path', resources] });
     caller = await harness.sidecar({ appId: 'agent' });

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { Harness, type SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
+import { TestIssuer } from '../src/issuer.js';
 
 const MCP_SERVER = fileURLToPath(new URL('../../../samples/mcp-server/dist/server.js', import.meta.url));
 const INVENTORY_POLICY = fileURLToPath(new URL('../../../samples/policies/inventory-tools.yaml', import.meta.url));
@@ -177,25 +176,19 @@ describe('MCP tool policy between real sidecars, official SDK client and server'
 
 describe('bearer JWT on an MCP server (middleware.http.bearer, RFC 9728)', function () {
   const harness = new Harness();
-  let jwks: Server;
+  let tokens: TestIssuer;
   let issuer: string;
-  let sign: (claims: Record<string, unknown>, options?: { audience?: string; expiresIn?: string }) => Promise<string>;
+  const sign = (claims: Record<string, unknown>, options: { audience?: string; expiresIn?: string } = {}): Promise<string> =>
+    tokens.sign(claims, { audience: options.audience ?? 'inventory-api', ...(options.expiresIn ? { expiresIn: options.expiresIn } : {}) });
   let caller: SidecarHandle;
   after(async () => {
-    jwks?.close();
+    await tokens?.close();
     await harness.cleanup();
   });
 
   before(async function () {
-    const { privateKey, publicKey } = await generateKeyPair('RS256');
-    const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    jwks = createServer((req, res) => {
-      res.writeHead(req.url === '/jwks.json' ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
-    });
-    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
-    const address = jwks.address();
-    issuer = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    sign = (claims, options = {}) => new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(issuer).setAudience(options.audience ?? 'inventory-api').setIssuedAt().setExpirationTime(options.expiresIn ?? '5m').sign(privateKey);
+    tokens = await TestIssuer.start();
+    issuer = tokens.url;
 
     await harness.controlPlane();
     const dir = harness.dir('bearer');
