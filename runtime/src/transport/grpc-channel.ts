@@ -1,4 +1,4 @@
-import { connect as connectTls, type PeerCertificate } from 'node:tls';
+import { connect as connectTls, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { connect as connectHttp2, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { GrpcStatus, type Logger } from '@skein/core';
 import { decodeGrpcMessage, frameMessage, FramingError, MessageReader } from './grpc-frame.js';
@@ -78,6 +78,8 @@ interface Connection {
   draining: boolean;
   /** Why the connection failed, once it did. */
   failure?: string;
+  /** Bytes the TLS socket under the session has written: tells whether a call's frames ever left this process. */
+  bytesWritten: () => number;
 }
 
 interface Waiter {
@@ -166,6 +168,7 @@ export class GrpcChannel {
     const { address, servername, log } = this.options;
     const { host, port } = splitAddress(address);
     const tls = this.options.credentials();
+    let tlsSocket: TLSSocket | undefined;
     const session = connectHttp2(`https://${servername}`, {
       // The TLS connection is ours: TLS 1.3 only, verified by SPIFFE ID rather than by host name.
       createConnection: () => {
@@ -185,12 +188,13 @@ export class GrpcChannel {
         });
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 10_000);
+        tlsSocket = socket;
         return socket;
       },
       settings: { enablePush: false },
       maxSessionMemory: 64,
     });
-    const connection: Connection = { session, active: 0, connected: false, draining: false };
+    const connection: Connection = { session, active: 0, connected: false, draining: false, bytesWritten: () => tlsSocket?.bytesWritten ?? 0 };
     this.connections.push(connection);
     session.once('connect', () => {
       connection.connected = true;
@@ -233,6 +237,9 @@ export class GrpcChannel {
       timeout = Math.max(1, options.deadline - Date.now());
       headers['grpc-timeout'] = `${timeout}m`;
     }
+    // Node's HTTP/2 writes a new stream's frames on a later turn of the loop: if the connection dies first (a peer
+    // killed while it sat idle, its end not yet read), the byte count does not move and the call provably never left.
+    const bytesBefore = connection.bytesWritten();
     let stream: ClientHttp2Stream;
     try {
       stream = connection.session.request(headers);
@@ -240,12 +247,12 @@ export class GrpcChannel {
       // The session went away between the pick and now (or ran out of stream ids): nothing was sent.
       connection.active--;
       this.retire(connection);
-      const failed = new ClientCall(undefined, listener, this.options.maxMessageBytes, connection, this.options.address, () => undefined);
+      const failed = new ClientCall(undefined, listener, this.options.maxMessageBytes, connection, this.options.address, bytesBefore, () => undefined);
       failed.fail(new GrpcCallError(GrpcStatus.UNAVAILABLE, `cannot start a call to ${this.options.address}: ${(error as Error).message}`, { unsent: true, cause: error }));
       return failed;
     }
     if ((connection.session.state.nextStreamID ?? 0) > STREAM_ID_RENEWAL) this.retire(connection);
-    const call = new ClientCall(stream, listener, this.options.maxMessageBytes, connection, this.options.address, () => {
+    const call = new ClientCall(stream, listener, this.options.maxMessageBytes, connection, this.options.address, bytesBefore, () => {
       connection.active--;
       if (connection.draining && connection.active === 0 && !connection.session.closed) connection.session.close();
       this.admitWaiting();
@@ -277,9 +284,12 @@ export class ClientCall {
   private ended = false;
   private timer: NodeJS.Timeout | undefined;
   private localCancel: GrpcCallError | undefined;
+  /** What the connection had written when this call's stream was opened. */
+  private readonly bytesBefore: number;
 
-  constructor(stream: ClientHttp2Stream | undefined, listener: CallListener, maxMessageBytes: number, connection: Connection, address: string, released: () => void) {
+  constructor(stream: ClientHttp2Stream | undefined, listener: CallListener, maxMessageBytes: number, connection: Connection, address: string, bytesBefore: number, released: () => void) {
     this.stream = stream;
+    this.bytesBefore = bytesBefore;
     this.listener = listener;
     this.released = released;
     this.connection = connection;
@@ -384,10 +394,10 @@ export class ClientCall {
       return new GrpcCallError(Number.isInteger(code) ? code : GrpcStatus.UNKNOWN, decodeGrpcMessage(fields['grpc-message'] ?? ''), { trailers: fields });
     }
     if (head && Number(head[HTTP2_HEADER_STATUS]) !== 200) return new GrpcCallError(GrpcStatus.UNKNOWN, `${this.address} answered HTTP ${String(head[HTTP2_HEADER_STATUS])}`);
-    // No status at all: the stream was reset, or the connection failed. Refused streams and calls on a connection
-    // that never came up provably did not reach the peer's application.
+    // No status at all: the stream was reset, or the connection failed. Refused streams, calls on a connection that
+    // never came up and calls none of whose bytes were written provably did not reach the peer's application.
     const { connected, failure } = this.connection;
-    const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || !connected;
+    const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || !connected || this.connection.bytesWritten() === this.bytesBefore;
     const what = connected ? `closed during the call (HTTP/2 code ${stream.rstCode ?? 'none'}${failure ? `, ${failure}` : ''})` : `could not be established${failure ? `: ${failure}` : ''}`;
     return new GrpcCallError(GrpcStatus.UNAVAILABLE, `the connection to ${this.address} ${what}`, { unsent: refused && head === undefined });
   }
