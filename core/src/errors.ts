@@ -29,6 +29,8 @@ export const ERROR_CATALOGUE = {
   ERR_HEALTH_NOT_READY: { http: 500, grpc: GrpcStatus.UNAVAILABLE },
   ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
   ERR_METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED },
+  /** Skein's own: a Dapr building-block API Skein does not offer (state, pub/sub, secrets, ...). */
+  ERR_API_NOT_SUPPORTED: { http: 501, grpc: GrpcStatus.UNIMPLEMENTED },
   ERR_CONFIG_INVALID: { http: 500, grpc: GrpcStatus.FAILED_PRECONDITION },
   ERR_CERTIFICATE: { http: 500, grpc: GrpcStatus.UNAUTHENTICATED },
   ERR_SENTRY_REFUSED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },

@@ -43,6 +43,11 @@ describe('skein CLI: bad input', function () {
     await fails([...base, '--config', badValue], 1, /bad-value\.yaml: \/spec\/accessControl\/defaultAction: must be one of/);
     const syntax = write('syntax.yaml', 'kind: Configuration\nmetadata: [unclosed\n');
     await fails([...base, '--config', syntax], 1, /syntax\.yaml: line \d+, column \d+: YAML syntax error/);
+    // A billion-laughs alias bomb: refused with the file named, never expanded, no stack trace.
+    const laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]', ...'bcdefghi'.split('').map((name, i) => `${name}: &${name} [${Array.from({ length: 9 }, () => `*${'abcdefghi'[i]}`).join(',')}]`)];
+    const bomb = write('bomb.yaml', `apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: c\n${laughs.join('\n')}\n`);
+    const refused = await fails([...base, '--config', bomb], 1, /bomb\.yaml: \/: YAML aliases cannot be resolved: Excessive alias count/);
+    assert.doesNotMatch(refused, /ReferenceError|\n\s+at /, 'no stack trace');
     const resources = harness.dir('bad-resources');
     writeFileSync(join(resources, 'thing.yaml'), 'apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n');
     await fails([...base, '--resources-path', resources], 1, /thing\.yaml: \/kind: kind "Frobnicator" is not supported/);

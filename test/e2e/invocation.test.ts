@@ -132,6 +132,24 @@ describe('service invocation through two sidecars', function () {
     assert.deepEqual(res.json(), { errorCode: 'ERR_DIRECT_INVOKE', message: 'failed getting app id either from the URL path or the header dapr-app-id' });
   });
 
+  it("answers Dapr APIs Skein does not offer with 501 naming the API, never as an invocation", async function () {
+    const before = await count();
+    for (const [method, path, api] of [
+      ['GET', '/v1.0/state/statestore/key', 'state management'],
+      ['POST', '/v1.0/publish/pubsub/orders', 'publish'],
+      ['GET', '/v1.0/secrets/vault/db', 'secrets'],
+      ['POST', '/v1.0-beta1/workflows/dapr/OrderFlow/start', 'workflow'],
+      ['POST', '/v1.0-alpha1/lock/redis', 'distributed lock'],
+    ] as const) {
+      const res = await httpRequest(`${caller.url}${path}`, { method, headers: { 'dapr-app-id': 'echo' }, ...(method === 'POST' ? { body: '{}' } : {}) });
+      assert.equal(res.status, 501, `${path}: ${res.body}`);
+      const error = res.json<{ errorCode: string; message: string }>();
+      assert.equal(error.errorCode, 'ERR_API_NOT_SUPPORTED', path);
+      assert.ok(error.message.includes(`the Dapr ${api} API`), error.message);
+    }
+    assert.equal(await count(), before, 'nothing reached the app');
+  });
+
   it('refuses malformed method paths (dot segments, encoded slashes) with 400 and forwards nothing', async function () {
     const before = await count();
     for (const path of ['/v1.0/invoke/echo/method/a/../admin', '/v1.0/invoke/echo/method/%2e%2e/admin', '/v1.0/invoke/echo/method/a%2Fb', '/v1.0/invoke/echo/method/a%5Cb', '/v1.0/invoke/echo/method/%zz', '/v1.0/invoke/echo/method/']) {

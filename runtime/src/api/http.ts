@@ -69,6 +69,24 @@ class BodyLimit extends Transform {
   }
 }
 
+/** Dapr building-block APIs Skein does not offer, by their path segment; answered 501 naming the API. */
+const API_NAMES: Readonly<Record<string, string>> = Object.freeze({
+  state: 'state management',
+  publish: 'publish',
+  subscribe: 'subscribe',
+  bindings: 'bindings',
+  secrets: 'secrets',
+  configuration: 'configuration',
+  lock: 'distributed lock',
+  unlock: 'distributed lock',
+  crypto: 'cryptography',
+  workflows: 'workflow',
+  jobs: 'jobs',
+  conversation: 'conversation',
+  shutdown: 'shutdown',
+});
+const UNSUPPORTED_API = new RegExp(`^/(v1\\.0(?:-alpha1|-alpha2|-beta1)?)/(${Object.keys(API_NAMES).join('|')})(?:/|$)`);
+
 /** More bytes than the request's own content-length said: a malformed request, not one over the size limit. */
 function bodyLongerThanDeclared(): SkeinError {
   return new SkeinError('ERR_MALFORMED_REQUEST', 'the request body is longer than its content-length');
@@ -159,6 +177,11 @@ export class HttpApi {
         const method = metadataPath === undefined ? match[2] : `${WELL_KNOWN_PREFIX.slice(1)}${match[2]}`;
         await this.invoke(req, res, decodeURIComponent(match[1]), method, query, `/v1.0/invoke/${match[1]}/method`);
         return;
+      }
+      const unsupported = UNSUPPORTED_API.exec(path);
+      if (unsupported) {
+        const api = unsupported[2] ?? '';
+        throw new SkeinError('ERR_API_NOT_SUPPORTED', `the Dapr ${API_NAMES[api] ?? api} API (/${unsupported[1]}/${api}) is not supported by Skein; it offers service invocation, actors, metadata and health`);
       }
       const headerAppId = req.headers['dapr-app-id'];
       if (typeof headerAppId === 'string' && headerAppId.length > 0) {

@@ -38,7 +38,13 @@ export function parseYamlDocuments(file: string, text = readText(file)): unknown
       const position = error.linePos?.[0];
       throw new ConfigError(file, position ? `line ${position.line}, column ${position.col}` : '/', `YAML syntax error: ${error.message.split('\n')[0]}`);
     }
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      // An alias bomb (aliases of aliases, each expanding the last) or an alias to nothing: refused, never expanded.
+      throw new ConfigError(file, '/', `YAML aliases cannot be resolved: ${(error as Error).message}`);
+    }
     if (value !== null && value !== undefined) values.push(value);
   }
   return values;
