@@ -129,6 +129,30 @@ describe('MCP tool policy between real sidecars, official SDK client and server'
     await admin.close();
   });
 
+  it('refuses JSON-RPC smuggled in the body of a GET or DELETE; a bodyless DELETE still reaches the server', async function () {
+    const analyst = agent('analyst-agent');
+    const client = await connectAgent(analyst, 'mcp-server');
+    const stock = async (): Promise<number> => (JSON.parse(textOf(await client.callTool({ name: 'get_inventory', arguments: { sku: 'C-300' } }))) as Array<{ stock: number }>)[0]?.stock ?? -1;
+    const before = await stock();
+    const smuggled = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'update_stock', arguments: { sku: 'C-300', delta: 1000 } } });
+    for (const method of ['DELETE', 'GET']) {
+      const res = await httpRequest(`${analyst.url}/v1.0/invoke/mcp-server/method/mcp`, { method, body: smuggled, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' } });
+      assert.equal(res.status, 400, `${method}: ${res.body}`);
+      const answer = res.json<{ error: { code: number; message: string; data: { errorCode: string } } }>();
+      assert.equal(answer.error.code, -32600);
+      assert.equal(answer.error.data.errorCode, 'ERR_MALFORMED_REQUEST');
+      assert.match(answer.error.message, new RegExp(`an MCP ${method} request carries no JSON-RPC messages`));
+    }
+    assert.equal(await stock(), before, 'the smuggled call never ran');
+    // The SDK ends its session with a bodyless DELETE, which the policy lets through.
+    const session = (client.transport as StreamableHTTPClientTransport | undefined)?.sessionId;
+    assert.ok(session, 'the client has a session');
+    const ended = await httpRequest(`${analyst.url}/v1.0/invoke/mcp-server/method/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': session } });
+    assert.notEqual(ended.status, 400, ended.body);
+    assert.ok(ended.status < 300, `the server ended the session: ${ended.status} ${ended.body}`);
+    await client.close();
+  });
+
   it('refuses a 2026-07-28 request whose Mcp-Method header disagrees with the body (400, -32020)', async function () {
     const res = await rawPost(agent('analyst-agent'), 'mcp-server', JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'drop_table', arguments: { table: 'orders' }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } }), {
       'mcp-protocol-version': '2026-07-28',

@@ -37,11 +37,24 @@ export class McpToolPolicyMiddleware implements Middleware {
     this.maxBodyBytes = maxBodyBytes;
   }
 
+  private refuseBodyOnBodylessVerb(request: Call, bytes: number): CallResponse {
+    const reason = `an MCP ${request.verb} request carries no JSON-RPC messages, but this one has a ${bytes}-byte body; send messages with POST`;
+    const caller = request.caller ? formatSpiffeId(request.caller) : 'anonymous';
+    const refused = makeDecision({ allowed: false, source: 'tool-policy', rule: 'body-on-bodyless-verb', reason, caller, target: request.target.appId });
+    request.decisions.push(refused);
+    this.sink.record(refused, request, { requestId: null });
+    return jsonResponse(400, problemResponse({ code: -32600, errorCode: 'ERR_MALFORMED_REQUEST', httpStatus: 400, message: reason, where: 'body', id: null }));
+  }
+
   async handle(request: Call, next: Handler): Promise<CallResponse> {
     // Fail closed: every request that can carry a body is judged. Clients send MCP messages by POST; GET opens
-    // the server's stream and DELETE ends a session, and those carry no messages.
-    if (BODYLESS_VERBS.has(request.verb)) return next(request);
+    // the server's stream and DELETE ends a session, and those carry no messages: one that carries a body anyway
+    // (a tools/call in a DELETE, which some servers would read) is refused, never forwarded unjudged.
     const body = await readWhole(request.body, this.maxBodyBytes);
+    if (BODYLESS_VERBS.has(request.verb)) {
+      if (body.length === 0) return next({ ...request, body });
+      return this.refuseBodyOnBodylessVerb(request, body.length);
+    }
     // The inspection stage parsed this very body already (strictly, with the same limits): judge that parse.
     const parsed = request.mcp?.parsed;
     const inspection = parsed && parsed.body === body ? parsed.inspection : inspectMcpRequest({ body, headers: headerBag(request.headers), limits: { maxBytes: this.maxBodyBytes } });
