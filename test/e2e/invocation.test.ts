@@ -152,7 +152,7 @@ describe('service invocation through two sidecars', function () {
 
   it('refuses malformed method paths (dot segments, encoded slashes) with 400 and forwards nothing', async function () {
     const before = await count();
-    for (const path of ['/v1.0/invoke/echo/method/a/../admin', '/v1.0/invoke/echo/method/%2e%2e/admin', '/v1.0/invoke/echo/method/a%2Fb', '/v1.0/invoke/echo/method/a%5Cb', '/v1.0/invoke/echo/method/%zz', '/v1.0/invoke/echo/method/']) {
+    for (const path of ['/v1.0/invoke/echo/method/a/../admin', '/v1.0/invoke/echo/method/%2e%2e/admin', '/v1.0/invoke/echo/method/a%2Fb', '/v1.0/invoke/echo/method/a%5Cb', '/v1.0/invoke/echo/method/%zz', '/v1.0/invoke/echo/method/', '/v1.0/invoke/echo/method/admin;x/y', '/v1.0/invoke/echo/method/admin%3b/y', '/v1.0/invoke/echo/method/admin./y', '/v1.0/invoke/echo/method/admin%20/y', '/v1.0/invoke/echo/method/%EF%BD%81dmin/y']) {
       const res = await httpRequest(caller.url, { path });
       assert.equal(res.status, 400, `${path}: ${res.body}`);
       assert.equal(res.json<{ errorCode: string }>().errorCode, 'ERR_MALFORMED_REQUEST');

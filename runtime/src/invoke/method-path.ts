@@ -3,8 +3,14 @@ import { SkeinError } from '@skein/core';
 /**
  * Validates the method part of an invocation path (raw, still percent-encoded) and returns it unchanged.
  * Refuses what would let one path mean two things to the sidecar and the app: `.`/`..` segments, encoded
- * slashes or backslashes, NUL, and broken percent-encoding. Access control matches on this exact string.
+ * slashes or backslashes, control characters, broken percent-encoding, and the spellings some servers normalise
+ * away: `;` path parameters (`/admin;x`), segments ending in a dot or a space (`/admin.`, `/admin%20`), and
+ * compatibility characters such as full-width letters that fold to ASCII (`/ａdmin`). Access control and the tool
+ * policy match on this exact string, so a deny rule for `/admin/**` cannot be dodged by a spelling the app reads
+ * as `/admin`.
  */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 export function validateMethodPath(raw: string): string {
   if (raw.length === 0) throw new SkeinError('ERR_MALFORMED_REQUEST', 'the method is empty: use /v1.0/invoke/<appId>/method/<method>');
   for (const segment of raw.split('/')) {
@@ -17,6 +23,12 @@ export function validateMethodPath(raw: string): string {
     if (decoded === '.' || decoded === '..') throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a "${decoded}" segment`);
     if (decoded.includes('/') || decoded.includes('\\')) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains an encoded slash or backslash`);
     if (decoded.includes('\0')) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a NUL byte`);
+    if (CONTROL.test(decoded)) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a control character`);
+    if (decoded.includes(';')) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a ";" path parameter, which some servers strip before routing`);
+    if (/[. ]$/.test(decoded)) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" has a segment ending in a dot or a space, which some servers strip before routing`);
+    if (decoded.normalize('NFKC') !== decoded.normalize('NFC')) {
+      throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains characters that some servers fold to others (e.g. full-width letters)`);
+    }
   }
   return raw;
 }
