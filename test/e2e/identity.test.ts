@@ -125,9 +125,12 @@ describe('sidecar mTLS', function () {
     assert.match(String(record['reason']), /expired/i);
   });
 
-  it('refuses a peer presenting no certificate at all', async function () {
+  it('refuses, and logs, a peer presenting no certificate at all', async function () {
+    const from = serverProc.lines.length;
     const result = await handshake(internalPort, { ca: harness.ca.certPem });
     assert.equal(result.ok, false);
+    const record = await serverProc.waitForRecord('TLS handshake refused', {}, 10_000, from);
+    assert.equal(record['reason'], 'the peer presented no client certificate');
   });
 
   it('keeps serving after refused handshakes', async function () {

@@ -138,7 +138,9 @@ export class InternalServer {
   /** Admits a verified peer with a Skein SPIFFE ID: its identity, which the connection's calls carry. */
   private accept(socket: TLSSocket): SpiffeId | undefined {
     if (!socket.authorized) {
-      log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: describeAuthorizationError(socket.authorizationError) });
+      // Without a certificate OpenSSL reports UNABLE_TO_GET_ISSUER_CERT, which would send an operator hunting for a CA.
+      const presented = socket.getPeerCertificate().raw !== undefined;
+      log.warn('TLS handshake refused', { remote: socket.remoteAddress, reason: presented ? describeAuthorizationError(socket.authorizationError) : 'the peer presented no client certificate' });
       return undefined;
     }
     const peer = spiffeIdOfCertificate(socket.getPeerCertificate());
