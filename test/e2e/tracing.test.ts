@@ -130,6 +130,22 @@ describe('end-to-end tracing of an MCP tool call', function () {
     assert.equal(callee?.status.code, 2);
   });
 
+  it('marks a call the tool policy denied as an error of its trace, naming the rule; an allowed call is not', async function () {
+    const traceId = randomBytes(16).toString('hex');
+    const client = new Client({ name: 'traced-agent', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${agent.url}/v1.0/invoke/mcp-server/method/mcp`), { requestInit: { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } } }));
+    await client.callTool({ name: 'get_inventory', arguments: { sku: 'A-100' } });
+    await assert.rejects(client.callTool({ name: 'drop_table', arguments: { table: 'items' } }), /denied by tool-policy rule/);
+    await client.close();
+    const calleeSpan = (all: ReceivedSpan[], name: string): ReceivedSpan | undefined => all.find((span) => span.traceId === traceId && span.service === 'mcp-server' && span.name === name);
+    const spans = await receiver.waitFor((all) => calleeSpan(all, 'tools/call drop_table') !== undefined && calleeSpan(all, 'tools/call get_inventory') !== undefined);
+    const denied = calleeSpan(spans, 'tools/call drop_table');
+    assert.equal(denied?.attributes['error.type'], 'ERR_MCP_TOOL_DENIED');
+    assert.equal(denied?.status.code, 2);
+    assert.match(denied?.status.message ?? '', /^denied by tool-policy rule /);
+    assert.notEqual(calleeSpan(spans, 'tools/call get_inventory')?.status.code, 2, 'the allowed call is no error');
+  });
+
   it('continues a trace a caller of the gRPC API started, as it does for HTTP callers', async function () {
     const traceId = randomBytes(16).toString('hex');
     const rootSpan = randomBytes(8).toString('hex');

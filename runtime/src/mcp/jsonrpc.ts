@@ -471,13 +471,21 @@ export function problemResponse(refused: JsonRpcProblem): JsonRpcErrorResponse {
   return jsonRpcError(refused.id, refused.code, refused.message, { errorCode: refused.errorCode, where: refused.where });
 }
 
+/** The catalogue's code for a denial, by the stage that made it. */
+export function denialErrorCode(denied: Decision): ErrorCode {
+  if (denied.source === 'jwt') return 'ERR_UNAUTHENTICATED';
+  if (denied.missingScopes) return 'ERR_MCP_INSUFFICIENT_SCOPE';
+  if (denied.source === 'acl') return 'ERR_DIRECT_INVOKE_ACL_DENIED';
+  if (denied.rule === 'invalid-jsonrpc' || denied.rule === 'body-on-bodyless-verb') return 'ERR_MALFORMED_REQUEST';
+  return 'ERR_MCP_TOOL_DENIED';
+}
+
 /**
  * The answer to a call a policy denied: the request id, a JSON-RPC code outside the reserved range, and in `data`
  * the stable Skein code, the rule and the reason, so an agent can tell which rule stopped it and why.
  */
 export function deniedResponse(id: JsonRpcId | null, denied: Decision): JsonRpcErrorResponse {
-  const errorCode: ErrorCode =
-    denied.source === 'jwt' ? 'ERR_UNAUTHENTICATED' : denied.missingScopes ? 'ERR_MCP_INSUFFICIENT_SCOPE' : denied.source === 'acl' ? 'ERR_DIRECT_INVOKE_ACL_DENIED' : 'ERR_MCP_TOOL_DENIED';
+  const errorCode = denialErrorCode(denied);
   const data: { [key: string]: JsonValue } = { errorCode, source: denied.source, rule: denied.rule, reason: denied.reason };
   if (denied.tool !== undefined) data['tool'] = denied.tool;
   if (denied.missingScopes !== undefined) data['missingScopes'] = [...denied.missingScopes];

@@ -4,6 +4,7 @@ import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { endWithBody, inboundParent, mcpAttributes, recordStatus } from '../telemetry/spans.js';
 import { mcpSpanName } from '../telemetry/mcp-info.js';
 import { ToolResultWatch } from '../telemetry/tool-result.js';
+import { denialErrorCode } from '../mcp/jsonrpc.js';
 import { headerOf, type Call, type CallResponse, type Handler, type Middleware } from './pipeline.js';
 
 /**
@@ -52,6 +53,10 @@ export class ServerSpanMiddleware implements Middleware {
       throw error;
     }
     recordStatus(scope.span, response.status);
+    // A call a policy refused is an error of its trace, whatever status carried the refusal (a JSON-RPC error
+    // answers 200): `skein traces --status error` finds it, with the rule's reason.
+    const denied = call.decisions.find((decided) => !decided.allowed);
+    if (denied) failSpan(scope.span, denialErrorCode(denied), `denied by ${denied.source} rule ${denied.rule}: ${denied.reason}`);
     if (inbound && mcp?.method === 'tools/call' && scope.span.isRecording()) response = { ...response, body: watchToolResult(response, (message) => failSpan(scope.span, 'tool_error', message)) };
     endWithBody(scope.span, response.body);
     return response;
