@@ -4,8 +4,8 @@
 // Uses only Node's standard library, since it runs before anything is installed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,8 +56,18 @@ if (process.argv.includes('--no-build')) process.exit(0);
 say('building');
 const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' };
 if (run(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'build', '--output-logs=errors-only'], { env }) !== 0) fail('the build failed; see the output above.');
+const cli = join(root, 'runtime', 'dist', 'src', 'cli.js');
 try {
-  execFileSync('node', [join(root, 'runtime', 'dist', 'src', 'cli.js'), '--help'], { stdio: 'ignore' });
+  execFileSync('node', [cli, '--help'], { stdio: 'ignore' });
 } catch {
   fail('the build finished but the skein CLI does not run.');
+}
+// npm links a workspace's bin only if the file exists at install time, which on a fresh clone it does not: link it
+// now, so `npx skein` works from the repository root.
+chmodSync(cli, 0o755);
+const bin = join(root, 'node_modules', '.bin', 'skein');
+if (!existsSync(bin)) {
+  mkdirSync(dirname(bin), { recursive: true });
+  rmSync(bin, { force: true });
+  symlinkSync(relative(dirname(bin), cli), bin);
 }

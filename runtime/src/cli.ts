@@ -5,7 +5,7 @@ import { UsageError } from './cli/args.js';
 
 const USAGE = `Usage: skein <command> [flags]
 
-Commands:
+Commands (and --version):
   init      create a development root CA and trust bundle (~/.skein/certs)
   up        start the local control plane: NATS (JetStream, mTLS) and sentry
   run       start a sidecar beside an app: skein run --app-id ID [--app-port P] [flags] -- <command>
@@ -43,6 +43,11 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./cli/decisions.js')).decisionsCommand(rest);
     case 'traces':
       return (await import('./cli/traces.js')).tracesCommand(rest);
+    case 'version':
+    case '--version':
+    case '-v':
+      process.stdout.write(`skein ${(await import('./api/universal.js')).RUNTIME_VERSION}\n`);
+      return undefined;
     case undefined:
     case 'help':
     case '--help':

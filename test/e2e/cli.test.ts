@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { Harness, TEST_APPS } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
 import { freePort, isAlive } from '../src/ports.js';
+
+const execFileAsync = promisify(execFile);
 
 describe('skein CLI: bad input', function () {
   const harness = new Harness();
@@ -17,6 +22,14 @@ describe('skein CLI: bad input', function () {
     assert.match(output, pattern);
     return output;
   }
+
+  it('runs as the README says: npx skein and npm run skein from the repository root, and tells its version', async function () {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    for (const [command, args] of [['npx', ['skein', '--version']], ['npm', ['run', '--silent', 'skein', '--', '--version']]] as const) {
+      const { stdout } = await execFileAsync(command, [...args], { cwd: root, env: { ...process.env, npm_config_yes: 'false', npm_config_update_notifier: 'false' } });
+      assert.equal(stdout.trim(), 'skein 0.1.0', `${command} ${args.join(' ')}`);
+    }
+  });
 
   it('rejects unknown commands and flags, naming them, with exit code 2', async function () {
     await fails(['frobnicate'], 2, /unknown command "frobnicate"/);
