@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Harness, type SidecarHandle } from '../src/harness.js';
 import { httpRequest } from '../src/http.js';
+
+/** `skein run`'s instance TTL: a record not refreshed for this long no longer counts as live. */
+const INSTANCE_TTL_MS = 5000;
 
 interface Echo {
   instance: string;
@@ -53,6 +57,26 @@ describe('discovery over NATS', function () {
 describe('NATS restarts', function () {
   const harness = new Harness();
   after(() => harness.cleanup());
+
+  it('keeps calls flowing to the known instances while NATS is down longer than the instance TTL', async function () {
+    const { nats } = await harness.controlPlane();
+    const app = await harness.app('echo-app', { INSTANCE: 'steady' });
+    await harness.sidecar({ appId: 'ledger', appPort: app.port });
+    const caller = await harness.sidecar({ appId: 'ledger-caller' });
+    assert.deepEqual(await callMany(caller, 'ledger', 1), ['steady']);
+    const from = caller.proc.lines.length;
+    await nats.stop();
+    await caller.proc.waitForRecord('discovery bus unreachable; calls go to the instances known when it went away', {}, 10_000, from);
+    // The scenario is time itself: no heartbeat can arrive, so let the 5 s instance TTL pass.
+    await delay(INSTANCE_TTL_MS + 1000);
+    assert.deepEqual(await callMany(caller, 'ledger', 3), ['steady', 'steady', 'steady'], 'served on the last known instances');
+    // A name the caller never knew is still unknown (404), not unavailable.
+    const unknown = await httpRequest(`${caller.url}/v1.0/invoke/never-registered/method/who`);
+    assert.equal(unknown.status, 404, unknown.body);
+    await nats.start();
+    await caller.proc.waitForRecord('discovery resynchronised after reconnect', {}, 20_000, from);
+    assert.deepEqual(await callMany(caller, 'ledger', 2), ['steady', 'steady']);
+  });
 
   it('sidecars reconnect and re-register after NATS restarts with an empty store', async function () {
     const { nats } = await harness.controlPlane();

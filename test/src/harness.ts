@@ -28,6 +28,10 @@ export interface NatsHandle {
   dir: string;
   /** Stops it (SIGTERM) and starts it again on the same port, with the same store or (`wipe`) an empty one. */
   restart(options?: { wipe?: boolean }): Promise<void>;
+  /** Stops it (SIGTERM), keeping its store and port for `start`. */
+  stop(): Promise<void>;
+  /** Starts it again after `stop`, on the same port with the same store. */
+  start(): Promise<void>;
 }
 
 /** A running sidecar. */
@@ -156,10 +160,13 @@ export class Harness {
       url: `tls://${host}:${first.port}`,
       dir,
       restart: async (restartOptions = {}) => {
-        await handle.proc.stop();
+        await handle.stop();
         if (restartOptions.wipe) rmSync(join(dir, 'jetstream'), { recursive: true, force: true });
-        const next = await launch(handle.port);
-        handle.proc = next.proc;
+        await handle.start();
+      },
+      stop: () => handle.proc.stop(),
+      start: async () => {
+        handle.proc = (await launch(handle.port)).proc;
       },
     };
     this.natsHandle = handle;

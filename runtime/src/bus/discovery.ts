@@ -52,6 +52,8 @@ export class Discovery {
   private watchGeneration = 0;
   private watcher: QueuedIterator<KvWatchEntry> | undefined;
   private readonly arrivals = new Set<() => void>();
+  /** When the connection to NATS was lost, while it is: no heartbeat can arrive, so freshness is judged at that time. */
+  private busDownSince: number | undefined;
 
   constructor(nc: NatsConnection, options: DiscoveryOptions) {
     this.nc = nc;
@@ -72,7 +74,12 @@ export class Discovery {
   private async resyncOnReconnect(): Promise<void> {
     for await (const event of this.nc.status()) {
       if (this.stopped) return;
+      if (event.type === 'disconnect' && this.busDownSince === undefined) {
+        this.busDownSince = Date.now();
+        log.warn('discovery bus unreachable; calls go to the instances known when it went away');
+      }
       if (event.type !== 'reconnect') continue;
+      this.busDownSince = undefined;
       try {
         await this.openBucket();
         await this.publishOwn();
@@ -172,12 +179,18 @@ export class Discovery {
     }
   }
 
-  /** Live instances of an app: refreshed within the TTL and not recently marked unhealthy (unless none is left). */
+  /**
+   * Live instances of an app: refreshed within the TTL and not recently marked unhealthy (unless none is left).
+   * While the bus is unreachable no heartbeat can arrive, so an instance counts as live if it was when the bus went
+   * away: calls keep going to the last known instances (a dead one fails fast and is skipped) instead of the app
+   * appearing not to exist.
+   */
   live(namespace: string, appId: string): InstanceRecord[] {
     const now = Date.now();
+    const asOf = this.busDownSince ?? now;
     const fresh: Seen[] = [];
     for (const seen of this.instances.values()) {
-      if (seen.record.appId === appId && seen.record.namespace === namespace && now - seen.seenAt <= this.options.ttlMs) fresh.push(seen);
+      if (seen.record.appId === appId && seen.record.namespace === namespace && asOf - seen.seenAt <= this.options.ttlMs) fresh.push(seen);
     }
     const healthy = fresh.filter((seen) => seen.unhealthyUntil <= now);
     return (healthy.length > 0 ? healthy : fresh).map((seen) => seen.record);

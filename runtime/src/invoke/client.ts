@@ -121,6 +121,10 @@ export class Invoker {
       const wait = overloaded ? 0 : this.discovery.knows(request.target.namespace, request.target.appId) ? REPLACEMENT_WAIT_MS : 0;
       const peer = (tried.size === 0 ? await this.sessionOwner(request) : undefined) ?? (await this.discovery.pickOrWait(request.target.namespace, request.target.appId, tried, wait));
       if (!peer) {
+        if (tried.size === 0 && this.discovery.knows(request.target.namespace, request.target.appId)) {
+          // Its records are held but none is live: the app exists and is down (or restarting), not unknown.
+          throw new SkeinError('ERR_DIRECT_INVOKE_PEER_UNAVAILABLE', `failed to invoke, id: ${request.target.appId}, err: no instance of app "${request.target.appId}" has been heard from recently; it may be restarting`);
+        }
         if (tried.size === 0) {
           throw new SkeinError('ERR_DIRECT_INVOKE_NOT_FOUND', `failed to invoke, id: ${request.target.appId}, err: no instance of app "${request.target.appId}" is registered in namespace "${request.target.namespace}"`);
         }
