@@ -36,6 +36,9 @@ import type { ActorHost, InternalTypeContext, InternalTypeSettings } from './act
 const log = logger('sidecar');
 
 /** Everything a sidecar needs: where it listens and connects, and its resources compiled by `compileSidecarConfig`. */
+/** How long start-up waits for the app's `/dapr/config` when the sidecar has no placement service. */
+const PROBE_TIMEOUT_MS = 2000;
+
 export interface SidecarOptions {
   appId: string;
   namespace: string;
@@ -102,6 +105,8 @@ export class Sidecar {
   private grpc: GrpcApi | undefined;
   private registered = false;
   private appListening = false;
+  /** Actor types the app declares that cannot be hosted: the sidecar has no placement service. */
+  private unplacedActorTypes: readonly string[] = [];
   private readonly stopping = new AbortController();
   private readonly actors: ActorRuntime | undefined;
   /** Request counts, errors and durations, served on `/metrics`. */
@@ -190,6 +195,7 @@ export class Sidecar {
         enabledFeatures: [...options.config.features],
         components: options.config.components,
         httpEndpoints: [...options.config.outbound.endpoints.keys()].map((name) => ({ name })),
+        unplacedActorTypes: () => this.unplacedActorTypes,
       },
       this.outbound,
       this.actors,
@@ -262,6 +268,28 @@ export class Sidecar {
     });
     this.registered = true;
     await this.actors?.hostApp().catch((error: unknown) => log.error('the actor runtime could not start hosting', { reason: (error as Error).message }));
+    if (!this.actors && this.appChannel) {
+      // Before the sidecar reports ready (so the app's request count settles first), but never for long.
+      let timer: NodeJS.Timeout | undefined;
+      const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, PROBE_TIMEOUT_MS)));
+      await Promise.race([this.checkActorsWithoutPlacement(), bounded]);
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Without a placement service nothing can host the app's actors: an app that declares actor types all the same
+   * (`GET /dapr/config`) would see every actor call fail with "no host serves ...". Say so at once, and in the
+   * metadata, instead.
+   */
+  private async checkActorsWithoutPlacement(): Promise<void> {
+    if (!this.appChannel) return;
+    const { options } = this;
+    const host = new AppActorHost({ appId: options.appId, namespace: options.namespace, channel: this.appChannel, appApiToken: options.appApiToken, maxBodyBytes: options.maxBodyBytes });
+    const { entities } = await host.readConfig(true);
+    if (entities.length === 0 || this.stopping.signal.aborted) return;
+    this.unplacedActorTypes = [...entities];
+    log.error('the app declares actor types but this sidecar has no placement service, so none of them can be hosted; give it --placement-address, or start skein up first', { appId: options.appId, actorTypes: entities });
   }
 
   /**

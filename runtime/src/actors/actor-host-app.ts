@@ -46,8 +46,12 @@ export class AppActorHost implements ActorHost {
     this.clock = options.clock ?? systemClock;
   }
 
-  /** Reads the app's `GET /dapr/config` (retrying while the app starts); an app that serves none hosts nothing. */
-  async readConfig(): Promise<ActorAppConfig> {
+  /**
+   * Reads the app's `GET /dapr/config` (retrying while the app starts); an app that serves none hosts nothing.
+   * `probe`: one attempt, and nothing logged when the app has no usable config (the sidecar only asks whether the
+   * app declares actors it could not host).
+   */
+  async readConfig(probe = false): Promise<ActorAppConfig> {
     const { channel } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -60,6 +64,7 @@ export class AppActorHost implements ActorHost {
         if (body.length === 0) return NO_ACTORS;
         return appConfigFrom(JSON.parse(body.toString('utf8')) as unknown);
       } catch (error) {
+        if (probe) return NO_ACTORS;
         if (error instanceof AppConfigError || error instanceof SyntaxError) {
           log.error('the app\'s /dapr/config is invalid; it hosts no actors', { appId: this.options.appId, reason: error.message });
           return NO_ACTORS;

@@ -38,6 +38,8 @@ export interface SidecarState {
   /** Components and HTTPEndpoints the sidecar loaded: names and types only, never their settings. */
   components?: ReadonlyArray<{ name: string; type: string; version: string }>;
   httpEndpoints?: ReadonlyArray<{ name: string }>;
+  /** Actor types the app declares that this sidecar cannot host, because it has no placement service. */
+  unplacedActorTypes?(): readonly string[];
 }
 
 /** Anything that runs a call from the app: the outbound pipeline, or (in tests) the mesh Invoker itself. */
@@ -56,6 +58,14 @@ export class UniversalApi {
 
   /** The actor API; fails with ERR_ACTOR_RUNTIME_NOT_FOUND when the sidecar runs without actors. */
   readonly actors: ActorOperations;
+
+  /** The actor runtime's status; without placement, it says so when the app declares actor types all the same. */
+  private actorRuntimeStatus(): MetadataSnapshot['actorRuntime'] {
+    const status = this.actors.status();
+    const unplaced = this.state.unplacedActorTypes?.() ?? [];
+    if (unplaced.length === 0) return status;
+    return { ...status, placement: `no placement service: the app declares actor types ${unplaced.join(', ')}, which this sidecar cannot host (give it --placement-address, or start skein up first)` };
+  }
 
   /** `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without placement. */
   constructor(state: SidecarState, invoker: CallRunner, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware) {
@@ -110,7 +120,7 @@ export class UniversalApi {
       components: (this.state.components ?? []).map(({ name, type, version }) => ({ name, type, version })),
       httpEndpoints: (this.state.httpEndpoints ?? []).map(({ name }) => ({ name })),
       appConnectionProperties: { ...(appPort === undefined ? {} : { port: appPort }), protocol: 'http', channelAddress: '127.0.0.1' },
-      actorRuntime: this.actors.status(),
+      actorRuntime: this.actorRuntimeStatus(),
       mcpServers: [],
       resiliencies: [],
       extended: { namespace, spiffeId: this.state.spiffeId(), runtime: 'skein' },
