@@ -35,10 +35,10 @@ import type { ActorHost, InternalTypeContext, InternalTypeSettings } from './act
 
 const log = logger('sidecar');
 
-/** Everything a sidecar needs: where it listens and connects, and its resources compiled by `compileSidecarConfig`. */
 /** How long start-up waits for the app's `/dapr/config` when the sidecar has no placement service. */
 const PROBE_TIMEOUT_MS = 2000;
 
+/** Everything a sidecar needs: where it listens and connects, and its resources compiled by `compileSidecarConfig`. */
 export interface SidecarOptions {
   appId: string;
   namespace: string;
@@ -105,6 +105,8 @@ export class Sidecar {
   private grpc: GrpcApi | undefined;
   private registered = false;
   private appListening = false;
+  /** The app as an actor host (its `/dapr/config` and actor routes); absent for apps that only make calls. */
+  private readonly appHost: AppActorHost | undefined;
   /** Actor types the app declares that cannot be hosted: the sidecar has no placement service. */
   private unplacedActorTypes: readonly string[] = [];
   private readonly stopping = new AbortController();
@@ -128,6 +130,9 @@ export class Sidecar {
       ...(options.joinToken ? { token: options.joinToken } : {}),
     });
     this.appChannel = options.appPort === undefined ? undefined : new AppChannel({ appId: options.appId, host: '127.0.0.1', port: options.appPort });
+    this.appHost = this.appChannel
+      ? new AppActorHost({ appId: options.appId, namespace: options.namespace, channel: this.appChannel, appApiToken: options.appApiToken, maxBodyBytes: options.maxBodyBytes })
+      : undefined;
     this.internal = new InternalServer({
       appId: options.appId,
       namespace: options.namespace,
@@ -143,9 +148,7 @@ export class Sidecar {
         instanceId: this.instanceId,
         placementAddresses: options.placementAddresses,
         identity: this.identity,
-        appHost: this.appChannel
-          ? new AppActorHost({ appId: options.appId, namespace: options.namespace, channel: this.appChannel, appApiToken: options.appApiToken, maxBodyBytes: options.maxBodyBytes })
-          : undefined,
+        appHost: this.appHost,
       });
       this.internal.route(CALL_ACTOR_PATH, actorServiceHandler(this.actors, { trustDomain: () => this.identity.current.id.trustDomain, namespace: options.namespace }));
     }
@@ -268,7 +271,7 @@ export class Sidecar {
     });
     this.registered = true;
     await this.actors?.hostApp().catch((error: unknown) => log.error('the actor runtime could not start hosting', { reason: (error as Error).message }));
-    if (!this.actors && this.appChannel) {
+    if (!this.actors && this.appHost) {
       // Before the sidecar reports ready (so the app's request count settles first), but never for long.
       let timer: NodeJS.Timeout | undefined;
       const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, PROBE_TIMEOUT_MS)));
@@ -283,10 +286,9 @@ export class Sidecar {
    * metadata, instead.
    */
   private async checkActorsWithoutPlacement(): Promise<void> {
-    if (!this.appChannel) return;
+    if (!this.appHost) return;
     const { options } = this;
-    const host = new AppActorHost({ appId: options.appId, namespace: options.namespace, channel: this.appChannel, appApiToken: options.appApiToken, maxBodyBytes: options.maxBodyBytes });
-    const { entities } = await host.readConfig(true);
+    const { entities } = await this.appHost.readConfig(true);
     if (entities.length === 0 || this.stopping.signal.aborted) return;
     this.unplacedActorTypes = [...entities];
     log.error('the app declares actor types but this sidecar has no placement service, so none of them can be hosted; give it --placement-address, or start skein up first', { appId: options.appId, actorTypes: entities });

@@ -389,6 +389,7 @@ spec:
       assert.equal(again.decision.caller, 'other-agent', 'the decision describes the call it was made for');
       assert.equal(again.decision.method, 'tools/list');
       assert.equal(validator.verifiedTokens, 1, 'remembered once');
+      assert.equal(validator.signaturesChecked, 1, 'the second call checked no signature');
       assert.equal(server.hits, 1);
     });
 
@@ -400,6 +401,7 @@ spec:
       assert.ok((await validator.validate(`Bearer ${token}`)).ok);
       clock += 65_000;
       assert.ok((await validator.validate(`Bearer ${token}`)).ok, 'within the skew after exp');
+      assert.equal(validator.signaturesChecked, 1, 'answered from memory');
       clock += 10_000;
       const late = failed(await validator.validate(`Bearer ${token}`));
       assert.equal(late.failure, 'expired');
@@ -416,6 +418,7 @@ spec:
       clock += 2 * 60_000;
       // Answered from memory while the refresh it starts is under way; refused once the new key set is in.
       assert.ok((await validator.validate(`Bearer ${token}`)).ok);
+      assert.equal(validator.signaturesChecked, 1, 'answered from memory');
       await until(async () => !(await validator.validate(`Bearer ${token}`)).ok, 'the withdrawn key to take effect');
       assert.equal(failed(await validator.validate(`Bearer ${token}`)).failure, 'unknown-kid');
     });

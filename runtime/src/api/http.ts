@@ -107,7 +107,6 @@ function sendError(res: ServerResponse, error: SkeinError): void {
   res.end(body);
 }
 
-
 /** The Dapr-compatible HTTP API of a sidecar: invocation (path or `dapr-app-id` header), health and metadata. */
 export class HttpApi {
   private readonly options: HttpApiOptions;

@@ -253,6 +253,7 @@ export class BearerValidator {
   private readonly jwks: JwksCache;
   private readonly now: () => number;
   private readonly verified = new VerifiedTokens();
+  private signatureChecks = 0;
 
   constructor(
     readonly options: BearerOptions,
@@ -268,6 +269,11 @@ export class BearerValidator {
   /** Fetches the issuer's keys ahead of the first request, as Dapr does when the component starts. */
   warmUp(): Promise<void> {
     return this.jwks.refresh();
+  }
+
+  /** How many tokens had their signature checked (a remembered token is not checked again); for tests and metrics. */
+  get signaturesChecked(): number {
+    return this.signatureChecks;
   }
 
   /** How many verified tokens are remembered (at most 10,000). */
@@ -339,6 +345,7 @@ export class BearerValidator {
   /** Verifies `token`; `generation` is the key set's when one key was found for it (undefined: several were tried). */
   private async verify(token: string, verifyOptions: JWTVerifyOptions): Promise<{ payload: JWTPayload; generation: number | undefined }> {
     let generation: number | undefined;
+    this.signatureChecks += 1;
     try {
       const { payload } = await jwtVerify(token, async (header) => {
         const found = await this.jwks.keyFor(header);

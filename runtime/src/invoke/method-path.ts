@@ -1,5 +1,8 @@
 import { SkeinError } from '@skein/core';
 
+/** C0 controls (NUL included) and DEL. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /**
  * Validates the method part of an invocation path (raw, still percent-encoded) and returns it unchanged.
  * Refuses what would let one path mean two things to the sidecar and the app: `.`/`..` segments, encoded
@@ -9,8 +12,6 @@ import { SkeinError } from '@skein/core';
  * policy match on this exact string, so a deny rule for `/admin/**` cannot be dodged by a spelling the app reads
  * as `/admin`.
  */
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
 export function validateMethodPath(raw: string): string {
   if (raw.length === 0) throw new SkeinError('ERR_MALFORMED_REQUEST', 'the method is empty: use /v1.0/invoke/<appId>/method/<method>');
   for (const segment of raw.split('/')) {
@@ -22,7 +23,6 @@ export function validateMethodPath(raw: string): string {
     }
     if (decoded === '.' || decoded === '..') throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a "${decoded}" segment`);
     if (decoded.includes('/') || decoded.includes('\\')) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains an encoded slash or backslash`);
-    if (decoded.includes('\0')) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a NUL byte`);
     if (CONTROL.test(decoded)) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a control character`);
     if (decoded.includes(';')) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" contains a ";" path parameter, which some servers strip before routing`);
     if (/[. ]$/.test(decoded)) throw new SkeinError('ERR_MALFORMED_REQUEST', `the method "${raw}" has a segment ending in a dot or a space, which some servers strip before routing`);
