@@ -54,6 +54,25 @@ export const ERROR_CATALOGUE = {
   ERR_ACTOR_TIMER_DELETE: { http: 500, grpc: GrpcStatus.INTERNAL },
   /** Skein's own: the owner is shutting down and did not start the call; the caller retries on the next table. */
   ERR_ACTOR_HOST_LEAVING: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  // Dapr's workflow codes (pkg/messages/predefined.go).
+  ERR_INSTANCE_ID_PROVIDED_MISSING: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_INSTANCE_ID_TOO_LONG: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_INSTANCE_ID_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_WORKFLOW_NAME_MISSING: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_WORKFLOW_EVENT_NAME_MISSING: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_WORKFLOW_APP_ID_INVALID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  ERR_INSTANCE_ID_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  ERR_START_WORKFLOW: { http: 500, grpc: GrpcStatus.ALREADY_EXISTS },
+  ERR_GET_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_TERMINATE_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_RAISE_EVENT_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_PAUSE_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_RESUME_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
+  ERR_PURGE_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
+  /** Skein's own: a workflow input, output or event payload, or an instance's history, is over its limit. */
+  ERR_WORKFLOW_PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  /** Skein's own: no workflow worker (an app running a workflow SDK) is connected for the app. */
+  ERR_WORKFLOW_NO_WORKER: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
 } as const satisfies Record<string, { http: number; grpc: GrpcStatus; jsonrpc?: number }>;
 
 /**

@@ -1,5 +1,6 @@
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { dapr, skein } from './gen/skein.js';
+import * as dt from './durabletask.js';
 
 /** Encoder/decoder pair every generated message type provides. */
 interface Codec<T> {
@@ -100,4 +101,33 @@ export const daprService = {
     false,
     false,
   ),
+} satisfies ServiceDefinition;
+
+/** A unary method of the durabletask service: no proto package, so its path is `/TaskHubSidecarService/<name>`. */
+function taskHub<Req, Res>(name: string, requestType: Codec<Req>, responseType: Codec<Res>): MethodDefinition<Req, Res> {
+  return method(`/TaskHubSidecarService/${name}`, requestType, responseType, false, false);
+}
+
+/**
+ * gRPC definition of `TaskHubSidecarService`, the durabletask protocol Dapr's workflow SDKs speak to the sidecar:
+ * clients start and manage instances, workers stream work items and complete them.
+ */
+export const taskHubService = {
+  hello: taskHub<dt.google.protobuf.IEmpty, dt.google.protobuf.IEmpty>('Hello', dt.google.protobuf.Empty, dt.google.protobuf.Empty),
+  startInstance: taskHub<dt.ICreateInstanceRequest, dt.ICreateInstanceResponse>('StartInstance', dt.CreateInstanceRequest, dt.CreateInstanceResponse),
+  getInstance: taskHub<dt.IGetInstanceRequest, dt.IGetInstanceResponse>('GetInstance', dt.GetInstanceRequest, dt.GetInstanceResponse),
+  rewindInstance: taskHub<dt.IRewindInstanceRequest, dt.IRewindInstanceResponse>('RewindInstance', dt.RewindInstanceRequest, dt.RewindInstanceResponse),
+  waitForInstanceStart: taskHub<dt.IGetInstanceRequest, dt.IGetInstanceResponse>('WaitForInstanceStart', dt.GetInstanceRequest, dt.GetInstanceResponse),
+  waitForInstanceCompletion: taskHub<dt.IGetInstanceRequest, dt.IGetInstanceResponse>('WaitForInstanceCompletion', dt.GetInstanceRequest, dt.GetInstanceResponse),
+  raiseEvent: taskHub<dt.IRaiseEventRequest, dt.IRaiseEventResponse>('RaiseEvent', dt.RaiseEventRequest, dt.RaiseEventResponse),
+  terminateInstance: taskHub<dt.ITerminateRequest, dt.ITerminateResponse>('TerminateInstance', dt.TerminateRequest, dt.TerminateResponse),
+  suspendInstance: taskHub<dt.ISuspendRequest, dt.ISuspendResponse>('SuspendInstance', dt.SuspendRequest, dt.SuspendResponse),
+  resumeInstance: taskHub<dt.IResumeRequest, dt.IResumeResponse>('ResumeInstance', dt.ResumeRequest, dt.ResumeResponse),
+  queryInstances: taskHub<dt.IQueryInstancesRequest, dt.IQueryInstancesResponse>('QueryInstances', dt.QueryInstancesRequest, dt.QueryInstancesResponse),
+  purgeInstances: taskHub<dt.IPurgeInstancesRequest, dt.IPurgeInstancesResponse>('PurgeInstances', dt.PurgeInstancesRequest, dt.PurgeInstancesResponse),
+  getWorkItems: method<dt.IGetWorkItemsRequest, dt.IWorkItem>('/TaskHubSidecarService/GetWorkItems', dt.GetWorkItemsRequest, dt.WorkItem, false, true),
+  completeActivityTask: taskHub<dt.IActivityResponse, dt.ICompleteTaskResponse>('CompleteActivityTask', dt.ActivityResponse, dt.CompleteTaskResponse),
+  completeOrchestratorTask: taskHub<dt.IOrchestratorResponse, dt.ICompleteTaskResponse>('CompleteOrchestratorTask', dt.OrchestratorResponse, dt.CompleteTaskResponse),
+  // The newer name of CompleteOrchestratorTask (Dapr 1.16+ SDKs); same messages.
+  completeWorkflowTask: taskHub<dt.IOrchestratorResponse, dt.ICompleteTaskResponse>('CompleteWorkflowTask', dt.OrchestratorResponse, dt.CompleteTaskResponse),
 } satisfies ServiceDefinition;

@@ -32,6 +32,8 @@ import { ActorRuntime } from './actors/actor-runtime.js';
 import { actorServiceHandler, CALL_ACTOR_PATH } from './actors/actor-service.js';
 import { AppActorHost } from './actors/actor-host-app.js';
 import type { ActorHost, InternalTypeContext, InternalTypeSettings } from './actors/actor-host.js';
+import { WorkflowEngine } from './workflow/engine.js';
+import { serveTaskHub } from './workflow/grpc-service.js';
 
 const log = logger('sidecar');
 
@@ -103,6 +105,8 @@ export class Sidecar {
   private outbound: OutboundPipeline | undefined;
   private http: HttpApi | undefined;
   private grpc: GrpcApi | undefined;
+  /** Workflows of this app: present when the sidecar has an actor runtime (instances are actors). */
+  private workflows: WorkflowEngine | undefined;
   private registered = false;
   private appListening = false;
   /** The app as an actor host (its `/dapr/config` and actor routes); absent for apps that only make calls. */
@@ -184,6 +188,14 @@ export class Sidecar {
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
     this.invoker = new Invoker(this.discovery, this.identity, this.tracing, this.sessions);
+    if (this.actors) {
+      this.workflows = new WorkflowEngine({
+        appId: options.appId,
+        namespace: options.namespace,
+        nc: this.bus.nc,
+        registerActorType: (actorType, host) => this.registerInternalActorType(actorType, host),
+      });
+    }
     this.outbound = new OutboundPipeline(options.config.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);
     const universal = new UniversalApi(
       {
@@ -207,6 +219,7 @@ export class Sidecar {
     this.http = new HttpApi({ host: options.apiHost, port: options.httpPort }, universal);
     const http = await this.http.start();
     this.grpc = new GrpcApi({ host: options.apiHost, port: options.grpcPort }, universal);
+    if (this.workflows) serveTaskHub(this.grpc, this.workflows);
     const grpc = await this.grpc.start();
     const metrics = await this.metricsServer.start();
     log.info('sidecar started', { appId: options.appId, namespace: options.namespace, httpPort: http, grpcPort: grpc, internalPort, metricsPort: metrics, spiffeId: formatSpiffeId(svid.id) });
@@ -321,6 +334,7 @@ export class Sidecar {
   async stop(): Promise<void> {
     this.watcher?.close();
     this.stopping.abort();
+    this.workflows?.stop();
     await this.actors?.stop().catch(() => undefined);
     await this.discovery?.stop().catch(() => undefined);
     await this.http?.stop();

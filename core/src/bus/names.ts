@@ -22,10 +22,16 @@ export const BUCKETS = {
   telemetry: 'skein-telemetry',
   /** MCP streamable-HTTP sessions: key `<namespace>.<appId>.<hash of the session id>`, value the owning instance id. */
   mcpSessions: 'skein-mcp-sessions',
+  /** Workflow instance summaries: key `<namespace>.<appId>.<instanceId>`, value an `InstanceSummary` (protobuf). */
+  workflows: 'skein-workflows',
+  /** Workflow histories stream: subject `skein.wfh.<namespace>.<appId>.<instanceId>`, one `HistoryRecord` per message. */
+  workflowHistory: 'skein-workflow-history',
+  /** Workflow activity work-queue stream: subject `skein.wfa.<namespace>.<appId>`, one `ActivityRequest` per message. */
+  workflowActivities: 'skein-workflow-activities',
 } as const;
 
-/** A KV bucket of the table (the telemetry stream is a stream, not a bucket). */
-export type BucketName = Exclude<keyof typeof BUCKETS, 'telemetry'>;
+/** A KV bucket of the table (the telemetry and workflow streams are streams, not buckets). */
+export type BucketName = Exclude<keyof typeof BUCKETS, 'telemetry' | 'workflowHistory' | 'workflowActivities'>;
 
 /** How a bucket is created: the options live beside its name so every process creates it the same way. */
 export interface BucketOptions {
@@ -50,6 +56,7 @@ export const BUCKET_OPTIONS: Readonly<Record<BucketName, Readonly<BucketOptions>
   actorState: { history: 1 },
   actorReminders: { history: 1 },
   mcpSessions: { history: 1, ttlMs: MCP_SESSION_TTL_MS },
+  workflows: { history: 1 },
 });
 
 /** The discovery key of one instance (App IDs and namespaces never contain '.', NATS's token separator). */

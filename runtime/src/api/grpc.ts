@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import { Metadata, Server, ServerCredentials, status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type StatusObject } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status as GrpcStatus, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition, type StatusObject, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { daprService, dapr, google } from '@skein/proto';
 import { SkeinError, asSkeinError, grpcStatusOfAppStatus, logger, forwardableHeaders, type HeaderList } from '@skein/core';
 import { readWhole } from '../pipeline/read-body.js';
@@ -77,6 +77,22 @@ export class GrpcApi {
       getMetadata: (call: ServerUnaryCall<GetMetadataRequest, GetMetadataResponse>, callback: sendUnaryData<GetMetadataResponse>) =>
         void this.answer(call, callback, async () => ({ headers: new Metadata(), value: toGetMetadataResponse(this.api.metadata()) })),
     });
+  }
+
+  /** Serves another service on the API port (before `start`); build its unary handlers with `unary`. */
+  serve(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+    this.server.addService(definition, implementation);
+  }
+
+  /** A unary handler with the API's token check and error mapping around `work`. */
+  unary<Req, Res>(work: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>): handleUnaryCall<Req, Res> {
+    return (call, callback) => void this.answer(call, callback, async () => ({ headers: new Metadata(), value: await work(call.request, call) }));
+  }
+
+  /** Checks the API token a streaming call carries; throws ERR_UNAUTHENTICATED like a unary call would answer. */
+  authorize(metadata: Metadata): void {
+    const token = metadata.get('dapr-api-token')[0];
+    this.api.authorize(typeof token === 'string' ? token : undefined, 'metadata');
   }
 
   /** Listens; resolves with the bound port. */

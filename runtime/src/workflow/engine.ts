@@ -1,0 +1,792 @@
+import { randomUUID } from 'node:crypto';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, sleep, systemClock, type Clock, type ErrorCode, type TimerHandle } from '@skein/core';
+import { durabletask as dt, skein } from '@skein/proto';
+import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, InternalTypeContext, ReminderFire, ReminderOutcome } from '../actors/actor-host.js';
+import { WorkflowStatus, isTerminal, validateInstanceId, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowState, type Workflows } from './api.js';
+import { InstanceState, deliveryKey, failureOf, text, timestamp, toNumber, wrap, type Effect } from './instance.js';
+import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js';
+
+const log = logger('workflow');
+
+/** Inputs, outputs and event payloads above this are refused with ERR_WORKFLOW_PAYLOAD_TOO_LARGE. */
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+/** An instance's history may hold at most this many events. */
+export const MAX_HISTORY_EVENTS = 100_000;
+/** A worker that has not answered an orchestration work item within this gets the item again (or another worker). */
+const ORCHESTRATION_TIMEOUT_MS = 60_000;
+/** The wake-up reminder of a running instance: a new owner picks up its work within this after a failover. */
+const WAKE_PERIOD = '10s';
+const WAKE_REMINDER = 'wake';
+const TIMER_REMINDER_PREFIX = 'timer-';
+/** Header of an `event` actor call naming the execution the event belongs to; events of another execution are dropped. */
+const EXECUTION_HEADER = 'skein-workflow-execution';
+
+const HistoryEvent = dt.HistoryEvent;
+
+/** The actor type that hosts one app's workflow instances (Dapr's name). */
+export function workflowActorType(namespace: string, appId: string): string {
+  return `dapr.internal.${namespace}.${appId}.workflow`;
+}
+
+/** A connected `GetWorkItems` stream: an app running a workflow SDK. */
+export interface WorkItemSink {
+  readonly id: string;
+  send(item: dt.IWorkItem): void;
+}
+
+/** What the engine needs from the sidecar. */
+export interface WorkflowEngineOptions {
+  appId: string;
+  namespace: string;
+  nc: NatsConnection;
+  /** Registers the workflow actor type with the sidecar's actor runtime (once, when the first worker connects). */
+  registerActorType(actorType: string, host: ActorHost): InternalTypeContext;
+  clock?: Clock;
+}
+
+/** One instance activated on this sidecar. */
+class Activation {
+  readonly state: InstanceState;
+  loaded: Promise<void> | undefined;
+  stepping = false;
+  closed = false;
+  /** Appends run one at a time, each expecting the sequence the previous one left. */
+  private queue: Promise<unknown> = Promise.resolve();
+  startTimer: TimerHandle | undefined;
+
+  constructor(instanceId: string) {
+    this.state = new InstanceState(instanceId);
+  }
+
+  serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+interface PendingRun {
+  resolve(response: dt.IOrchestratorResponse): void;
+  reject(error: Error): void;
+  worker: string;
+}
+
+interface PendingActivity {
+  message: JsMsg;
+  worker: string;
+  executionId: string;
+  heartbeat: Repeating;
+}
+
+/**
+ * The workflow engine of one app's sidecar. Instances are actors of the type `dapr.internal.<ns>.<app>.workflow`
+ * placed by placement; the owner keeps the instance's history (event-sourced in JetStream), runs each step by
+ * sending the history to a connected worker and recording its answer, and carries out the answer's actions:
+ * activities on the app's work queue, timers as reminders, child workflows and events as actor calls.
+ */
+export class WorkflowEngine implements Workflows, ActorHost {
+  private readonly options: WorkflowEngineOptions;
+  private readonly clock: Clock;
+  readonly store: WorkflowStore;
+  readonly actorType: string;
+  private context: InternalTypeContext | undefined;
+  private readonly workers = new Map<string, WorkItemSink>();
+  private nextWorker = 0;
+  private readonly activations = new Map<string, Activation>();
+  private readonly runs = new Map<string, PendingRun>();
+  /** Steps waiting for a worker to connect. */
+  private waitingForWorker: Array<() => void> = [];
+  private readonly activities = new Map<string, PendingActivity>();
+  private activityLoop: Promise<void> | undefined;
+  private readonly stopping = new AbortController();
+
+  constructor(options: WorkflowEngineOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.store = new WorkflowStore(options.nc, options.namespace, options.appId);
+    this.actorType = workflowActorType(options.namespace, options.appId);
+  }
+
+  private get actors(): InternalTypeContext {
+    if (!this.context) throw new SkeinError('ERR_WORKFLOW_NO_WORKER', `no workflow worker has connected to the sidecar of ${this.options.appId} yet: start the app's workflow runtime first`);
+    return this.context;
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  /** A worker opened `GetWorkItems`: register the actor type (first time), start taking activities. */
+  addWorker(sink: WorkItemSink): void {
+    this.workers.set(sink.id, sink);
+    log.info('workflow worker connected', { appId: this.options.appId, worker: sink.id, workers: this.workers.size });
+    if (!this.context) this.context = this.options.registerActorType(this.actorType, this);
+    this.activityLoop ??= this.takeActivities().finally(() => (this.activityLoop = undefined));
+    const waiting = this.waitingForWorker;
+    this.waitingForWorker = [];
+    for (const wake of waiting) wake();
+  }
+
+  /** A worker's stream ended: its unanswered work goes to another worker (or waits for one). */
+  removeWorker(id: string): void {
+    if (!this.workers.delete(id)) return;
+    log.info('workflow worker disconnected', { appId: this.options.appId, worker: id, workers: this.workers.size });
+    for (const [instanceId, run] of this.runs) {
+      if (run.worker !== id) continue;
+      this.runs.delete(instanceId);
+      run.reject(new Error('the worker disconnected'));
+    }
+    for (const [key, pending] of this.activities) {
+      if (pending.worker !== id) continue;
+      this.activities.delete(key);
+      pending.heartbeat.cancel();
+      pending.message.nak();
+    }
+  }
+
+  private pickWorker(): WorkItemSink | undefined {
+    const all = [...this.workers.values()];
+    if (all.length === 0) return undefined;
+    this.nextWorker = (this.nextWorker + 1) % all.length;
+    return all[this.nextWorker];
+  }
+
+  private async worker(signal: AbortSignal): Promise<WorkItemSink> {
+    for (;;) {
+      const worker = this.pickWorker();
+      if (worker) return worker;
+      await new Promise<void>((resolve) => {
+        this.waitingForWorker.push(resolve);
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      if (signal.aborted) throw new Error('stopped');
+    }
+  }
+
+  /** `CompleteOrchestratorTask` / `CompleteWorkflowTask`. */
+  completeOrchestration(response: dt.IOrchestratorResponse): void {
+    const instanceId = response.instanceId ?? '';
+    const run = this.runs.get(instanceId);
+    if (!run) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `no orchestration work item of instance '${instanceId}' is waiting for an answer on this sidecar`);
+    this.runs.delete(instanceId);
+    run.resolve(response);
+  }
+
+  /** `CompleteActivityTask`: records the result in the instance's history, then acknowledges the work. */
+  async completeActivity(response: dt.IActivityResponse): Promise<void> {
+    const instanceId = response.instanceId ?? '';
+    const taskId = response.taskId ?? 0;
+    const key = `${instanceId}|${taskId}`;
+    const pending = this.activities.get(key);
+    if (!pending) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `no activity ${taskId} of instance '${instanceId}' is waiting for an answer on this sidecar`);
+    this.activities.delete(key);
+    pending.heartbeat.cancel();
+    const now = this.clock.now();
+    const result = text(response.result);
+    let event: dt.IHistoryEvent;
+    if (response.failureDetails) {
+      event = { eventId: -1, timestamp: timestamp(now), taskFailed: { taskScheduledId: taskId, failureDetails: response.failureDetails } };
+    } else if (result !== undefined && Buffer.byteLength(result) > MAX_PAYLOAD_BYTES) {
+      event = { eventId: -1, timestamp: timestamp(now), taskFailed: { taskScheduledId: taskId, failureDetails: { errorType: 'ERR_WORKFLOW_PAYLOAD_TOO_LARGE', errorMessage: `the output of activity ${taskId} is ${Buffer.byteLength(result)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`, isNonRetriable: true } } };
+    } else {
+      event = { eventId: -1, timestamp: timestamp(now), taskCompleted: { taskScheduledId: taskId, result: response.result } };
+    }
+    try {
+      await this.deliver(instanceId, event, pending.executionId);
+      pending.message.ack();
+    } catch (error) {
+      pending.message.nak(1000);
+      throw error;
+    }
+  }
+
+  /** Takes this app's activities off its work queue while workers are connected, and hands each to one. */
+  private async takeActivities(): Promise<void> {
+    while (this.workers.size > 0 && !this.stopping.signal.aborted) {
+      try {
+        const consumer = await this.store.activities();
+        const messages = await consumer.consume({ max_messages: 256 });
+        const stop = (): void => void messages.close();
+        this.stopping.signal.addEventListener('abort', stop, { once: true });
+        for await (const message of messages) {
+          if (this.workers.size === 0) {
+            message.nak();
+            break;
+          }
+          this.dispatchActivity(message);
+        }
+        this.stopping.signal.removeEventListener('abort', stop);
+        await messages.close();
+      } catch (error) {
+        if (this.stopping.signal.aborted) return;
+        log.warn('the activity queue is unavailable; retrying', { appId: this.options.appId, reason: (error as Error).message });
+        await sleep(this.clock, 1000);
+      }
+    }
+  }
+
+  private dispatchActivity(message: JsMsg): void {
+    const worker = this.pickWorker();
+    if (!worker) {
+      message.nak();
+      return;
+    }
+    let request: dt.ActivityRequest;
+    try {
+      request = dt.ActivityRequest.decode(message.data);
+    } catch (error) {
+      log.error('dropping an undecodable activity', { reason: (error as Error).message });
+      message.term();
+      return;
+    }
+    const instanceId = request.orchestrationInstance?.instanceId ?? '';
+    const key = `${instanceId}|${request.taskId}`;
+    const previous = this.activities.get(key);
+    previous?.heartbeat.cancel();
+    const heartbeat = repeat(this.clock, ACTIVITY_ACK_WAIT_MS / 3, () => message.working());
+    this.activities.set(key, { message, worker: worker.id, executionId: request.orchestrationInstance?.executionId?.value ?? '', heartbeat });
+    worker.send({ activityRequest: request });
+  }
+
+  // ---------------------------------------------------------------- the instance actor
+
+  async invoke(actor: ActorRef, call: ActorMethodCall): Promise<ActorReply> {
+    try {
+      const activation = await this.activate(actor.actorId);
+      switch (call.method) {
+        case 'event':
+          return await this.receive(activation, HistoryEvent.decode(call.body), headerOf(call, EXECUTION_HEADER));
+        case 'state':
+          return reply(200, activation.state.exists ? JSON.stringify(stateJson(activation.state.view())) : 'null');
+        case 'history':
+          return reply(200, JSON.stringify(activation.state.entries()));
+        case 'purge':
+          return await this.purgeHere(activation, (JSON.parse(call.body.toString('utf8') || '{}') as { recursive?: boolean }).recursive === true);
+        default:
+          throw new SkeinError('ERR_NOT_FOUND', `the workflow actor has no method ${call.method}`);
+      }
+    } catch (error) {
+      const skeinError = asSkeinError(error);
+      return reply(skeinError.httpStatus, JSON.stringify({ errorCode: skeinError.code, message: skeinError.message }));
+    }
+  }
+
+  async remind(actor: ActorRef, reminder: ReminderFire): Promise<ReminderOutcome> {
+    const activation = await this.activate(actor.actorId);
+    const { state } = activation;
+    if (reminder.name.startsWith(TIMER_REMINDER_PREFIX)) {
+      const data = reminder.data as { timerId?: number; fireAtMs?: number; executionId?: string } | undefined;
+      const timerId = data?.timerId ?? Number(reminder.name.slice(TIMER_REMINDER_PREFIX.length));
+      const event: dt.IHistoryEvent = { eventId: -1, timestamp: timestamp(this.clock.now()), timerFired: { timerId, fireAt: timestamp(data?.fireAtMs ?? this.clock.now()) } };
+      await this.receiveEvent(activation, event, data?.executionId);
+      return { status: 200, cancel: true };
+    }
+    if (reminder.name === WAKE_REMINDER) {
+      if (!state.exists) return { status: 200, cancel: true };
+      if (state.terminal) {
+        await this.carryOut(activation, state.pendingEffects().filter((effect) => effect.kind === 'completed'));
+        return { status: 200, cancel: true };
+      }
+      this.kick(activation);
+    }
+    return { status: 200, cancel: false };
+  }
+
+  async timer(): Promise<void> {
+    // The engine uses reminders only.
+  }
+
+  async deactivate(actor: ActorRef): Promise<void> {
+    const activation = this.activations.get(actor.actorId);
+    if (!activation) return;
+    activation.closed = true;
+    if (activation.startTimer) this.clock.clearTimeout(activation.startTimer);
+    this.activations.delete(actor.actorId);
+  }
+
+  /** The instance's activation here, its history loaded and its unfinished effects re-issued once. */
+  private async activate(instanceId: string): Promise<Activation> {
+    let activation = this.activations.get(instanceId);
+    if (!activation) {
+      activation = new Activation(instanceId);
+      this.activations.set(instanceId, activation);
+    }
+    const current = activation;
+    current.loaded ??= (async () => {
+      const { records } = await this.store.load(instanceId);
+      for (const { record, sequence } of records) current.state.apply(record, sequence);
+      if (current.state.exists && !current.state.terminal) {
+        await this.carryOut(current, current.state.pendingEffects());
+        this.kick(current);
+      }
+    })().catch((error: unknown) => {
+      current.loaded = undefined;
+      throw error;
+    });
+    await current.loaded;
+    return current;
+  }
+
+  /** An event for the instance, from a client, an activity, a timer, a child or another instance. */
+  private async receive(activation: Activation, event: dt.IHistoryEvent, executionId: string | undefined): Promise<ActorReply> {
+    const { state } = activation;
+    if (event.executionStarted) {
+      if (state.exists && !state.terminal) throw new SkeinError('ERR_START_WORKFLOW', `an active workflow with ID '${state.instanceId}' already exists`);
+      await this.receiveEvent(activation, event, undefined);
+      await this.options.nc.flush();
+      return reply(202, '');
+    }
+    if (!state.exists) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${state.instanceId}'`);
+    await this.receiveEvent(activation, event, executionId);
+    return reply(202, '');
+  }
+
+  private async receiveEvent(activation: Activation, event: dt.IHistoryEvent, executionId: string | undefined): Promise<void> {
+    const { state } = activation;
+    await activation.serially(async () => {
+      if (!event.executionStarted) {
+        if (!state.exists || state.terminal) return;
+        if (executionId && executionId !== state.executionId) return;
+        const key = deliveryKey(event);
+        if (key !== undefined && (state.history.some((seen) => deliveryKey(seen) === key) || state.inbox.some((seen) => deliveryKey(seen) === key))) return;
+      }
+      const record = { received: { events: [event] } };
+      const sequence = await this.appendOrReload(activation, record);
+      state.apply(record, sequence);
+    });
+    if (event.executionStarted) {
+      await this.actors.createReminder(state.instanceId, WAKE_REMINDER, { dueTime: WAKE_PERIOD, period: WAKE_PERIOD });
+      await this.writeSummary(state);
+    } else if (event.executionTerminated?.recurse) {
+      for (const child of state.children) await this.sendEvent(child, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: event.executionTerminated.input, recurse: true } }).catch(() => undefined);
+    }
+    this.kick(activation);
+  }
+
+  /** Appends; on a conflict (another writer), reloads the instance and fails this append. */
+  private async appendOrReload(activation: Activation, record: skein.workflow.v1.IHistoryRecord): Promise<number> {
+    try {
+      return await this.store.append(activation.state.instanceId, record, activation.state.lastSequence);
+    } catch (error) {
+      if (error instanceof HistoryConflict) {
+        log.warn('another sidecar extended this workflow instance; reloading it', { instanceId: activation.state.instanceId });
+        activation.closed = true;
+        this.activations.delete(activation.state.instanceId);
+      }
+      throw error;
+    }
+  }
+
+  /** Runs the next step when there is work and no step in flight. */
+  private kick(activation: Activation): void {
+    const { state } = activation;
+    if (activation.stepping || activation.closed) return;
+    const now = this.clock.now();
+    if (!state.hasWork(now)) {
+      const due = state.startDueAt();
+      if (due !== undefined && due > now && !activation.startTimer && state.inbox.length > 0) {
+        activation.startTimer = this.clock.setTimeout(() => {
+          activation.startTimer = undefined;
+          this.kick(activation);
+        }, due - now);
+      }
+      return;
+    }
+    activation.stepping = true;
+    this.step(activation)
+      .catch((error: unknown) => {
+        if (!activation.closed && !this.stopping.signal.aborted) log.warn('a workflow step failed; it runs again', { instanceId: state.instanceId, reason: (error as Error).message });
+        return sleep(this.clock, activation.closed ? 0 : 500);
+      })
+      .finally(() => {
+        activation.stepping = false;
+        if (!activation.closed && !this.stopping.signal.aborted) this.kick(activation);
+      });
+  }
+
+  /** One orchestration step: send the history to a worker, record its answer, carry out the actions. */
+  private async step(activation: Activation): Promise<void> {
+    const { state } = activation;
+    const before = state.status;
+    const { request, newEvents } = state.request(this.clock.now());
+    const response = await this.runOnWorker(state.instanceId, request);
+    if (activation.closed) return;
+    const { record: stepped, effects } = state.planStep(newEvents, response, this.clock.now());
+    this.checkLimits(state, stepped, effects);
+    const record = { stepped };
+    await activation.serially(async () => {
+      const sequence = await this.appendOrReload(activation, record);
+      state.apply(record, sequence);
+    });
+    await this.carryOut(activation, effects);
+    if (state.status !== before || stepped.customStatus || stepped.newExecutionId) await this.writeSummary(state);
+  }
+
+  /** Replaces the step's answer by a failure when it would break a limit (payload size, history length). */
+  private checkLimits(state: InstanceState, stepped: skein.workflow.v1.IStepped, effects: Effect[]): void {
+    const events = stepped.events ?? [];
+    let problem: string | undefined;
+    if (state.history.length + events.length > MAX_HISTORY_EVENTS) problem = `the history would hold ${state.history.length + events.length} events, over the limit of ${MAX_HISTORY_EVENTS}`;
+    for (const event of events) {
+      const payload = text(event.taskScheduled?.input ?? event.subOrchestrationInstanceCreated?.input ?? event.executionCompleted?.result ?? event.eventSent?.input);
+      if (payload !== undefined && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) problem = `a ${Object.keys(event).find((k) => k !== 'eventId' && k !== 'timestamp') ?? 'step'} payload is ${Buffer.byteLength(payload)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`;
+    }
+    if (!problem) return;
+    const at = timestamp(this.clock.now());
+    const failure = { errorType: 'ERR_WORKFLOW_PAYLOAD_TOO_LARGE', errorMessage: `workflow instance '${state.instanceId}': ${problem}`, isNonRetriable: true };
+    const consumed = (stepped.consumed ?? 0) + 1;
+    stepped.events = [...events.slice(0, consumed), { eventId: -1, timestamp: at, executionCompleted: { orchestrationStatus: WorkflowStatus.FAILED, failureDetails: failure } }];
+    delete stepped.newExecutionId;
+    delete stepped.restartEvents;
+    effects.splice(0, effects.length, { kind: 'completed', status: WorkflowStatus.FAILED, result: undefined, failure });
+  }
+
+  /** Sends the work item to a worker here and waits for its answer; re-sends when the worker goes away or stalls. */
+  private async runOnWorker(instanceId: string, request: dt.IOrchestratorRequest): Promise<dt.IOrchestratorResponse> {
+    for (;;) {
+      const worker = await this.worker(this.stopping.signal);
+      try {
+        return await new Promise<dt.IOrchestratorResponse>((resolve, reject) => {
+          const timer = this.clock.setTimeout(() => {
+            this.runs.delete(instanceId);
+            reject(new Error(`worker ${worker.id} did not answer within ${ORCHESTRATION_TIMEOUT_MS / 1000} s`));
+          }, ORCHESTRATION_TIMEOUT_MS);
+          this.runs.set(instanceId, {
+            worker: worker.id,
+            resolve: (response) => {
+              this.clock.clearTimeout(timer);
+              resolve(response);
+            },
+            reject: (error) => {
+              this.clock.clearTimeout(timer);
+              reject(error);
+            },
+          });
+          worker.send({ orchestratorRequest: request });
+        });
+      } catch (error) {
+        if (this.stopping.signal.aborted) throw error;
+        log.warn('re-sending an orchestration work item', { instanceId, reason: (error as Error).message });
+      }
+    }
+  }
+
+  /** Carries out a recorded step's effects. Each is idempotent or at-least-once, so re-issuing after a failover is safe. */
+  private async carryOut(activation: Activation, effects: readonly Effect[]): Promise<void> {
+    const { state } = activation;
+    const executionId = state.executionId;
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'activity': {
+          const request: dt.IActivityRequest = { name: effect.name, input: wrap(effect.input), orchestrationInstance: { instanceId: state.instanceId, executionId: wrap(executionId) }, taskId: effect.taskId };
+          await this.store.enqueueActivity(dt.ActivityRequest.encode(request).finish(), `${state.instanceId}|${executionId}|${effect.taskId}`);
+          break;
+        }
+        case 'timer':
+          await this.actors.createReminder(state.instanceId, `${TIMER_REMINDER_PREFIX}${effect.timerId}`, {
+            dueTime: `${Math.max(0, effect.fireAtMs - this.clock.now())}ms`,
+            data: { timerId: effect.timerId, fireAtMs: effect.fireAtMs, executionId },
+          });
+          break;
+        case 'child': {
+          const started = state.started;
+          const event: dt.IHistoryEvent = {
+            eventId: -1,
+            timestamp: timestamp(this.clock.now()),
+            executionStarted: {
+              name: effect.name,
+              input: wrap(effect.input),
+              orchestrationInstance: { instanceId: effect.instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
+              parentInstance: { taskScheduledId: effect.taskId, name: wrap(started?.name ?? ''), orchestrationInstance: { instanceId: state.instanceId, executionId: wrap(executionId) } },
+            },
+          };
+          await this.sendEvent(effect.instanceId, event).catch((error: unknown) => {
+            // Re-issued after a failover: the child already runs.
+            if (asSkeinError(error).code !== 'ERR_START_WORKFLOW') throw error;
+          });
+          break;
+        }
+        case 'send':
+          await this.sendEvent(effect.instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), eventRaised: { name: effect.name, input: wrap(effect.input) } }).catch((error: unknown) =>
+            log.warn('an event sent by a workflow was not delivered', { instanceId: state.instanceId, target: effect.instanceId, reason: (error as Error).message }),
+          );
+          break;
+        case 'terminate':
+          await this.sendEvent(effect.instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: wrap(effect.reason), recurse: effect.recursive } }).catch(() => undefined);
+          break;
+        case 'completed': {
+          const parent = state.started?.parentInstance;
+          const parentId = parent?.orchestrationInstance?.instanceId;
+          if (parentId) {
+            const taskScheduledId = parent.taskScheduledId ?? 0;
+            const at = timestamp(this.clock.now());
+            const event: dt.IHistoryEvent =
+              effect.status === WorkflowStatus.COMPLETED
+                ? { eventId: -1, timestamp: at, subOrchestrationInstanceCompleted: { taskScheduledId, result: wrap(effect.result) } }
+                : { eventId: -1, timestamp: at, subOrchestrationInstanceFailed: { taskScheduledId, failureDetails: effect.failure ?? { errorType: 'Terminated', errorMessage: `child workflow '${state.instanceId}' ended ${String(effect.status)}` } } };
+            await this.sendEvent(parentId, event, parent.orchestrationInstance?.executionId?.value ?? undefined);
+          }
+          await this.actors.deleteReminder(state.instanceId, WAKE_REMINDER).catch(() => undefined);
+          log.info('workflow instance finished', { instanceId: state.instanceId, name: state.started?.name, status: effect.status });
+          break;
+        }
+      }
+    }
+  }
+
+  /** Delivers an event to an instance of this app, wherever its owner is. */
+  private async sendEvent(instanceId: string, event: dt.IHistoryEvent, executionId?: string): Promise<void> {
+    await this.deliver(instanceId, event, executionId);
+  }
+
+  private async deliver(instanceId: string, event: dt.IHistoryEvent, executionId: string | undefined): Promise<void> {
+    const call: ActorCall = {
+      method: 'event',
+      verb: 'PUT',
+      headers: executionId ? [[EXECUTION_HEADER, executionId]] : [],
+      body: Buffer.from(HistoryEvent.encode(event).finish()),
+    };
+    await this.callInstance(instanceId, call);
+  }
+
+  private async callInstance(instanceId: string, call: ActorCall): Promise<ActorReply> {
+    const answer = await this.actors.invoke(this.actorType, instanceId, call, this.stopping.signal);
+    if (answer.status >= 300) {
+      const { errorCode, message } = parseError(answer.body);
+      throw new SkeinError(errorCode, message);
+    }
+    return answer;
+  }
+
+  private async writeSummary(state: InstanceState): Promise<void> {
+    const view = state.view();
+    await this.store
+      .writeSummary({
+        instanceId: view.instanceId,
+        executionId: state.executionId,
+        name: view.name,
+        status: view.status,
+        createdAtMs: view.createdAt.getTime(),
+        lastUpdatedAtMs: view.lastUpdatedAt.getTime(),
+        input: wrap(view.input),
+        output: wrap(view.output),
+        customStatus: wrap(view.customStatus),
+        failureDetails: state.completion?.failureDetails ?? null,
+        parentInstanceId: view.parentInstanceId ?? '',
+        children: [...state.children],
+        historyEvents: view.historyLength,
+      })
+      .catch((error: unknown) => log.warn('a workflow summary could not be written', { instanceId: state.instanceId, reason: (error as Error).message }));
+  }
+
+  private async purgeHere(activation: Activation, recursive: boolean): Promise<ActorReply> {
+    const { state } = activation;
+    if (!state.exists) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${state.instanceId}'`);
+    if (!state.terminal) throw new SkeinError('ERR_PURGE_WORKFLOW', `workflow instance '${state.instanceId}' is ${WorkflowStatus.RUNNING === state.status ? 'running' : 'not finished'}: only completed, failed or terminated instances can be purged`);
+    if (recursive) {
+      for (const child of state.children) {
+        await this.callInstance(child, { method: 'purge', verb: 'PUT', headers: [], body: Buffer.from('{"recursive":true}') }).catch((error: unknown) => {
+          if (asSkeinError(error).code !== 'ERR_INSTANCE_ID_NOT_FOUND') throw error;
+        });
+      }
+    }
+    await this.store.purge(state.instanceId);
+    await this.actors.deleteReminder(state.instanceId, WAKE_REMINDER).catch(() => undefined);
+    activation.closed = true;
+    this.activations.delete(state.instanceId);
+    return reply(200, '');
+  }
+
+  // ---------------------------------------------------------------- the client side (Workflows)
+
+  async start(request: StartRequest): Promise<string> {
+    if (!request.name) throw new SkeinError('ERR_WORKFLOW_NAME_MISSING', 'workflow name is not configured');
+    const instanceId = request.instanceId || randomUUID();
+    validateInstanceId(instanceId);
+    checkPayload('input', request.input);
+    const now = this.clock.now();
+    const event: dt.IHistoryEvent = {
+      eventId: -1,
+      timestamp: timestamp(now),
+      executionStarted: {
+        name: request.name,
+        input: wrap(request.input),
+        orchestrationInstance: { instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
+        ...(request.scheduledStart ? { scheduledStartTimestamp: timestamp(request.scheduledStart.getTime()) } : {}),
+      },
+    };
+    await this.deliver(instanceId, event, undefined);
+    return instanceId;
+  }
+
+  async get(instanceId: string): Promise<WorkflowState | undefined> {
+    if (!instanceId) throw new SkeinError('ERR_INSTANCE_ID_PROVIDED_MISSING', 'no instance id was provided');
+    const answer = await this.callInstance(instanceId, { method: 'state', verb: 'GET', headers: [], body: Buffer.alloc(0) });
+    const parsed = JSON.parse(answer.body.toString('utf8')) as StateJson | null;
+    return parsed ? stateFromJson(parsed) : undefined;
+  }
+
+  async wait(instanceId: string, until: 'start' | 'completion', signal: AbortSignal): Promise<WorkflowState | undefined> {
+    const done = (state: WorkflowState | undefined): boolean => !state || (until === 'start' ? state.status !== WorkflowStatus.PENDING : isTerminal(state.status));
+    const watcher = await this.store.summaries.use((kv) => kv.watch({ key: this.store.summaryKey(instanceId), include: 'updates' as never }));
+    try {
+      const first = await this.get(instanceId);
+      if (done(first)) return first;
+      const abort = (): void => watcher.stop();
+      signal.addEventListener('abort', abort, { once: true });
+      for await (const entry of watcher) {
+        if (entry.operation !== 'PUT') return undefined;
+        const summary = skein.workflow.v1.InstanceSummary.decode(entry.value);
+        if (until === 'start' ? Number(summary.status) !== WorkflowStatus.PENDING : isTerminal(summary.status)) return await this.get(instanceId);
+      }
+      signal.removeEventListener('abort', abort);
+      if (signal.aborted) throw new SkeinError('ERR_GET_WORKFLOW', `stopped waiting for workflow instance '${instanceId}'`);
+      return undefined;
+    } finally {
+      watcher.stop();
+    }
+  }
+
+  async raiseEvent(instanceId: string, eventName: string, input?: string): Promise<void> {
+    if (!eventName) throw new SkeinError('ERR_WORKFLOW_EVENT_NAME_MISSING', 'missing workflow event name');
+    checkPayload('event payload', input);
+    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), eventRaised: { name: eventName, input: wrap(input) } }, undefined);
+  }
+
+  async terminate(instanceId: string, options: { output?: string | undefined; recursive: boolean }): Promise<void> {
+    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: wrap(options.output), recurse: options.recursive } }, undefined);
+  }
+
+  async suspend(instanceId: string, reason?: string): Promise<void> {
+    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionSuspended: { input: wrap(reason) } }, undefined);
+  }
+
+  async resume(instanceId: string, reason?: string): Promise<void> {
+    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionResumed: { input: wrap(reason) } }, undefined);
+  }
+
+  async purge(instanceId: string, options: { recursive: boolean }): Promise<boolean> {
+    try {
+      await this.callInstance(instanceId, { method: 'purge', verb: 'PUT', headers: [], body: Buffer.from(JSON.stringify({ recursive: options.recursive })) });
+      return true;
+    } catch (error) {
+      if (asSkeinError(error).code === 'ERR_INSTANCE_ID_NOT_FOUND') return false;
+      throw error;
+    }
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const limit = Math.max(1, Math.min(query.limit ?? 1024, 1024));
+    const all = (await this.store.listSummaries())
+      .map(summaryState)
+      .filter((state) => (query.name === undefined || state.name === query.name)
+        && (query.statuses === undefined || query.statuses.length === 0 || query.statuses.includes(state.status))
+        && (query.createdFrom === undefined || state.createdAt >= query.createdFrom)
+        && (query.createdTo === undefined || state.createdAt <= query.createdTo)
+        && (query.instanceIdPrefix === undefined || state.instanceId.startsWith(query.instanceIdPrefix))
+        && (query.continuationToken === undefined || state.instanceId > query.continuationToken))
+      .sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
+    const instances = all.slice(0, limit);
+    const last = instances[instances.length - 1];
+    return { instances, ...(all.length > limit && last ? { continuationToken: last.instanceId } : {}) };
+  }
+
+  async history(instanceId: string): Promise<HistoryEntry[]> {
+    const answer = await this.callInstance(instanceId, { method: 'history', verb: 'GET', headers: [], body: Buffer.alloc(0) });
+    const state = await this.get(instanceId);
+    if (!state) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${instanceId}'`);
+    return (JSON.parse(answer.body.toString('utf8')) as Array<Omit<HistoryEntry, 'timestamp'> & { timestamp: string }>).map((entry) => ({ ...entry, timestamp: new Date(entry.timestamp) }));
+  }
+
+  /** Stops taking work; instances stay in JetStream for the next owner. */
+  stop(): void {
+    this.stopping.abort();
+    for (const pending of this.activities.values()) {
+      pending.heartbeat.cancel();
+      pending.message.nak();
+    }
+    this.activities.clear();
+    for (const run of this.runs.values()) run.reject(new Error('the sidecar is stopping'));
+    this.runs.clear();
+    for (const activation of this.activations.values()) {
+      activation.closed = true;
+      if (activation.startTimer) this.clock.clearTimeout(activation.startTimer);
+    }
+  }
+}
+
+/** A callback run every `ms` until cancelled. */
+interface Repeating {
+  cancel(): void;
+}
+
+function repeat(clock: Clock, ms: number, callback: () => void): Repeating {
+  let handle: TimerHandle | undefined;
+  let cancelled = false;
+  const arm = (): void => {
+    handle = clock.setTimeout(() => {
+      if (cancelled) return;
+      callback();
+      arm();
+    }, ms);
+  };
+  arm();
+  return {
+    cancel() {
+      cancelled = true;
+      clock.clearTimeout(handle);
+    },
+  };
+}
+
+function checkPayload(what: string, value: string | undefined): void {
+  if (value !== undefined && Buffer.byteLength(value) > MAX_PAYLOAD_BYTES) {
+    throw new SkeinError('ERR_WORKFLOW_PAYLOAD_TOO_LARGE', `the workflow ${what} is ${Buffer.byteLength(value)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`);
+  }
+}
+
+function reply(status: number, body: string): ActorReply {
+  return { status, headers: [['content-type', 'application/json']], body: Buffer.from(body) };
+}
+
+function headerOf(call: ActorMethodCall, name: string): string | undefined {
+  for (const [key, value] of call.headers) if (key.toLowerCase() === name) return value;
+  return undefined;
+}
+
+function parseError(body: Buffer): { errorCode: ErrorCode; message: string } {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { errorCode?: string; message?: string };
+    const code = parsed.errorCode !== undefined && parsed.errorCode in ERROR_CATALOGUE ? (parsed.errorCode as ErrorCode) : 'ERR_INTERNAL';
+    return { errorCode: code, message: parsed.message ?? body.toString('utf8') };
+  } catch {
+    return { errorCode: 'ERR_INTERNAL', message: body.toString('utf8') };
+  }
+}
+
+type StateJson = Omit<WorkflowState, 'createdAt' | 'lastUpdatedAt'> & { createdAt: string; lastUpdatedAt: string };
+
+function stateJson(state: WorkflowState): StateJson {
+  return { ...state, createdAt: state.createdAt.toISOString(), lastUpdatedAt: state.lastUpdatedAt.toISOString() };
+}
+
+function stateFromJson(json: StateJson): WorkflowState {
+  return { ...json, createdAt: new Date(json.createdAt), lastUpdatedAt: new Date(json.lastUpdatedAt) };
+}
+
+function summaryState(summary: skein.workflow.v1.InstanceSummary): WorkflowState {
+  return {
+    instanceId: summary.instanceId,
+    name: summary.name,
+    status: summary.status,
+    createdAt: new Date(toNumber(summary.createdAtMs)),
+    lastUpdatedAt: new Date(toNumber(summary.lastUpdatedAtMs)),
+    input: text(summary.input),
+    output: text(summary.output),
+    customStatus: text(summary.customStatus),
+    failure: summary.failureDetails ? failureOf(summary.failureDetails) : undefined,
+    parentInstanceId: summary.parentInstanceId || undefined,
+    historyLength: toNumber(summary.historyEvents),
+  };
+}
+

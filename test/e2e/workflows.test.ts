@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict';
+import { DaprWorkflowClient, LogLevel, WorkflowRuntime, WorkflowRuntimeStatus, type WorkflowActivityContext, type WorkflowContext } from '@dapr/dapr';
+import { Harness, type SidecarHandle } from '../src/harness.js';
+import { eventually } from '../src/eventually.js';
+
+const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '100ms', '--lease-ttl', '2s'];
+
+/** How often each activity ran, by name and input (at-least-once: a re-run shows here). */
+const runs = new Map<string, number>();
+const count = (key: string): void => void runs.set(key, (runs.get(key) ?? 0) + 1);
+
+const double = (_ctx: WorkflowActivityContext, n: number): number => {
+  count(`double:${n}`);
+  return n * 2;
+};
+const greet = (_ctx: WorkflowActivityContext, name: string): string => `hello ${name}`;
+const explode = (_ctx: WorkflowActivityContext, why: string): never => {
+  throw new Error(`exploded: ${why}`);
+};
+
+const chain = async function* chain(ctx: WorkflowContext, input: number): AsyncGenerator<unknown, number, number> {
+  let value = input;
+  for (let i = 0; i < 3; i++) value = yield ctx.callActivity(double, value);
+  ctx.setCustomStatus(`doubled three times to ${value}`);
+  return value;
+};
+
+const fanOut = async function* fanOut(ctx: WorkflowContext, n: number): AsyncGenerator<unknown, number, number[]> {
+  const results = yield ctx.whenAll(Array.from({ length: n }, (_, i) => ctx.callActivity(double, i + 1000)));
+  return results.reduce((sum, value) => sum + value, 0);
+};
+
+const approval = async function* approval(ctx: WorkflowContext, who: string): AsyncGenerator<unknown, string, unknown> {
+  // The first event may arrive before the workflow waits for it: it is kept.
+  const early = (yield ctx.waitForExternalEvent('early')) as string;
+  yield ctx.createTimer(1);
+  const decision = (yield ctx.whenAny([ctx.waitForExternalEvent('approve'), ctx.createTimer(60)])) as unknown;
+  const greeting = (yield ctx.callActivity(greet, who)) as string;
+  return `${greeting}; early=${early}; approved=${decision !== undefined}`;
+};
+
+const parent = async function* parent(ctx: WorkflowContext, n: number): AsyncGenerator<unknown, number[], number> {
+  const first = yield ctx.callChildWorkflow(chain, n, `${ctx.getWorkflowInstanceId()}-child`);
+  const second = yield ctx.callChildWorkflow(chain, n + 1);
+  return [first, second];
+};
+
+const failing = async function* failing(ctx: WorkflowContext): AsyncGenerator<unknown, string, string> {
+  return yield ctx.callActivity(explode, 'on purpose');
+};
+
+const waitsForever = async function* waitsForever(ctx: WorkflowContext): AsyncGenerator<unknown, string, string> {
+  return yield ctx.waitForExternalEvent('never');
+};
+
+const counter = async function* counter(ctx: WorkflowContext, n: number): AsyncGenerator<unknown, number, unknown> {
+  yield ctx.createTimer(0);
+  if (n < 3) {
+    ctx.continueAsNew(n + 1, false);
+    return n;
+  }
+  return n;
+};
+
+describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWorkflowClient) against the sidecar', function () {
+  this.timeout(60_000);
+  const harness = new Harness();
+  let sidecar: SidecarHandle;
+  let runtime: WorkflowRuntime;
+  let client: DaprWorkflowClient;
+
+  before(async function () {
+    await harness.controlPlane();
+    const placement = await harness.placement('wf', PLACEMENT_ARGS);
+    await placement.proc.waitForRecord('became leader');
+    sidecar = await harness.sidecar({ appId: 'orders', args: ['--placement-address', placement.address] });
+    const ready = await sidecar.proc.waitForRecord('ready', { what: 'sidecar' });
+    const daprPort = String(ready['grpcPort']);
+    runtime = new WorkflowRuntime({ daprHost: '127.0.0.1', daprPort, logger: { level: LogLevel.Error } })
+      .registerWorkflow(chain)
+      .registerWorkflow(fanOut)
+      .registerWorkflow(approval)
+      .registerWorkflow(parent)
+      .registerWorkflow(failing)
+      .registerWorkflow(waitsForever)
+      .registerWorkflow(counter)
+      .registerActivity(double)
+      .registerActivity(greet)
+      .registerActivity(explode);
+    await runtime.start();
+    client = new DaprWorkflowClient({ daprHost: '127.0.0.1', daprPort, logger: { level: LogLevel.Error } });
+    // The workflow actor type is placed once the worker has connected: the first start may need a moment.
+    await sidecar.proc.waitForRecord('workflow worker connected');
+  });
+
+  /** Suspend and resume are recorded asynchronously: wait until the client reads `status`. */
+  const eventuallyStatus = (id: string, status: WorkflowRuntimeStatus): Promise<true> =>
+    eventually(async () => ((await client.getWorkflowState(id, false))?.runtimeStatus === status ? true : undefined), 10_000, `instance ${id} to be ${String(status)}`);
+
+  after(async function () {
+    await client?.stop().catch(() => undefined);
+    await runtime?.stop().catch(() => undefined);
+    await harness.cleanup();
+  });
+
+  it('runs chained activities to completion: output, custom status and timestamps through the SDK client', async function () {
+    const id = await eventually(() => client.scheduleNewWorkflow(chain, 5), 20_000, 'the workflow actor type to be placed');
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.ok(state);
+    assert.equal(state.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
+    assert.equal(state.name, 'chain');
+    assert.equal(state.serializedInput, '5');
+    assert.equal(state.serializedOutput, '40');
+    assert.equal(state.customStatus, 'doubled three times to 40');
+    assert.ok(state.createdAt.getTime() <= state.lastUpdatedAt.getTime());
+    assert.deepEqual([runs.get('double:5'), runs.get('double:10'), runs.get('double:20')], [1, 1, 1]);
+  });
+
+  it('fans out 200 activities and fans them back in', async function () {
+    const id = await client.scheduleNewWorkflow(fanOut, 200);
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
+    const expected = Array.from({ length: 200 }, (_, i) => (i + 1000) * 2).reduce((a, b) => a + b, 0);
+    assert.equal(state?.serializedOutput, String(expected));
+  });
+
+  it('keeps an external event raised before the workflow waits for it, fires durable timers, and takes a later event', async function () {
+    const id = await client.scheduleNewWorkflow(approval, 'ada');
+    await client.raiseEvent(id, 'early', 'first');
+    await client.waitForWorkflowStart(id, false, 10);
+    // Raised while the workflow still sleeps on its 1 s timer, or already waits: either way it is delivered.
+    await client.raiseEvent(id, 'approve', true);
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
+    assert.equal(state?.serializedOutput, '"hello ada; early=first; approved=true"');
+  });
+
+  it('runs child workflows, with a given and a generated instance id, and returns their results to the parent', async function () {
+    const id = await client.scheduleNewWorkflow(parent, 1, 'parent-1');
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
+    assert.equal(state?.serializedOutput, '[8,16]');
+    const child = await client.getWorkflowState('parent-1-child', true);
+    assert.equal(child?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
+    assert.equal(child?.serializedOutput, '8');
+  });
+
+  it('fails the workflow with the activity\'s error when an activity throws', async function () {
+    const id = await client.scheduleNewWorkflow(failing);
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.FAILED);
+    assert.match(state?.workflowFailureDetails?.getErrorMessage() ?? '', /exploded: on purpose/);
+  });
+
+  it('continues as new until done, keeping one instance id', async function () {
+    const id = await client.scheduleNewWorkflow(counter, 0);
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
+    assert.equal(state?.serializedOutput, '3');
+    assert.equal(state?.serializedInput, '3');
+  });
+
+  it('suspends, resumes and terminates an instance; purges it afterwards', async function () {
+    const id = await client.scheduleNewWorkflow(waitsForever);
+    await client.waitForWorkflowStart(id, false, 10);
+    await client.suspendWorkflow(id);
+    await eventuallyStatus(id, WorkflowRuntimeStatus.SUSPENDED);
+    await client.resumeWorkflow(id);
+    await eventuallyStatus(id, WorkflowRuntimeStatus.RUNNING);
+    await client.terminateWorkflow(id, 'stopped by the test');
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.TERMINATED);
+    assert.equal(await client.purgeWorkflow(id), true);
+    assert.equal(await client.getWorkflowState(id, false), undefined);
+    assert.equal(await client.purgeWorkflow(id), false);
+  });
+
+  it('refuses to start over an active instance id, and says which', async function () {
+    const id = await client.scheduleNewWorkflow(waitsForever, undefined, 'busy-1');
+    await assert.rejects(client.scheduleNewWorkflow(waitsForever, undefined, id), /an active workflow with ID 'busy-1' already exists/);
+    await client.terminateWorkflow(id, null);
+    await client.waitForWorkflowCompletion(id, false, 30);
+  });
+
+  it('answers an unknown instance id as not existing', async function () {
+    assert.equal(await client.getWorkflowState('no-such-instance', false), undefined);
+  });
+
+});
