@@ -188,12 +188,14 @@ export class Sidecar {
     this.discovery = new Discovery(this.bus.nc, { heartbeatMs: options.heartbeatMs, ttlMs: options.instanceTtlMs });
     await this.discovery.start();
     this.invoker = new Invoker(this.discovery, this.identity, this.tracing, this.sessions);
-    if (this.actors) {
+    const { actors } = this;
+    if (actors) {
       this.workflows = new WorkflowEngine({
         appId: options.appId,
         namespace: options.namespace,
         nc: this.bus.nc,
         registerActorType: (actorType, host) => this.registerInternalActorType(actorType, host),
+        invokeActor: (actorType, actorId, call, signal) => actors.invoke(actorType, actorId, call, signal),
       });
     }
     this.outbound = new OutboundPipeline(options.config.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);

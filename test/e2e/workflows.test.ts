@@ -34,7 +34,7 @@ const approval = async function* approval(ctx: WorkflowContext, who: string): As
   // The first event may arrive before the workflow waits for it: it is kept.
   const early = (yield ctx.waitForExternalEvent('early')) as string;
   yield ctx.createTimer(1);
-  const decision = (yield ctx.whenAny([ctx.waitForExternalEvent('approve'), ctx.createTimer(60)])) as unknown;
+  const decision = (yield ctx.whenAny([ctx.waitForExternalEvent('approve'), ctx.createTimer(60)]));
   const greeting = (yield ctx.callActivity(greet, who)) as string;
   return `${greeting}; early=${early}; approved=${decision !== undefined}`;
 };

@@ -43,6 +43,8 @@ export interface WorkflowEngineOptions {
   nc: NatsConnection;
   /** Registers the workflow actor type with the sidecar's actor runtime (once, when the first worker connects). */
   registerActorType(actorType: string, host: ActorHost): InternalTypeContext;
+  /** Calls an actor wherever it is placed: how a sidecar without a worker reaches its app's instances. */
+  invokeActor(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply>;
   clock?: Clock;
 }
 
@@ -550,7 +552,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
   }
 
   private async callInstance(instanceId: string, call: ActorCall): Promise<ActorReply> {
-    const answer = await this.actors.invoke(this.actorType, instanceId, call, this.stopping.signal);
+    const answer = await this.options.invokeActor(this.actorType, instanceId, call, this.stopping.signal);
     if (answer.status >= 300) {
       const { errorCode, message } = parseError(answer.body);
       throw new SkeinError(errorCode, message);

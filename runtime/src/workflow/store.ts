@@ -31,7 +31,7 @@ const HISTORY_PREFIX = 'skein.wfh';
 /** Subject prefix of activity work: `<prefix>.<namespace>.<appId>`. */
 const ACTIVITY_PREFIX = 'skein.wfa';
 /** An activity not acknowledged within this is delivered again; a worker still running it extends it. */
-export const ACTIVITY_ACK_WAIT_MS = 30_000;
+export const ACTIVITY_ACK_WAIT_MS = 10_000;
 /** A record is one NATS message: the server's default payload limit is 1 MiB. */
 export const MAX_RECORD_BYTES = 1024 * 1024 - 8 * 1024;
 
