@@ -185,7 +185,7 @@ export class InstanceState {
     const newEvents: HistoryEvent[] = [{ eventId: -1, timestamp: timestamp(nowMs), orchestratorStarted: {} }, ...this.inbox];
     return {
       newEvents,
-      request: { instanceId: this.instanceId, executionId: wrap(this.executionId), pastEvents: this.history, newEvents },
+      request: { instanceId: this.instanceId, executionId: wrap(this.executionId), pastEvents: [...this.history], newEvents },
     };
   }
 

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { InstanceState, deliveryKey } from '../src/workflow/instance.js';
+import { WorkflowStatus } from '../src/workflow/api.js';
+
+const started = (name = 'order', input = '"x"', executionId = 'e1') => ({
+  eventId: -1,
+  timestamp: { seconds: 1000, nanos: 0 },
+  executionStarted: { name, input: { value: input }, orchestrationInstance: { instanceId: 'i1', executionId: { value: executionId } } },
+});
+
+/** Runs one step: the request's new events, and the orchestrator's actions, recorded as the engine records them. */
+function step(state: InstanceState, actions: object[], customStatus?: string) {
+  const { newEvents, request } = state.request(2_000_000);
+  const plan = state.planStep(newEvents, { instanceId: 'i1', actions, ...(customStatus ? { customStatus: { value: customStatus } } : {}) }, 2_000_000);
+  state.apply({ stepped: plan.record }, state.lastSequence + 1);
+  return { request, ...plan };
+}
+
+describe('workflow instance state (pure: records in, history, inbox and effects out)', function () {
+  it('is PENDING with its start in the inbox, then RUNNING once a step has given it to the orchestrator', function () {
+    const state = new InstanceState('i1');
+    assert.equal(state.exists, false);
+    state.apply({ received: { events: [started()] } }, 1);
+    assert.equal(state.status, WorkflowStatus.PENDING);
+    assert.equal(state.hasWork(0), true);
+    const { request, effects } = step(state, [{ id: 1, scheduleTask: { name: 'charge', input: { value: '"x"' } } }]);
+    assert.equal(request.pastEvents?.length, 0);
+    assert.deepEqual(request.newEvents?.map((event) => Object.keys(event).find((key) => key !== 'eventId' && key !== 'timestamp')), ['orchestratorStarted', 'executionStarted']);
+    assert.deepEqual(effects, [{ kind: 'activity', taskId: 1, name: 'charge', input: '"x"' }]);
+    assert.equal(state.status, WorkflowStatus.RUNNING);
+    assert.equal(state.inbox.length, 0);
+    assert.equal(state.history.find((event) => event.taskScheduled)?.eventId, 1);
+  });
+
+  it('drops a redelivered activity completion, so an activity that ran twice completes its task once', function () {
+    const state = new InstanceState('i1');
+    state.apply({ received: { events: [started()] } }, 1);
+    step(state, [{ id: 1, scheduleTask: { name: 'charge' } }]);
+    const done = { eventId: -1, timestamp: { seconds: 1001, nanos: 0 }, taskCompleted: { taskScheduledId: 1, result: { value: '"ok"' } } };
+    state.apply({ received: { events: [done] } }, 3);
+    state.apply({ received: { events: [done] } }, 4);
+    assert.equal(state.inbox.length, 1);
+    assert.equal(deliveryKey(done), 'task:1');
+  });
+
+  it('lists what a new owner must re-issue: unfinished activities and timers, and the end for the parent', function () {
+    const state = new InstanceState('i1');
+    state.apply({ received: { events: [started()] } }, 1);
+    step(state, [
+      { id: 1, scheduleTask: { name: 'a' } },
+      { id: 2, scheduleTask: { name: 'b' } },
+      { id: 3, createTimer: { fireAt: { seconds: 5000, nanos: 0 } } },
+    ]);
+    state.apply({ received: { events: [{ eventId: -1, taskCompleted: { taskScheduledId: 1 } }] } }, 3);
+    assert.deepEqual(state.pendingEffects(), [
+      { kind: 'activity', taskId: 2, name: 'b', input: undefined },
+      { kind: 'timer', timerId: 3, fireAtMs: 5_000_000 },
+    ]);
+    step(state, [{ id: -1, completeOrchestration: { orchestrationStatus: WorkflowStatus.COMPLETED, result: { value: '42' } } }], 'done');
+    assert.equal(state.status, WorkflowStatus.COMPLETED);
+    assert.equal(state.view().output, '42');
+    assert.equal(state.view().customStatus, 'done');
+    assert.equal(state.hasWork(0), false);
+  });
+
+  it('continues as new: the history restarts with a new execution and the result as its input', function () {
+    const state = new InstanceState('i1');
+    state.apply({ received: { events: [started('loop', '1')] } }, 1);
+    const { record } = step(state, [{ id: -1, completeOrchestration: { orchestrationStatus: WorkflowStatus.CONTINUED_AS_NEW, result: { value: '2' } } }]);
+    assert.ok(record.newExecutionId);
+    assert.equal(state.executionId, record.newExecutionId);
+    assert.equal(state.history.length, 0);
+    assert.equal(state.view().input, '2');
+    assert.equal(state.status, WorkflowStatus.PENDING);
+    assert.equal(state.hasWork(0), true);
+  });
+
+  it('reads SUSPENDED after a suspend reaches the history and RUNNING after a resume', function () {
+    const state = new InstanceState('i1');
+    state.apply({ received: { events: [started()] } }, 1);
+    step(state, []);
+    state.apply({ received: { events: [{ eventId: -1, executionSuspended: {} }] } }, 3);
+    step(state, []);
+    assert.equal(state.status, WorkflowStatus.SUSPENDED);
+    state.apply({ received: { events: [{ eventId: -1, executionResumed: {} }] } }, 5);
+    step(state, []);
+    assert.equal(state.status, WorkflowStatus.RUNNING);
+  });
+
+  it('starts over a terminal instance with a fresh execution', function () {
+    const state = new InstanceState('i1');
+    state.apply({ received: { events: [started()] } }, 1);
+    step(state, [{ id: -1, completeOrchestration: { orchestrationStatus: WorkflowStatus.FAILED, failureDetails: { errorType: 'Error', errorMessage: 'boom' } } }]);
+    assert.deepEqual(state.view().failure, { errorType: 'Error', errorMessage: 'boom', stackTrace: undefined });
+    state.apply({ received: { events: [started('order', '"y"', 'e2')] } }, 3);
+    assert.equal(state.executionId, 'e2');
+    assert.equal(state.status, WorkflowStatus.PENDING);
+    assert.equal(state.view().input, '"y"');
+  });
+
+  it('waits for a scheduled start', function () {
+    const state = new InstanceState('i1');
+    const event = started();
+    state.apply({ received: { events: [{ ...event, executionStarted: { ...event.executionStarted, scheduledStartTimestamp: { seconds: 3000, nanos: 0 } } }] } }, 1);
+    assert.equal(state.hasWork(2_999_999), false);
+    assert.equal(state.hasWork(3_000_000), true);
+  });
+});
