@@ -217,6 +217,7 @@ export class Sidecar {
       this.outbound,
       this.actors,
       this.outbound.resiliency,
+      this.workflows,
     );
     this.http = new HttpApi({ host: options.apiHost, port: options.httpPort }, universal);
     const http = await this.http.start();

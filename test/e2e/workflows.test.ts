@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { DaprWorkflowClient, LogLevel, WorkflowRuntime, WorkflowRuntimeStatus, type WorkflowActivityContext, type WorkflowContext } from '@dapr/dapr';
 import { Harness, type SidecarHandle } from '../src/harness.js';
 import { eventually } from '../src/eventually.js';
+import { httpRequest } from '../src/http.js';
 
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '100ms', '--lease-ttl', '2s'];
 
@@ -180,6 +181,42 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
     await assert.rejects(client.scheduleNewWorkflow(waitsForever, undefined, id), /an active workflow with ID 'busy-1' already exists/);
     await client.terminateWorkflow(id, null);
     await client.waitForWorkflowCompletion(id, false, 30);
+  });
+
+  it('serves Dapr\'s HTTP workflow API: start with instanceID, get, list, history, and Dapr\'s errors', async function () {
+    const started = await httpRequest(`${sidecar.url}/v1.0-beta1/workflows/dapr/chain/start?instanceID=http-1`, { method: 'POST', body: '4' });
+    assert.equal(started.status, 202, started.body);
+    assert.deepEqual(started.json(), { instanceID: 'http-1' });
+    await client.waitForWorkflowCompletion('http-1', false, 30);
+    const got = await httpRequest(`${sidecar.url}/v1.0/workflows/dapr/http-1`);
+    assert.equal(got.status, 200, got.body);
+    const body = got.json<{ instanceID: string; workflowName: string; runtimeStatus: string; createdAt: string; lastUpdatedAt: string; properties: Record<string, string> }>();
+    assert.equal(body.instanceID, 'http-1');
+    assert.equal(body.workflowName, 'chain');
+    assert.equal(body.runtimeStatus, 'COMPLETED');
+    assert.ok(!Number.isNaN(Date.parse(body.createdAt)) && !Number.isNaN(Date.parse(body.lastUpdatedAt)));
+    assert.equal(body.properties['dapr.workflow.input'], '4');
+    assert.equal(body.properties['dapr.workflow.output'], '32');
+    const list = (await httpRequest(`${sidecar.url}/v1.0-beta1/workflows/dapr?name=chain&status=COMPLETED`)).json<{ instances: Array<{ instanceID: string }> }>();
+    assert.ok(list.instances.some((instance) => instance.instanceID === 'http-1'), JSON.stringify(list));
+    const history = (await httpRequest(`${sidecar.url}/v1.0-beta1/workflows/dapr/http-1/history`)).json<{ events: Array<{ kind: string }> }>();
+    assert.deepEqual([...new Set(history.events.map((event) => event.kind))], ['executionStarted', 'taskScheduled', 'taskCompleted', 'executionCompleted']);
+    for (const [path, status, code] of [
+      ['/v1.0-beta1/workflows/dapr/chain/start?instanceID=bad%20id!', 400, 'ERR_INSTANCE_ID_INVALID'],
+      [`/v1.0-beta1/workflows/dapr/chain/start?instanceID=${'x'.repeat(65)}`, 400, 'ERR_INSTANCE_ID_TOO_LONG'],
+      ['/v1.0-beta1/workflows/dapr/no-such-instance', 404, 'ERR_INSTANCE_ID_NOT_FOUND'],
+    ] as const) {
+      const res = await httpRequest(`${sidecar.url}${path}`, { method: path.includes('/start') ? 'POST' : 'GET' });
+      assert.equal(res.status, status, `${path}: ${res.body}`);
+      assert.equal(res.json<{ errorCode: string }>().errorCode, code, path);
+    }
+    const busy = `${sidecar.url}/v1.0-beta1/workflows/dapr/waitsForever/start?instanceID=http-busy`;
+    assert.equal((await httpRequest(busy, { method: 'POST' })).status, 202);
+    const again = await httpRequest(busy, { method: 'POST' });
+    assert.equal(again.status, 500, again.body);
+    assert.deepEqual(again.json(), { errorCode: 'ERR_START_WORKFLOW', message: "an active workflow with ID 'http-busy' already exists" });
+    assert.equal((await httpRequest(`${sidecar.url}/v1.0-beta1/workflows/dapr/http-busy/terminate`, { method: 'POST' })).status, 202);
+    assert.equal((await client.waitForWorkflowCompletion('http-busy', false, 30))?.runtimeStatus, WorkflowRuntimeStatus.TERMINATED);
   });
 
   it('answers an unknown instance id as not existing', async function () {

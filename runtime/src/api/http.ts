@@ -7,6 +7,7 @@ import { traceCarrierOf } from '../pipeline/pipeline.js';
 import { readWhole } from '../pipeline/read-body.js';
 import type { UniversalApi } from './universal.js';
 import { ACTORS_PREFIX, serveActorRequest } from './http-actors.js';
+import { WORKFLOWS_PATH, serveWorkflowRequest } from './http-workflows.js';
 
 const log = logger('api');
 
@@ -86,6 +87,15 @@ const API_NAMES: Readonly<Record<string, string>> = Object.freeze({
   shutdown: 'shutdown',
 });
 const UNSUPPORTED_API = new RegExp(`^/(v1\\.0(?:-alpha1|-alpha2|-beta1)?)/(${Object.keys(API_NAMES).join('|')})(?:/|$)`);
+
+/**
+ * Why a workflow path is not served: the sidecar runs no workflow engine (its instances are actors, so it needs a
+ * placement service), or the path names a version Dapr serves no workflows under.
+ */
+function workflowsNotServed(version: string, engineRuns: boolean): SkeinError {
+  if (engineRuns) return new SkeinError('ERR_API_NOT_SUPPORTED', `the Dapr workflow API is served under /v1.0/workflows, /v1.0-beta1/workflows and /v1.0-alpha1/workflows, not /${version}/workflows`);
+  return new SkeinError('ERR_API_NOT_SUPPORTED', `the Dapr workflow API (/${version}/workflows) needs the workflow engine, which runs only when the sidecar has a placement service (workflow instances are actors): give it --placement-address, or start skein up first`);
+}
 
 /** More bytes than the request's own content-length said: a malformed request, not one over the size limit. */
 function bodyLongerThanDeclared(): SkeinError {
@@ -168,6 +178,11 @@ export class HttpApi {
         await serveActorRequest(this.api.actors, req, res, path, this.api.maxBodyBytes);
         return;
       }
+      const { workflows } = this.api;
+      if (workflows && WORKFLOWS_PATH.test(path)) {
+        await serveWorkflowRequest(workflows, req, res, path, query, { appId: this.api.appId, maxBodyBytes: this.api.maxBodyBytes });
+        return;
+      }
       // RFC 9728's path-inserted form of an MCP server reached through this sidecar: fetch the metadata the callee serves.
       const metadataPath = path.startsWith(WELL_KNOWN_PREFIX) ? path.slice(WELL_KNOWN_PREFIX.length - 1) : undefined;
       const match = INVOKE_PREFIX.exec(metadataPath ?? path);
@@ -180,6 +195,7 @@ export class HttpApi {
       const unsupported = UNSUPPORTED_API.exec(path);
       if (unsupported) {
         const api = unsupported[2] ?? '';
+        if (api === 'workflows') throw workflowsNotServed(unsupported[1] ?? '', workflows !== undefined);
         throw new SkeinError('ERR_API_NOT_SUPPORTED', `the Dapr ${API_NAMES[api] ?? api} API (/${unsupported[1]}/${api}) is not supported by Skein; it offers service invocation, actors, metadata and health`);
       }
       const headerAppId = req.headers['dapr-app-id'];

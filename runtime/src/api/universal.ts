@@ -4,6 +4,7 @@ import type { Call, CallResponse } from '../pipeline/pipeline.js';
 import type { ActorRuntime } from '../actors/actor-runtime.js';
 import { ActorOperations } from './universal-actors.js';
 import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
+import type { Workflows } from '../workflow/api.js';
 
 /** Version reported by the metadata API. */
 export const RUNTIME_VERSION = '0.1.0';
@@ -59,6 +60,9 @@ export class UniversalApi {
   /** The actor API; fails with ERR_ACTOR_RUNTIME_NOT_FOUND when the sidecar runs without actors. */
   readonly actors: ActorOperations;
 
+  /** The workflow engine's client side; undefined when the sidecar runs without one (it has no placement service). */
+  readonly workflows: Workflows | undefined;
+
   /** The actor runtime's status; without placement, it says so when the app declares actor types all the same. */
   private actorRuntimeStatus(): MetadataSnapshot['actorRuntime'] {
     const status = this.actors.status();
@@ -67,11 +71,20 @@ export class UniversalApi {
     return { ...status, placement: `no placement service: the app declares actor types ${unplaced.join(', ')}, which this sidecar cannot host (give it --placement-address, or start skein up first)` };
   }
 
-  /** `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without placement. */
-  constructor(state: SidecarState, invoker: CallRunner, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware) {
+  /**
+   * `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without
+   * placement, and so is `workflows` (its instances are actors).
+   */
+  constructor(state: SidecarState, invoker: CallRunner, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware, workflows?: Workflows) {
     this.state = state;
     this.invoker = invoker;
     this.actors = new ActorOperations(actorRuntime, resiliency);
+    this.workflows = workflows;
+  }
+
+  /** The App ID of the app beside this sidecar. */
+  get appId(): string {
+    return this.state.appId;
   }
 
   get namespace(): string {
