@@ -117,12 +117,18 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
     assert.deepEqual([runs.get('double:5'), runs.get('double:10'), runs.get('double:20')], [1, 1, 1]);
   });
 
-  it('fans out 200 activities and fans them back in', async function () {
-    const id = await client.scheduleNewWorkflow(fanOut, 200);
+  it('fans out 1,000 activities and fans them back in', async function () {
+    const id = await client.scheduleNewWorkflow(fanOut, 1000);
     const state = await client.waitForWorkflowCompletion(id, true, 30);
     assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED);
-    const expected = Array.from({ length: 200 }, (_, i) => (i + 1000) * 2).reduce((a, b) => a + b, 0);
+    const expected = Array.from({ length: 1000 }, (_, i) => (i + 1000) * 2).reduce((a, b) => a + b, 0);
     assert.equal(state?.serializedOutput, String(expected));
+  });
+
+  it('runs 300 workflows started at once to completion (the sidecar never sends a worker more than it can hold)', async function () {
+    const ids = await Promise.all(Array.from({ length: 300 }, (_, i) => client.scheduleNewWorkflow(chain, i + 1)));
+    const states = await Promise.all(ids.map((id) => client.waitForWorkflowCompletion(id, true, 50)));
+    assert.deepEqual(states.map((state) => state?.serializedOutput), ids.map((_, i) => String((i + 1) * 8)));
   });
 
   it('keeps an external event raised before the workflow waits for it, fires durable timers, and takes a later event', async function () {

@@ -30,6 +30,17 @@ export function workflowActorType(namespace: string, appId: string): string {
   return `dapr.internal.${namespace}.${appId}.workflow`;
 }
 
+/**
+ * Work items one worker holds at most. The SDKs queue a bounded number and drop the rest (the JS SDK runs 10 and
+ * queues 100), so the sidecar never sends more than this and keeps the rest until a worker answers one.
+ */
+const WORKER_WINDOW = 64;
+
+interface WorkerSlot {
+  sink: WorkItemSink;
+  outstanding: number;
+}
+
 /** A connected `GetWorkItems` stream: an app running a workflow SDK. */
 export interface WorkItemSink {
   readonly id: string;
@@ -94,12 +105,12 @@ export class WorkflowEngine implements Workflows, ActorHost {
   readonly store: WorkflowStore;
   readonly actorType: string;
   private context: InternalTypeContext | undefined;
-  private readonly workers = new Map<string, WorkItemSink>();
+  private readonly workers = new Map<string, WorkerSlot>();
   private nextWorker = 0;
+  /** Work items waiting for a worker with room (each worker takes at most WORKER_WINDOW at a time). */
+  private backlog: Array<{ item: dt.IWorkItem; sent(worker: string): void }> = [];
   private readonly activations = new Map<string, Activation>();
   private readonly runs = new Map<string, PendingRun>();
-  /** Steps waiting for a worker to connect. */
-  private waitingForWorker: Array<() => void> = [];
   private readonly activities = new Map<string, PendingActivity>();
   private activityLoop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
@@ -120,13 +131,52 @@ export class WorkflowEngine implements Workflows, ActorHost {
 
   /** A worker opened `GetWorkItems`: register the actor type (first time), start taking activities. */
   addWorker(sink: WorkItemSink): void {
-    this.workers.set(sink.id, sink);
+    this.workers.set(sink.id, { sink, outstanding: 0 });
     log.info('workflow worker connected', { appId: this.options.appId, worker: sink.id, workers: this.workers.size });
     if (!this.context) this.context = this.options.registerActorType(this.actorType, this);
     this.activityLoop ??= this.takeActivities().finally(() => (this.activityLoop = undefined));
-    const waiting = this.waitingForWorker;
-    this.waitingForWorker = [];
-    for (const wake of waiting) wake();
+    this.drain();
+  }
+
+  /** Sends a work item to the next worker with room, or keeps it until one has room. */
+  private dispatch(item: dt.IWorkItem, sent: (worker: string) => void): void {
+    const slot = this.slotWithRoom();
+    if (!slot) {
+      this.backlog.push({ item, sent });
+      return;
+    }
+    slot.outstanding++;
+    sent(slot.sink.id);
+    slot.sink.send(item);
+  }
+
+  /** A worker answered (or lost) one of its items: it has room for the next one. */
+  private answered(worker: string): void {
+    const slot = this.workers.get(worker);
+    if (slot && slot.outstanding > 0) slot.outstanding--;
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.backlog.length > 0) {
+      const slot = this.slotWithRoom();
+      if (!slot) return;
+      const next = this.backlog.shift();
+      if (!next) return;
+      slot.outstanding++;
+      next.sent(slot.sink.id);
+      slot.sink.send(next.item);
+    }
+  }
+
+  private slotWithRoom(): WorkerSlot | undefined {
+    const all = [...this.workers.values()];
+    for (let i = 0; i < all.length; i++) {
+      this.nextWorker = (this.nextWorker + 1) % all.length;
+      const slot = all[this.nextWorker];
+      if (slot && slot.outstanding < WORKER_WINDOW) return slot;
+    }
+    return undefined;
   }
 
   /** A worker's stream ended: its unanswered work goes to another worker (or waits for one). */
@@ -144,25 +194,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
       pending.heartbeat.cancel();
       pending.message.nak();
     }
-  }
-
-  private pickWorker(): WorkItemSink | undefined {
-    const all = [...this.workers.values()];
-    if (all.length === 0) return undefined;
-    this.nextWorker = (this.nextWorker + 1) % all.length;
-    return all[this.nextWorker];
-  }
-
-  private async worker(signal: AbortSignal): Promise<WorkItemSink> {
-    for (;;) {
-      const worker = this.pickWorker();
-      if (worker) return worker;
-      await new Promise<void>((resolve) => {
-        this.waitingForWorker.push(resolve);
-        signal.addEventListener('abort', () => resolve(), { once: true });
-      });
-      if (signal.aborted) throw new Error('stopped');
-    }
+    this.drain();
   }
 
   /** `CompleteOrchestratorTask` / `CompleteWorkflowTask`. */
@@ -171,6 +203,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     const run = this.runs.get(instanceId);
     if (!run) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `no orchestration work item of instance '${instanceId}' is waiting for an answer on this sidecar`);
     this.runs.delete(instanceId);
+    this.answered(run.worker);
     run.resolve(response);
   }
 
@@ -183,6 +216,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     if (!pending) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `no activity ${taskId} of instance '${instanceId}' is waiting for an answer on this sidecar`);
     this.activities.delete(key);
     pending.heartbeat.cancel();
+    this.answered(pending.worker);
     const now = this.clock.now();
     const result = text(response.result);
     let event: dt.IHistoryEvent;
@@ -228,11 +262,6 @@ export class WorkflowEngine implements Workflows, ActorHost {
   }
 
   private dispatchActivity(message: JsMsg): void {
-    const worker = this.pickWorker();
-    if (!worker) {
-      message.nak();
-      return;
-    }
     let request: dt.ActivityRequest;
     try {
       request = dt.ActivityRequest.decode(message.data);
@@ -246,8 +275,9 @@ export class WorkflowEngine implements Workflows, ActorHost {
     const previous = this.activities.get(key);
     previous?.heartbeat.cancel();
     const heartbeat = repeat(this.clock, ACTIVITY_ACK_WAIT_MS / 3, () => message.working());
-    this.activities.set(key, { message, worker: worker.id, executionId: request.orchestrationInstance?.executionId?.value ?? '', heartbeat });
-    worker.send({ activityRequest: request });
+    const pending: PendingActivity = { message, worker: '', executionId: request.orchestrationInstance?.executionId?.value ?? '', heartbeat };
+    this.activities.set(key, pending);
+    this.dispatch({ activityRequest: request }, (worker) => (pending.worker = worker));
   }
 
   // ---------------------------------------------------------------- the instance actor
@@ -446,25 +476,25 @@ export class WorkflowEngine implements Workflows, ActorHost {
   /** Sends the work item to a worker here and waits for its answer; re-sends when the worker goes away or stalls. */
   private async runOnWorker(instanceId: string, request: dt.IOrchestratorRequest): Promise<dt.IOrchestratorResponse> {
     for (;;) {
-      const worker = await this.worker(this.stopping.signal);
+      if (this.stopping.signal.aborted) throw new Error('the sidecar is stopping');
       try {
         return await new Promise<dt.IOrchestratorResponse>((resolve, reject) => {
+          const run: PendingRun = { worker: '', resolve, reject };
           const timer = this.clock.setTimeout(() => {
-            this.runs.delete(instanceId);
-            reject(new Error(`worker ${worker.id} did not answer within ${ORCHESTRATION_TIMEOUT_MS / 1000} s`));
+            if (this.runs.get(instanceId) === run) this.runs.delete(instanceId);
+            if (run.worker) this.answered(run.worker);
+            reject(new Error(`no worker answered within ${ORCHESTRATION_TIMEOUT_MS / 1000} s`));
           }, ORCHESTRATION_TIMEOUT_MS);
-          this.runs.set(instanceId, {
-            worker: worker.id,
-            resolve: (response) => {
-              this.clock.clearTimeout(timer);
-              resolve(response);
-            },
-            reject: (error) => {
-              this.clock.clearTimeout(timer);
-              reject(error);
-            },
-          });
-          worker.send({ orchestratorRequest: request });
+          run.resolve = (response) => {
+            this.clock.clearTimeout(timer);
+            resolve(response);
+          };
+          run.reject = (error) => {
+            this.clock.clearTimeout(timer);
+            reject(error);
+          };
+          this.runs.set(instanceId, run);
+          this.dispatch({ orchestratorRequest: request }, (worker) => (run.worker = worker));
         });
       } catch (error) {
         if (this.stopping.signal.aborted) throw error;
@@ -708,6 +738,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
       pending.message.nak();
     }
     this.activities.clear();
+    this.backlog = [];
     for (const run of this.runs.values()) run.reject(new Error('the sidecar is stopping'));
     this.runs.clear();
     for (const activation of this.activations.values()) {
