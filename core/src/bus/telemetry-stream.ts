@@ -28,6 +28,11 @@ export const TELEMETRY_SUBJECTS: readonly string[] = Object.freeze([`${SUBJECTS.
 /** JetStream's code for "stream name already in use" (not in the client's table of codes). */
 const STREAM_NAME_IN_USE = 10058;
 
+/** True when creating a stream failed because one of that name exists (another process created it first). */
+export function isStreamNameInUse(error: unknown): boolean {
+  return apiCode(error) === STREAM_NAME_IN_USE;
+}
+
 /** The JetStream deduplication window defaults to 2 min and may not exceed the stream's max age. */
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 
@@ -82,7 +87,7 @@ export async function ensureTelemetryStream(nc: NatsConnection, retention?: Tele
         return;
       } catch (error) {
         // Another process created it between our look and our add; fall through and reconcile with theirs.
-        if (apiCode(error) !== STREAM_NAME_IN_USE) throw error;
+        if (!isStreamNameInUse(error)) throw error;
         existing = await streamConfig(jsm);
         if (!existing) throw error;
       }

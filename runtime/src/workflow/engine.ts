@@ -5,7 +5,7 @@ import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, sleep, systemClock, 
 import { durabletask as dt, skein } from '@skein/proto';
 import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, InternalTypeContext, ReminderFire, ReminderOutcome } from '../actors/actor-host.js';
 import { WorkflowStatus, isTerminal, validateInstanceId, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowState, type Workflows } from './api.js';
-import { InstanceState, deliveryKey, failureOf, text, timestamp, toNumber, wrap, type Effect } from './instance.js';
+import { InstanceState, failureOf, text, timestamp, toNumber, wrap, type Effect } from './instance.js';
 import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js';
 
 const log = logger('workflow');
@@ -291,6 +291,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
         case 'state':
           return reply(200, activation.state.exists ? JSON.stringify(stateJson(activation.state.view())) : 'null');
         case 'history':
+          if (!activation.state.exists) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${actor.actorId}'`);
           return reply(200, JSON.stringify(activation.state.entries()));
         case 'purge':
           return await this.purgeHere(activation, (JSON.parse(call.body.toString('utf8') || '{}') as { recursive?: boolean }).recursive === true);
@@ -379,8 +380,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
       if (!event.executionStarted) {
         if (!state.exists || state.terminal) return;
         if (executionId && executionId !== state.executionId) return;
-        const key = deliveryKey(event);
-        if (key !== undefined && (state.history.some((seen) => deliveryKey(seen) === key) || state.inbox.some((seen) => deliveryKey(seen) === key))) return;
+        if (state.delivered(event)) return;
       }
       const record = { received: { events: [event] } };
       const sequence = await this.appendOrReload(activation, record);
@@ -390,7 +390,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
       await this.actors.createReminder(state.instanceId, WAKE_REMINDER, { dueTime: WAKE_PERIOD, period: WAKE_PERIOD });
       await this.writeSummary(state);
     } else if (event.executionTerminated?.recurse) {
-      for (const child of state.children) await this.sendEvent(child, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: event.executionTerminated.input, recurse: true } }).catch(() => undefined);
+      for (const child of state.children) await this.deliver(child, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: event.executionTerminated.input, recurse: true } }, undefined).catch(() => undefined);
     }
     this.kick(activation);
   }
@@ -532,19 +532,19 @@ export class WorkflowEngine implements Workflows, ActorHost {
               parentInstance: { taskScheduledId: effect.taskId, name: wrap(started?.name ?? ''), orchestrationInstance: { instanceId: state.instanceId, executionId: wrap(executionId) } },
             },
           };
-          await this.sendEvent(effect.instanceId, event).catch((error: unknown) => {
+          await this.deliver(effect.instanceId, event, undefined).catch((error: unknown) => {
             // Re-issued after a failover: the child already runs.
             if (asSkeinError(error).code !== 'ERR_START_WORKFLOW') throw error;
           });
           break;
         }
         case 'send':
-          await this.sendEvent(effect.instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), eventRaised: { name: effect.name, input: wrap(effect.input) } }).catch((error: unknown) =>
+          await this.deliver(effect.instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), eventRaised: { name: effect.name, input: wrap(effect.input) } }, undefined).catch((error: unknown) =>
             log.warn('an event sent by a workflow was not delivered', { instanceId: state.instanceId, target: effect.instanceId, reason: (error as Error).message }),
           );
           break;
         case 'terminate':
-          await this.sendEvent(effect.instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: wrap(effect.reason), recurse: effect.recursive } }).catch(() => undefined);
+          await this.deliver(effect.instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: wrap(effect.reason), recurse: effect.recursive } }, undefined).catch(() => undefined);
           break;
         case 'completed': {
           const parent = state.started?.parentInstance;
@@ -556,7 +556,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
               effect.status === WorkflowStatus.COMPLETED
                 ? { eventId: -1, timestamp: at, subOrchestrationInstanceCompleted: { taskScheduledId, result: wrap(effect.result) } }
                 : { eventId: -1, timestamp: at, subOrchestrationInstanceFailed: { taskScheduledId, failureDetails: effect.failure ?? { errorType: 'Terminated', errorMessage: `child workflow '${state.instanceId}' ended ${String(effect.status)}` } } };
-            await this.sendEvent(parentId, event, parent.orchestrationInstance?.executionId?.value ?? undefined);
+            await this.deliver(parentId, event, parent.orchestrationInstance?.executionId?.value ?? undefined);
           }
           await this.actors.deleteReminder(state.instanceId, WAKE_REMINDER).catch(() => undefined);
           log.info('workflow instance finished', { instanceId: state.instanceId, name: state.started?.name, status: effect.status });
@@ -566,11 +566,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     }
   }
 
-  /** Delivers an event to an instance of this app, wherever its owner is. */
-  private async sendEvent(instanceId: string, event: dt.IHistoryEvent, executionId?: string): Promise<void> {
-    await this.deliver(instanceId, event, executionId);
-  }
-
+  /** Delivers an event to an instance of this app, wherever its owner is; `executionId` drops it if that execution ended. */
   private async deliver(instanceId: string, event: dt.IHistoryEvent, executionId: string | undefined): Promise<void> {
     const call: ActorCall = {
       method: 'event',
@@ -725,8 +721,6 @@ export class WorkflowEngine implements Workflows, ActorHost {
 
   async history(instanceId: string): Promise<HistoryEntry[]> {
     const answer = await this.callInstance(instanceId, { method: 'history', verb: 'GET', headers: [], body: Buffer.alloc(0) });
-    const state = await this.get(instanceId);
-    if (!state) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${instanceId}'`);
     return (JSON.parse(answer.body.toString('utf8')) as Array<Omit<HistoryEntry, 'timestamp'> & { timestamp: string }>).map((entry) => ({ ...entry, timestamp: new Date(entry.timestamp) }));
   }
 

@@ -82,6 +82,12 @@ export class InstanceState {
     this.instanceId = instanceId;
   }
 
+  /** True when an event with this delivery key has already been received in this execution. */
+  delivered(event: HistoryEvent): boolean {
+    const key = deliveryKey(event);
+    return key !== undefined && this.seen.has(key);
+  }
+
   /** True once an ExecutionStarted has been received. */
   get exists(): boolean {
     return this.started !== undefined;

@@ -11,7 +11,7 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS, KvBucket, SkeinError, isRevisionConflict } from '@skein/core';
+import { BUCKETS, KvBucket, SkeinError, isRevisionConflict, isStreamNameInUse } from '@skein/core';
 import { skein } from '@skein/proto';
 import { keyToken } from '../actors/names.js';
 
@@ -219,8 +219,8 @@ async function addStream(jsm: JetStreamManager, config: Parameters<JetStreamMana
   try {
     await jsm.streams.add(config);
   } catch (error) {
-    // 10058: the name is in use (created by another sidecar first, perhaps with other settings an operator chose).
-    if (error instanceof JetStreamApiError && (error.code === 10058 || /already in use/i.test(error.message))) return;
+    // Created by another sidecar first, perhaps with other settings an operator chose.
+    if (isStreamNameInUse(error)) return;
     throw error;
   }
 }
