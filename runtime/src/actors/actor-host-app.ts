@@ -55,9 +55,7 @@ export class AppActorHost implements ActorHost {
     const { channel } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
-        const { request, response } = channel.send('GET', '/dapr/config', this.tokenHeaders());
-        request.end();
-        const answer = await response;
+        const answer = await channel.exchange('GET', '/dapr/config', this.tokenHeaders(), undefined);
         const body = await readWhole(answer, 1024 * 1024, "the app's /dapr/config");
         if (answer.statusCode === 404) return NO_ACTORS;
         if ((answer.statusCode ?? 500) >= 300) throw new Error(`GET /dapr/config answered ${answer.statusCode ?? 0}`);
@@ -90,20 +88,14 @@ export class AppActorHost implements ActorHost {
     if (turn.reentrancyId) headers.push([REENTRANCY_HEADER, turn.reentrancyId]);
     headers.push(['content-length', String(call.body.length)]);
     const path = `${actorPath(actor)}/method/${call.method.split('/').map(encodeSegment).join('/')}`;
-    const { request, response } = this.options.channel.send('PUT', path, headers);
-    const onAbort = (): void => void request.destroy();
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      request.end(call.body);
-      const answer = await response;
+      const answer = await this.options.channel.exchange('PUT', path, headers, call.body, signal);
       const body = await readWhole(answer, this.options.maxBodyBytes, "the app's answer");
       const replyHeaders = forwardableHeaders(answer.rawHeaders).filter(([name]) => name !== 'content-length');
       return { status: answer.statusCode ?? 500, headers: replyHeaders, body };
     } catch (error) {
       const reason = signal.aborted ? 'the call was cancelled or timed out' : asSkeinError(error).message;
       throw new SkeinError('ERR_ACTOR_INVOKE_METHOD', `error invoke actor method: ${reason}`, { cause: error });
-    } finally {
-      signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -124,9 +116,7 @@ export class AppActorHost implements ActorHost {
   /** `DELETE /actors/<type>/<id>`; an app that does not take it is only logged. */
   async deactivate(actor: ActorRef, why: string): Promise<void> {
     try {
-      const { request, response } = this.options.channel.send('DELETE', actorPath(actor), this.tokenHeaders());
-      request.end();
-      const answer = await response;
+      const answer = await this.options.channel.exchange('DELETE', actorPath(actor), this.tokenHeaders(), undefined);
       answer.resume();
       log.debug('actor deactivated', { ...actor, why, status: answer.statusCode });
     } catch (error) {

@@ -2,6 +2,9 @@ import { Agent, request as httpRequest, type IncomingMessage, type ClientRequest
 import { connect } from 'node:net';
 import { SkeinError, headersObject, type HeaderList } from '@skein/core';
 
+/** How a keep-alive connection the app closed while a request was being written fails. */
+const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE']);
+
 /** Where a sidecar's app listens. */
 export interface AppChannelOptions {
   appId: string;
@@ -28,13 +31,36 @@ export class AppChannel {
    * exchange is over, the request (and with it the response) is destroyed: one listener per call, removed at the end.
    */
   send(verb: string, pathAndQuery: string, headers: HeaderList, signal?: AbortSignal): { request: ClientRequest; response: Promise<IncomingMessage> } {
+    return this.open(verb, pathAndQuery, headers, signal, this.agent);
+  }
+
+  /**
+   * Sends a request whose body is whole and resolves with the response head. An app server closes idle keep-alive
+   * connections on its own clock (Node's after 5 s); a request written just as that happens meets a reset before
+   * the app read it. Such a call — reset on a reused connection before any answer — is sent once more on a new
+   * connection. Any other failure, and any failure on a new connection, is the caller's.
+   */
+  async exchange(verb: string, pathAndQuery: string, headers: HeaderList, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+    const first = this.open(verb, pathAndQuery, headers, signal, this.agent);
+    first.request.end(body);
+    try {
+      return await first.response;
+    } catch (error) {
+      if (signal?.aborted || !first.request.reusedSocket || !STALE_CONNECTION.has(((error as SkeinError).cause as NodeJS.ErrnoException | undefined)?.code ?? '')) throw error;
+    }
+    const again = this.open(verb, pathAndQuery, headers, signal, false);
+    again.request.end(body);
+    return again.response;
+  }
+
+  private open(verb: string, pathAndQuery: string, headers: HeaderList, signal: AbortSignal | undefined, agent: Agent | false): { request: ClientRequest; response: Promise<IncomingMessage> } {
     const request = httpRequest({
       host: this.options.host,
       port: this.options.port,
       method: verb,
       path: pathAndQuery,
       headers: headersObject(headers),
-      agent: this.agent,
+      agent,
     });
     const response = new Promise<IncomingMessage>((resolve, reject) => {
       request.once('response', resolve);

@@ -1,6 +1,7 @@
 import { pipeline as pipe } from 'node:stream';
 import type { AppChannel } from '../app/channel.js';
-import { SkeinError, forwardableHeaders, stampIdentity } from '@skein/core';
+import type { IncomingMessage } from 'node:http';
+import { SkeinError, forwardableHeaders, stampIdentity, type HeaderList } from '@skein/core';
 import type { Handler, Call, CallResponse } from './pipeline.js';
 import { SpanKind, failSpan, type Tracing } from '../telemetry/tracing.js';
 import { endWithBody, recordStatus, withTraceHeaders } from '../telemetry/spans.js';
@@ -18,12 +19,9 @@ export function appTerminal(channel: AppChannel | undefined, appId: string, appA
     const path = `/${request.method}${request.query ? `?${request.query}` : ''}`;
     const scope = tracing?.enabled && request.trace ? tracing.start(`call app ${appId}`, SpanKind.CLIENT, request.trace.context, { 'http.request.method': request.verb, 'url.path': `/${request.method}` }) : undefined;
     if (scope && tracing) headers = withTraceHeaders(headers, tracing.inject(scope.context));
-    const { request: outgoing, response } = channel.send(request.verb, path, headers, request.signal);
-    if (Buffer.isBuffer(request.body)) outgoing.end(request.body);
-    else pipe(request.body, outgoing, () => undefined);
     let answer;
     try {
-      answer = await response;
+      answer = await send(channel, request.verb, path, headers, request);
     } catch (error) {
       if (scope) {
         failSpan(scope.span, (error as SkeinError).code ?? 'error', (error as Error).message);
@@ -37,4 +35,12 @@ export function appTerminal(channel: AppChannel | undefined, appId: string, appA
     }
     return { status: answer.statusCode ?? 502, headers: forwardableHeaders(answer.rawHeaders), body: answer };
   };
+}
+
+/** A whole body may be sent again on a new connection when a reused one was stale; a streamed body goes once. */
+function send(channel: AppChannel, verb: string, path: string, headers: HeaderList, request: Call): Promise<IncomingMessage> {
+  if (Buffer.isBuffer(request.body)) return channel.exchange(verb, path, headers, request.body, request.signal);
+  const { request: outgoing, response } = channel.send(verb, path, headers, request.signal);
+  pipe(request.body, outgoing, () => undefined);
+  return response;
 }
