@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `skein` command line: init, sentry, up, run, token, decisions, traces. */
+/** The `skein` command line: init, sentry, up, run, token, decisions, traces, workflows. */
 import { SkeinError } from '@skein/core';
 import { UsageError } from './cli/args.js';
 
@@ -16,6 +16,9 @@ Commands (and --version):
             [--since 10m] [--limit N] [--json] [--follow]
   traces    list recent traces: skein traces [--app ID] [--tool T] [--status ok|error] [--since 10m] [--limit N] [--json]
             or show one as a waterfall: skein traces <traceId>
+  workflows list, show, steer and rerun the workflow instances of a sidecar (through its HTTP API):
+            skein workflows list|show|history|start|raise|suspend|resume|terminate|purge|stuck|rerun
+            [--dapr-http-port P | --sidecar-url URL]; skein workflows --help for each one's flags
 
 Flags of run: --app-id, --app-port, --dapr-http-port, --dapr-grpc-port, --dapr-internal-grpc-port,
   --resources-path (repeatable), --config, --namespace, --nats-url, --sentry-address, --advertise-address,
@@ -43,6 +46,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./cli/decisions.js')).decisionsCommand(rest);
     case 'traces':
       return (await import('./cli/traces.js')).tracesCommand(rest);
+    case 'workflows':
+      return (await import('./cli/workflows.js')).workflowsCommand(rest);
     case 'version':
     case '--version':
     case '-v':

@@ -1,7 +1,8 @@
 /**
  * A workflow app written with the official Dapr JS SDK (`WorkflowRuntime`), as its docs show it: the sidecar's gRPC
  * port from DAPR_GRPC_PORT. Its one activity writes a line per attempt to ATTEMPTS_FILE and says so on stdout; with
- * HANG_FIRST_ATTEMPT=1 the first attempt never returns (the test kills the app there).
+ * HANG_FIRST_ATTEMPT=1 the first attempt never returns (the test kills the app there). `approval` waits for an
+ * external event of that name and returns its request together with the event's data.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { LogLevel, WorkflowRuntime, type WorkflowActivityContext, type WorkflowContext } from '@dapr/dapr';
@@ -24,8 +25,14 @@ const checkout = async function* checkout(ctx: WorkflowContext, order: string): 
   return receipt;
 };
 
+const approval = async function* approval(ctx: WorkflowContext, request: unknown): AsyncGenerator<unknown, { request: unknown; decision: unknown }, unknown> {
+  const decision: unknown = yield ctx.waitForExternalEvent('approval');
+  return { request, decision };
+};
+
 const runtime = new WorkflowRuntime({ daprHost: '127.0.0.1', daprPort: process.env['DAPR_GRPC_PORT'] ?? '50001', logger: { level: LogLevel.Error } })
   .registerWorkflow(checkout)
+  .registerWorkflow(approval)
   .registerActivity(charge);
 await runtime.start();
 process.stdout.write(`${JSON.stringify({ workflowWorker: 'started' })}\n`);
