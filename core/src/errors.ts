@@ -73,6 +73,8 @@ export const ERROR_CATALOGUE = {
   ERR_WORKFLOW_PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   /** Skein's own: no workflow worker (an app running a workflow SDK) is connected for the app. */
   ERR_WORKFLOW_NO_WORKER: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  /** Skein's own: an activity result for a task the instance's history does not (yet) show scheduled; it runs again. */
+  ERR_WORKFLOW_TASK_NOT_SCHEDULED: { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
 } as const satisfies Record<string, { http: number; grpc: GrpcStatus; jsonrpc?: number }>;
 
 /**

@@ -43,6 +43,16 @@ describe('workflow instance state (pure: records in, history, inbox and effects 
     assert.equal(deliveryKey(done), 'task:1');
   });
 
+  it('knows which activities its history shows scheduled, per execution (a result for any other waits)', function () {
+    const state = new InstanceState('i1');
+    state.apply({ received: { events: [started()] } }, 1);
+    assert.equal(state.hasScheduled(1), false, 'nothing scheduled before the step is recorded');
+    step(state, [{ id: 1, scheduleTask: { name: 'charge' } }, { id: 2, createTimer: { fireAt: { seconds: 5000, nanos: 0 } } }]);
+    assert.deepEqual([state.hasScheduled(1), state.hasScheduled(2), state.hasScheduled(3)], [true, false, false], 'a timer is not an activity');
+    step(state, [{ id: -1, completeOrchestration: { orchestrationStatus: WorkflowStatus.CONTINUED_AS_NEW, result: { value: '1' } } }]);
+    assert.equal(state.hasScheduled(1), false, 'a new execution starts with none');
+  });
+
   it('lists what a new owner must re-issue: unfinished activities and timers, and the end for the parent', function () {
     const state = new InstanceState('i1');
     state.apply({ received: { events: [started()] } }, 1);

@@ -10,6 +10,7 @@ import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js
 
 const log = logger('workflow');
 
+
 /** Inputs, outputs and event payloads above this are refused with ERR_WORKFLOW_PAYLOAD_TOO_LARGE. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 /** An instance's history may hold at most this many events. */
@@ -114,6 +115,9 @@ export class WorkflowEngine implements Workflows, ActorHost {
   private readonly activities = new Map<string, PendingActivity>();
   private activityLoop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
+  /** Clients waiting for an instance to start or finish, by summary key; woken by one shared watch. */
+  private readonly waiters = new Map<string, Set<(summary: skein.workflow.v1.InstanceSummary | undefined) => void>>();
+  private summaryWatch: Promise<void> | undefined;
 
   constructor(options: WorkflowEngineOptions) {
     this.options = options;
@@ -232,6 +236,8 @@ export class WorkflowEngine implements Workflows, ActorHost {
       pending.message.ack();
     } catch (error) {
       pending.message.nak(1000);
+      // Not the worker's fault: the activity runs again once its step is recorded.
+      if (asSkeinError(error).code === 'ERR_WORKFLOW_TASK_NOT_SCHEDULED') return;
       throw error;
     }
   }
@@ -381,14 +387,22 @@ export class WorkflowEngine implements Workflows, ActorHost {
         if (!state.exists || state.terminal) return;
         if (executionId && executionId !== state.executionId) return;
         if (state.delivered(event)) return;
+        const task = event.taskCompleted?.taskScheduledId ?? event.taskFailed?.taskScheduledId;
+        // An activity is queued while its step is being recorded; if that record never landed, its result waits.
+        if (task !== undefined && task !== null && !state.hasScheduled(task)) {
+          throw new SkeinError('ERR_WORKFLOW_TASK_NOT_SCHEDULED', `workflow instance '${state.instanceId}' has no activity ${task} scheduled in execution ${state.executionId}`);
+        }
       }
       const record = { received: { events: [event] } };
       const sequence = await this.appendOrReload(activation, record);
       state.apply(record, sequence);
     });
     if (event.executionStarted) {
-      await this.actors.createReminder(state.instanceId, WAKE_REMINDER, { dueTime: WAKE_PERIOD, period: WAKE_PERIOD });
-      await this.writeSummary(state);
+      // The first step need not wait for these: a crash before the reminder exists leaves a history no owner wakes,
+      // so the start is only answered once both are written.
+      this.kick(activation);
+      await Promise.all([this.actors.createReminder(state.instanceId, WAKE_REMINDER, { dueTime: WAKE_PERIOD, period: WAKE_PERIOD }), this.writeSummary(state)]);
+      return;
     } else if (event.executionTerminated?.recurse) {
       for (const child of state.children) await this.deliver(child, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: event.executionTerminated.input, recurse: true } }, undefined).catch(() => undefined);
     }
@@ -446,11 +460,17 @@ export class WorkflowEngine implements Workflows, ActorHost {
     const { record: stepped, effects } = state.planStep(newEvents, response, this.clock.now());
     this.checkLimits(state, stepped, effects);
     const record = { stepped };
+    // Activities are queued while the step is recorded (one round trip instead of two). Their results are applied
+    // after the record (one serial queue per instance); if the record does not land, the step runs again and queues
+    // the same activities under the same ids (deduplicated), and a result that arrives first waits for it.
+    const queued = this.carryOut(activation, effects.filter((effect) => effect.kind === 'activity'));
+    queued.catch(() => undefined);
     await activation.serially(async () => {
       const sequence = await this.appendOrReload(activation, record);
       state.apply(record, sequence);
     });
-    await this.carryOut(activation, effects);
+    await queued;
+    await this.carryOut(activation, effects.filter((effect) => effect.kind !== 'activity'));
     if (state.status !== before || stepped.customStatus || stepped.newExecutionId) await this.writeSummary(state);
   }
 
@@ -656,23 +676,74 @@ export class WorkflowEngine implements Workflows, ActorHost {
 
   async wait(instanceId: string, until: 'start' | 'completion', signal: AbortSignal): Promise<WorkflowState | undefined> {
     const done = (state: WorkflowState | undefined): boolean => !state || (until === 'start' ? state.status !== WorkflowStatus.PENDING : isTerminal(state.status));
-    const watcher = await this.store.summaries.use((kv) => kv.watch({ key: this.store.summaryKey(instanceId), include: 'updates' as never }));
+    const reached = (summary: skein.workflow.v1.InstanceSummary): boolean => (until === 'start' ? Number(summary.status) !== WorkflowStatus.PENDING : isTerminal(summary.status));
+    await this.watchSummaries();
+    // Registered before the first read, so a change between the read and the wait is not missed.
+    const key = this.store.summaryKey(instanceId);
+    const changes: Array<skein.workflow.v1.InstanceSummary | undefined> = [];
+    let notify: (() => void) | undefined;
+    const waiter = (summary: skein.workflow.v1.InstanceSummary | undefined): void => {
+      changes.push(summary);
+      notify?.();
+    };
+    const onAbort = (): void => notify?.();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let waiters = this.waiters.get(key);
+    if (!waiters) this.waiters.set(key, (waiters = new Set()));
+    waiters.add(waiter);
     try {
-      const first = await this.get(instanceId);
-      if (done(first)) return first;
-      const abort = (): void => watcher.stop();
-      signal.addEventListener('abort', abort, { once: true });
-      for await (const entry of watcher) {
-        if (entry.operation !== 'PUT') return undefined;
-        const summary = skein.workflow.v1.InstanceSummary.decode(entry.value);
-        if (until === 'start' ? Number(summary.status) !== WorkflowStatus.PENDING : isTerminal(summary.status)) return await this.get(instanceId);
+      let state = await this.get(instanceId);
+      for (;;) {
+        if (done(state)) return state;
+        while (changes.length === 0) {
+          if (signal.aborted) throw new SkeinError('ERR_GET_WORKFLOW', `stopped waiting for workflow instance '${instanceId}'`);
+          await new Promise<void>((resolve) => (notify = resolve));
+          notify = undefined;
+        }
+        const summary = changes.shift();
+        // Purged, or the watch was restarted: read the instance again.
+        if (summary === undefined) {
+          await this.watchSummaries();
+          state = await this.get(instanceId);
+        } else if (reached(summary)) state = await this.get(instanceId);
       }
-      signal.removeEventListener('abort', abort);
-      if (signal.aborted) throw new SkeinError('ERR_GET_WORKFLOW', `stopped waiting for workflow instance '${instanceId}'`);
-      return undefined;
     } finally {
-      watcher.stop();
+      signal.removeEventListener('abort', onAbort);
+      waiters.delete(waiter);
+      if (waiters.size === 0) this.waiters.delete(key);
     }
+  }
+
+  /**
+   * One watch over this app's instance summaries for every client waiting on this sidecar (a watch per wait would
+   * cost a consumer each). When it ends, every waiter reads its instance again and the next wait starts a new one.
+   */
+  private watchSummaries(): Promise<void> {
+    this.summaryWatch ??= (async () => {
+      const watcher = await this.store.summaries.use((kv) => kv.watch({ key: `${this.store.summaryPrefix}>`, include: 'updates' as never }));
+      const stop = (): void => void watcher.stop();
+      this.stopping.signal.addEventListener('abort', stop, { once: true });
+      void (async () => {
+        try {
+          for await (const entry of watcher) {
+            const waiters = this.waiters.get(entry.key);
+            if (!waiters) continue;
+            const summary = entry.operation === 'PUT' && entry.value.length > 0 ? skein.workflow.v1.InstanceSummary.decode(entry.value) : undefined;
+            for (const waiter of waiters) waiter(summary);
+          }
+        } catch (error) {
+          log.warn('the watch of workflow summaries ended', { reason: (error as Error).message });
+        } finally {
+          this.stopping.signal.removeEventListener('abort', stop);
+          this.summaryWatch = undefined;
+          for (const waiters of this.waiters.values()) for (const waiter of waiters) waiter(undefined);
+        }
+      })();
+    })().catch((error: unknown) => {
+      this.summaryWatch = undefined;
+      throw error;
+    });
+    return this.summaryWatch;
   }
 
   async raiseEvent(instanceId: string, eventName: string, input?: string): Promise<void> {

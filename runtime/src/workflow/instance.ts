@@ -77,6 +77,8 @@ export class InstanceState {
   private seen = new Set<string>();
   /** Instance ids of every child started, across executions (for recursive terminate and purge). */
   readonly children = new Set<string>();
+  /** Task ids of the activities this execution's history shows scheduled. */
+  private scheduled = new Set<number>();
 
   constructor(instanceId: string) {
     this.instanceId = instanceId;
@@ -86,6 +88,11 @@ export class InstanceState {
   delivered(event: HistoryEvent): boolean {
     const key = deliveryKey(event);
     return key !== undefined && this.seen.has(key);
+  }
+
+  /** True when this execution's history shows activity `taskId` scheduled. */
+  hasScheduled(taskId: number): boolean {
+    return this.scheduled.has(taskId);
   }
 
   /** True once an ExecutionStarted has been received. */
@@ -145,6 +152,7 @@ export class InstanceState {
     this.inbox.splice(0, step.consumed ?? 0);
     for (const event of step.events ?? []) {
       this.history.push(event);
+      if (event.taskScheduled) this.scheduled.add(event.eventId ?? 0);
       const child = event.subOrchestrationInstanceCreated?.instanceId;
       if (child) this.children.add(child);
     }
@@ -152,6 +160,7 @@ export class InstanceState {
     if (step.newExecutionId) {
       this.history = [];
       this.seen = new Set();
+      this.scheduled = new Set();
       this.executionId = step.newExecutionId;
       this.inbox.unshift(...(step.restartEvents ?? []));
     }
@@ -164,6 +173,7 @@ export class InstanceState {
       this.history = [];
       this.inbox = [];
       this.seen = new Set();
+      this.scheduled = new Set();
       this.customStatus = undefined;
     }
     if (executionId) this.executionId = executionId;
