@@ -9,6 +9,7 @@
  * - `mcp-chain`: MCP `tools/call` direct, through the mesh only, and through the whole governance chain, sequentially
  *   and at several client counts; with `--profile`, CPU profiles of a governed and an ungoverned callee (mcp-chain.ts).
  * - `tracing`: the 1 KB POST and MCP `tools/call` with tracing sampling 1.0 vs 0.0 (tracing-overhead.ts).
+ * - `workflows` (opt-in): Dapr SDK workflows through a sidecar against the raw JetStream floor (workflows.ts).
  * - `actors` (opt-in, not in the default run): actor calls and activation through the sidecars, reminders fired per
  *   second, placement table computation, dissemination to many simulated hosts, ring lookup cost (actors.ts).
  *
@@ -36,6 +37,7 @@ import { logSummary, type LogSummary } from './sidecar-log.js';
 import { renderTracing, runTracing, type TracingReport } from './tracing-overhead.js';
 import { renderActors, runActors, type ActorsReport } from './actors.js';
 import { startFloor, type FloorHop } from './floor.js';
+import { renderWorkflows, runWorkflows, type WorkflowsReport } from './workflows.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench-results');
@@ -238,6 +240,7 @@ interface BenchReport {
   mcpChain?: ChainReport;
   tracing?: TracingReport;
   actors?: ActorsReport;
+  workflows?: WorkflowsReport;
   elapsedSeconds: number;
 }
 
@@ -551,11 +554,12 @@ function render(report: BenchReport): string {
   out.push(`\`${report.command}\` · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${m.memoryGiB.toFixed(1)} GiB · Linux ${m.kernel} · load average ${m.loadAverageStart.map((n) => n.toFixed(2)).join(' ')} at start, ${m.loadAverageEnd.map((n) => n.toFixed(2)).join(' ')} at end`, '');
   const took = (seconds: number | undefined): string => (seconds === undefined ? '' : `${seconds.toFixed(0)} s`);
   const { commit, modifiedFiles } = report.revision;
-  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'}, actors ${took(report.actors?.elapsedSeconds) || '–'})`, '');
+  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'}, actors ${took(report.actors?.elapsedSeconds) || '–'}, workflows ${took(report.workflows?.elapsedSeconds) || '–'})`, '');
   if (report.invoke) out.push(renderInvoke(report.invoke, report.settings));
   if (report.mcpChain) out.push(renderMcpChain(report.mcpChain, report.settings));
   if (report.tracing) out.push(renderTracing(report.tracing, report.settings));
   if (report.actors) out.push(renderActors(report.actors, report.settings));
+  if (report.workflows) out.push(renderWorkflows(report.workflows));
   return out.join('\n');
 }
 
@@ -577,6 +581,7 @@ async function main(): Promise<void> {
     const mcpChain = settings.parts.includes('mcp-chain') ? await runMcpChain(harness, settings, { profileDir: join(RESULTS_DIR, 'profiles'), stamp }) : undefined;
     const tracing = settings.parts.includes('tracing') ? await runTracing(harness, settings, body) : undefined;
     const actors = settings.parts.includes('actors') ? await runActors(harness, settings) : undefined;
+    const workflows = settings.parts.includes('workflows') ? await runWorkflows(harness, settings) : undefined;
     const report: BenchReport = {
       startedAt,
       command: `node test/dist/bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -587,6 +592,7 @@ async function main(): Promise<void> {
       ...(mcpChain ? { mcpChain } : {}),
       ...(tracing ? { tracing } : {}),
       ...(actors ? { actors } : {}),
+      ...(workflows ? { workflows } : {}),
       elapsedSeconds: (performance.now() - began) / 1000,
     };
     const text = render(report);
