@@ -1,5 +1,5 @@
 /**
- * The durabletask contract (durabletask/orchestrator_service.proto): it has no proto package, so protobufjs puts its
+ * The durabletask contract (durabletask/orchestrator_service.proto, and instance_listing.proto beside it): it has no proto package, so protobufjs puts its
  * messages at the root of the generated module. This module gathers them under one name, `durabletask`.
  */
 export {
@@ -9,10 +9,14 @@ export {
   CompleteTaskResponse,
   CreateInstanceRequest,
   CreateInstanceResponse,
+  GetInstanceHistoryRequest,
+  GetInstanceHistoryResponse,
   GetInstanceRequest,
   GetInstanceResponse,
   GetWorkItemsRequest,
   HistoryEvent,
+  ListInstanceIDsRequest,
+  ListInstanceIDsResponse,
   OrchestrationInstance,
   OrchestrationState,
   OrchestrationStatus,
@@ -42,10 +46,14 @@ export type {
   ICompleteTaskResponse,
   ICreateInstanceRequest,
   ICreateInstanceResponse,
+  IGetInstanceHistoryRequest,
+  IGetInstanceHistoryResponse,
   IGetInstanceRequest,
   IGetInstanceResponse,
   IGetWorkItemsRequest,
   IHistoryEvent,
+  IListInstanceIDsRequest,
+  IListInstanceIDsResponse,
   IExecutionStartedEvent,
   IExecutionCompletedEvent,
   IOrchestrationInstance,

@@ -125,6 +125,9 @@ export const taskHubService = {
   resumeInstance: taskHub<dt.IResumeRequest, dt.IResumeResponse>('ResumeInstance', dt.ResumeRequest, dt.ResumeResponse),
   queryInstances: taskHub<dt.IQueryInstancesRequest, dt.IQueryInstancesResponse>('QueryInstances', dt.QueryInstancesRequest, dt.QueryInstancesResponse),
   purgeInstances: taskHub<dt.IPurgeInstancesRequest, dt.IPurgeInstancesResponse>('PurgeInstances', dt.PurgeInstancesRequest, dt.PurgeInstancesResponse),
+  // Dapr 1.17's listing and history methods (durabletask/instance_listing.proto).
+  listInstanceIDs: taskHub<dt.IListInstanceIDsRequest, dt.IListInstanceIDsResponse>('ListInstanceIDs', dt.ListInstanceIDsRequest, dt.ListInstanceIDsResponse),
+  getInstanceHistory: taskHub<dt.IGetInstanceHistoryRequest, dt.IGetInstanceHistoryResponse>('GetInstanceHistory', dt.GetInstanceHistoryRequest, dt.GetInstanceHistoryResponse),
   getWorkItems: method<dt.IGetWorkItemsRequest, dt.IWorkItem>('/TaskHubSidecarService/GetWorkItems', dt.GetWorkItemsRequest, dt.WorkItem, false, true),
   completeActivityTask: taskHub<dt.IActivityResponse, dt.ICompleteTaskResponse>('CompleteActivityTask', dt.ActivityResponse, dt.CompleteTaskResponse),
   completeOrchestratorTask: taskHub<dt.IOrchestratorResponse, dt.ICompleteTaskResponse>('CompleteOrchestratorTask', dt.OrchestratorResponse, dt.CompleteTaskResponse),

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { taskHubService } from '@skein/proto';
 import { DaprWorkflowClient, LogLevel, WorkflowRuntime, WorkflowRuntimeStatus, type WorkflowActivityContext, type WorkflowContext } from '@dapr/dapr';
 import { Harness, type SidecarHandle } from '../src/harness.js';
 import { eventually } from '../src/eventually.js';
@@ -69,6 +71,7 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
   let sidecar: SidecarHandle;
   let runtime: WorkflowRuntime;
   let client: DaprWorkflowClient;
+  let daprPort: string;
 
   before(async function () {
     await harness.controlPlane();
@@ -76,7 +79,7 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
     await placement.proc.waitForRecord('became leader');
     sidecar = await harness.sidecar({ appId: 'orders', args: ['--placement-address', placement.address] });
     const ready = await sidecar.proc.waitForRecord('ready', { what: 'sidecar' });
-    const daprPort = String(ready['grpcPort']);
+    daprPort = String(ready['grpcPort']);
     runtime = new WorkflowRuntime({ daprHost: '127.0.0.1', daprPort, logger: { level: LogLevel.Error } })
       .registerWorkflow(chain)
       .registerWorkflow(fanOut)
@@ -180,6 +183,41 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
     assert.equal(await client.purgeWorkflow(id), true);
     assert.equal(await client.getWorkflowState(id, false), undefined);
     assert.equal(await client.purgeWorkflow(id), false);
+  });
+
+  it("lists instance ids a page at a time and returns an instance's raw history over gRPC (Dapr 1.17's ListInstanceIDs, GetInstanceHistory)", async function () {
+    const raw = new Client(`127.0.0.1:${daprPort}`, credentials.createInsecure());
+    const call = <Req, Res>(method: { path: string; requestSerialize: (value: Req) => Buffer; responseDeserialize: (bytes: Buffer) => Res }, request: Req): Promise<Res> =>
+      new Promise((resolve, reject) => raw.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, (error: ServiceError | null, response?: Res) => (error ? reject(error) : resolve(response as Res))));
+    try {
+      const ids = ['list-a', 'list-b', 'list-c'];
+      for (const id of ids) await client.scheduleNewWorkflow(chain, 1, id);
+      for (const id of ids) await client.waitForWorkflowCompletion(id, false, 30);
+      const seen: string[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const page = await call(taskHubService.listInstanceIDs, { pageSize: 100, ...(token ? { continuationToken: token } : {}) });
+        assert.ok((page.instanceIds ?? []).length <= 100, 'a page holds at most pageSize ids');
+        seen.push(...(page.instanceIds ?? []));
+        token = page.continuationToken ?? undefined;
+        pages++;
+      } while (token && pages < 1000);
+      assert.ok(pages > 1, `the earlier tests left more than a page of instances (${seen.length} in ${pages} page(s))`);
+      assert.deepEqual(seen, [...seen].sort(), 'ordered by id');
+      assert.equal(new Set(seen).size, seen.length, 'no id twice across pages');
+      for (const id of ids) assert.ok(seen.includes(id), `${id} listed`);
+      const history = await call(taskHubService.getInstanceHistory, { instanceId: 'list-b' });
+      const kinds = (history.events ?? []).map((event) => Object.keys(event).find((key) => key !== 'eventId' && key !== 'timestamp'));
+      assert.equal(kinds[0], 'orchestratorStarted');
+      assert.ok(kinds.includes('executionStarted'));
+      assert.equal(kinds.filter((kind) => kind === 'taskScheduled').length, 3);
+      assert.equal(kinds.filter((kind) => kind === 'taskCompleted').length, 3);
+      assert.equal(kinds[kinds.length - 1], 'executionCompleted');
+      await assert.rejects(call(taskHubService.getInstanceHistory, { instanceId: 'never-was' }), (error: ServiceError) => error.code === 5 && /unable to find workflow with ID 'never-was'/.test(error.details));
+    } finally {
+      raw.close();
+    }
   });
 
   it('refuses to start over an active instance id, and says which', async function () {

@@ -1222,6 +1222,309 @@ export namespace dapr {
 }
 
 /**
+ * Properties of a ListInstanceIDsRequest.
+ * @deprecated Use ListInstanceIDsRequest.$Properties instead.
+ */
+export interface IListInstanceIDsRequest extends ListInstanceIDsRequest.$Properties {
+}
+
+/** Represents a ListInstanceIDsRequest. */
+export class ListInstanceIDsRequest {
+
+    /**
+     * Constructs a new ListInstanceIDsRequest.
+     * @param [p] Properties to set
+     */
+    constructor(p?: ListInstanceIDsRequest.$Properties);
+
+    /** Unknown fields preserved while decoding when enabled */
+    $unknowns?: Uint8Array[];
+
+    /** ListInstanceIDsRequest continuationToken. */
+    continuationToken?: (string|null);
+
+    /** ListInstanceIDsRequest pageSize. */
+    pageSize?: (number|null);
+
+    /**
+     * Creates a new ListInstanceIDsRequest instance using the specified properties.
+     * @param [properties] Properties to set
+     * @returns ListInstanceIDsRequest instance
+     */
+    static create(properties: ListInstanceIDsRequest.$Shape): ListInstanceIDsRequest & ListInstanceIDsRequest.$Shape;
+    static create(properties?: ListInstanceIDsRequest.$Properties): ListInstanceIDsRequest;
+
+    /**
+     * Encodes the specified ListInstanceIDsRequest message. Does not implicitly {@link ListInstanceIDsRequest.verify|verify} messages.
+     * @param m ListInstanceIDsRequest message or plain object to encode
+     * @param [w] Writer to encode to
+     * @returns Writer
+     */
+    static encode(m: ListInstanceIDsRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+    /**
+     * Decodes a ListInstanceIDsRequest message from the specified reader or buffer.
+     * @param r Reader or buffer to decode from
+     * @param [l] Message length if known beforehand
+     * @returns {ListInstanceIDsRequest & ListInstanceIDsRequest.$Shape} ListInstanceIDsRequest
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): ListInstanceIDsRequest & ListInstanceIDsRequest.$Shape;
+
+    /**
+     * Gets the type url for ListInstanceIDsRequest
+     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns The type url
+     */
+    static getTypeUrl(prefix?: string): string;
+}
+
+export namespace ListInstanceIDsRequest {
+
+    /** Properties of a ListInstanceIDsRequest. */
+    interface $Properties {
+
+        /** ListInstanceIDsRequest continuationToken */
+        continuationToken?: (string|null);
+
+        /** ListInstanceIDsRequest pageSize */
+        pageSize?: (number|null);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+    }
+
+    /** Shape of a ListInstanceIDsRequest. */
+    type $Shape = ListInstanceIDsRequest.$Properties;
+}
+
+/**
+ * Properties of a ListInstanceIDsResponse.
+ * @deprecated Use ListInstanceIDsResponse.$Properties instead.
+ */
+export interface IListInstanceIDsResponse extends ListInstanceIDsResponse.$Properties {
+}
+
+/** Represents a ListInstanceIDsResponse. */
+export class ListInstanceIDsResponse {
+
+    /**
+     * Constructs a new ListInstanceIDsResponse.
+     * @param [p] Properties to set
+     */
+    constructor(p?: ListInstanceIDsResponse.$Properties);
+
+    /** Unknown fields preserved while decoding when enabled */
+    $unknowns?: Uint8Array[];
+
+    /** ListInstanceIDsResponse instanceIds. */
+    instanceIds: string[];
+
+    /** ListInstanceIDsResponse continuationToken. */
+    continuationToken?: (string|null);
+
+    /**
+     * Creates a new ListInstanceIDsResponse instance using the specified properties.
+     * @param [properties] Properties to set
+     * @returns ListInstanceIDsResponse instance
+     */
+    static create(properties: ListInstanceIDsResponse.$Shape): ListInstanceIDsResponse & ListInstanceIDsResponse.$Shape;
+    static create(properties?: ListInstanceIDsResponse.$Properties): ListInstanceIDsResponse;
+
+    /**
+     * Encodes the specified ListInstanceIDsResponse message. Does not implicitly {@link ListInstanceIDsResponse.verify|verify} messages.
+     * @param m ListInstanceIDsResponse message or plain object to encode
+     * @param [w] Writer to encode to
+     * @returns Writer
+     */
+    static encode(m: ListInstanceIDsResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+    /**
+     * Decodes a ListInstanceIDsResponse message from the specified reader or buffer.
+     * @param r Reader or buffer to decode from
+     * @param [l] Message length if known beforehand
+     * @returns {ListInstanceIDsResponse & ListInstanceIDsResponse.$Shape} ListInstanceIDsResponse
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): ListInstanceIDsResponse & ListInstanceIDsResponse.$Shape;
+
+    /**
+     * Gets the type url for ListInstanceIDsResponse
+     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns The type url
+     */
+    static getTypeUrl(prefix?: string): string;
+}
+
+export namespace ListInstanceIDsResponse {
+
+    /** Properties of a ListInstanceIDsResponse. */
+    interface $Properties {
+
+        /** ListInstanceIDsResponse instanceIds */
+        instanceIds?: (string[]|null);
+
+        /** ListInstanceIDsResponse continuationToken */
+        continuationToken?: (string|null);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+    }
+
+    /** Shape of a ListInstanceIDsResponse. */
+    type $Shape = ListInstanceIDsResponse.$Properties;
+}
+
+/**
+ * Properties of a GetInstanceHistoryRequest.
+ * @deprecated Use GetInstanceHistoryRequest.$Properties instead.
+ */
+export interface IGetInstanceHistoryRequest extends GetInstanceHistoryRequest.$Properties {
+}
+
+/** Represents a GetInstanceHistoryRequest. */
+export class GetInstanceHistoryRequest {
+
+    /**
+     * Constructs a new GetInstanceHistoryRequest.
+     * @param [p] Properties to set
+     */
+    constructor(p?: GetInstanceHistoryRequest.$Properties);
+
+    /** Unknown fields preserved while decoding when enabled */
+    $unknowns?: Uint8Array[];
+
+    /** GetInstanceHistoryRequest instanceId. */
+    instanceId: string;
+
+    /**
+     * Creates a new GetInstanceHistoryRequest instance using the specified properties.
+     * @param [properties] Properties to set
+     * @returns GetInstanceHistoryRequest instance
+     */
+    static create(properties: GetInstanceHistoryRequest.$Shape): GetInstanceHistoryRequest & GetInstanceHistoryRequest.$Shape;
+    static create(properties?: GetInstanceHistoryRequest.$Properties): GetInstanceHistoryRequest;
+
+    /**
+     * Encodes the specified GetInstanceHistoryRequest message. Does not implicitly {@link GetInstanceHistoryRequest.verify|verify} messages.
+     * @param m GetInstanceHistoryRequest message or plain object to encode
+     * @param [w] Writer to encode to
+     * @returns Writer
+     */
+    static encode(m: GetInstanceHistoryRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+    /**
+     * Decodes a GetInstanceHistoryRequest message from the specified reader or buffer.
+     * @param r Reader or buffer to decode from
+     * @param [l] Message length if known beforehand
+     * @returns {GetInstanceHistoryRequest & GetInstanceHistoryRequest.$Shape} GetInstanceHistoryRequest
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): GetInstanceHistoryRequest & GetInstanceHistoryRequest.$Shape;
+
+    /**
+     * Gets the type url for GetInstanceHistoryRequest
+     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns The type url
+     */
+    static getTypeUrl(prefix?: string): string;
+}
+
+export namespace GetInstanceHistoryRequest {
+
+    /** Properties of a GetInstanceHistoryRequest. */
+    interface $Properties {
+
+        /** GetInstanceHistoryRequest instanceId */
+        instanceId?: (string|null);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+    }
+
+    /** Shape of a GetInstanceHistoryRequest. */
+    type $Shape = GetInstanceHistoryRequest.$Properties;
+}
+
+/**
+ * Properties of a GetInstanceHistoryResponse.
+ * @deprecated Use GetInstanceHistoryResponse.$Properties instead.
+ */
+export interface IGetInstanceHistoryResponse extends GetInstanceHistoryResponse.$Properties {
+}
+
+/** Represents a GetInstanceHistoryResponse. */
+export class GetInstanceHistoryResponse {
+
+    /**
+     * Constructs a new GetInstanceHistoryResponse.
+     * @param [p] Properties to set
+     */
+    constructor(p?: GetInstanceHistoryResponse.$Properties);
+
+    /** Unknown fields preserved while decoding when enabled */
+    $unknowns?: Uint8Array[];
+
+    /** GetInstanceHistoryResponse events. */
+    events: HistoryEvent.$Properties[];
+
+    /**
+     * Creates a new GetInstanceHistoryResponse instance using the specified properties.
+     * @param [properties] Properties to set
+     * @returns GetInstanceHistoryResponse instance
+     */
+    static create(properties: GetInstanceHistoryResponse.$Shape): GetInstanceHistoryResponse & GetInstanceHistoryResponse.$Shape;
+    static create(properties?: GetInstanceHistoryResponse.$Properties): GetInstanceHistoryResponse;
+
+    /**
+     * Encodes the specified GetInstanceHistoryResponse message. Does not implicitly {@link GetInstanceHistoryResponse.verify|verify} messages.
+     * @param m GetInstanceHistoryResponse message or plain object to encode
+     * @param [w] Writer to encode to
+     * @returns Writer
+     */
+    static encode(m: GetInstanceHistoryResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+    /**
+     * Decodes a GetInstanceHistoryResponse message from the specified reader or buffer.
+     * @param r Reader or buffer to decode from
+     * @param [l] Message length if known beforehand
+     * @returns {GetInstanceHistoryResponse & GetInstanceHistoryResponse.$Shape} GetInstanceHistoryResponse
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): GetInstanceHistoryResponse & GetInstanceHistoryResponse.$Shape;
+
+    /**
+     * Gets the type url for GetInstanceHistoryResponse
+     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns The type url
+     */
+    static getTypeUrl(prefix?: string): string;
+}
+
+export namespace GetInstanceHistoryResponse {
+
+    /** Properties of a GetInstanceHistoryResponse. */
+    interface $Properties {
+
+        /** GetInstanceHistoryResponse events */
+        events?: (HistoryEvent.$Properties[]|null);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+    }
+
+    /** Shape of a GetInstanceHistoryResponse. */
+    type $Shape = {
+      events?: HistoryEvent.$Shape[]|null;
+      $unknowns?: Uint8Array[];
+    };
+}
+
+/**
  * Properties of an OrchestrationInstance.
  * @deprecated Use OrchestrationInstance.$Properties instead.
  */

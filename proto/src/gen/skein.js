@@ -2908,6 +2908,735 @@ export const dapr = $root.dapr = (() => {
     return dapr;
 })();
 
+export const ListInstanceIDsRequest = $root.ListInstanceIDsRequest = (() => {
+
+    /**
+     * Properties of a ListInstanceIDsRequest.
+     * @typedef {Object} ListInstanceIDsRequest.$Properties
+     * @property {string|null} [continuationToken] ListInstanceIDsRequest continuationToken
+     * @property {number|null} [pageSize] ListInstanceIDsRequest pageSize
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+
+    /**
+     * Properties of a ListInstanceIDsRequest.
+     * @exports IListInstanceIDsRequest
+     * @interface IListInstanceIDsRequest
+     * @augments ListInstanceIDsRequest.$Properties
+     * @deprecated Use ListInstanceIDsRequest.$Properties instead.
+     */
+
+    /**
+     * Shape of a ListInstanceIDsRequest.
+     * @typedef {ListInstanceIDsRequest.$Properties} ListInstanceIDsRequest.$Shape
+     */
+
+    /**
+     * Constructs a new ListInstanceIDsRequest.
+     * @exports ListInstanceIDsRequest
+     * @classdesc Represents a ListInstanceIDsRequest.
+     * @constructor
+     * @param {ListInstanceIDsRequest.$Properties=} [p] Properties to set
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+    const ListInstanceIDsRequest = function (p) {
+        if (p)
+            for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                if (p[ks[i]] != null && ks[i] !== "__proto__")
+                    this[ks[i]] = p[ks[i]];
+    };
+
+    /**
+     * ListInstanceIDsRequest continuationToken.
+     * @member {string|null|undefined} continuationToken
+     * @memberof ListInstanceIDsRequest
+     * @instance
+     */
+    ListInstanceIDsRequest.prototype.continuationToken = null;
+
+    /**
+     * ListInstanceIDsRequest pageSize.
+     * @member {number|null|undefined} pageSize
+     * @memberof ListInstanceIDsRequest
+     * @instance
+     */
+    ListInstanceIDsRequest.prototype.pageSize = null;
+
+    // OneOf field names bound to virtual getters and setters
+    let $oneOfFields;
+
+    // Virtual OneOf for proto3 optional field
+    $Object.defineProperty(ListInstanceIDsRequest.prototype, "_continuationToken", {
+        get: $util.oneOfGetter($oneOfFields = ["continuationToken"]),
+        set: $util.oneOfSetter($oneOfFields)
+    });
+
+    // Virtual OneOf for proto3 optional field
+    $Object.defineProperty(ListInstanceIDsRequest.prototype, "_pageSize", {
+        get: $util.oneOfGetter($oneOfFields = ["pageSize"]),
+        set: $util.oneOfSetter($oneOfFields)
+    });
+
+    /**
+     * Creates a new ListInstanceIDsRequest instance using the specified properties.
+     * @function create
+     * @memberof ListInstanceIDsRequest
+     * @static
+     * @param {ListInstanceIDsRequest.$Properties=} [properties] Properties to set
+     * @returns {ListInstanceIDsRequest} ListInstanceIDsRequest instance
+     * @type {{
+     *   (properties: ListInstanceIDsRequest.$Shape): ListInstanceIDsRequest & ListInstanceIDsRequest.$Shape;
+     *   (properties?: ListInstanceIDsRequest.$Properties): ListInstanceIDsRequest;
+     * }}
+     */
+    ListInstanceIDsRequest.create = function(properties) {
+        return new ListInstanceIDsRequest(properties);
+    };
+
+    /**
+     * Encodes the specified ListInstanceIDsRequest message. Does not implicitly {@link ListInstanceIDsRequest.verify|verify} messages.
+     * @function encode
+     * @memberof ListInstanceIDsRequest
+     * @static
+     * @param {ListInstanceIDsRequest.$Properties} m ListInstanceIDsRequest message or plain object to encode
+     * @param {$protobuf.Writer} [w] Writer to encode to
+     * @returns {$protobuf.Writer} Writer
+     */
+    ListInstanceIDsRequest.encode = function (m, w, q) {
+        if (!w)
+            w = $Writer.create();
+        if (q === $undefined)
+            q = 0;
+        if (q > $util.recursionLimit)
+            throw $Error("max depth exceeded");
+        if (m.continuationToken != null && $Object.hasOwnProperty.call(m, "continuationToken"))
+            w.uint32(/* id 1, wireType 2 =*/10).string(m.continuationToken);
+        if (m.pageSize != null && $Object.hasOwnProperty.call(m, "pageSize"))
+            w.uint32(/* id 2, wireType 0 =*/16).uint32(m.pageSize);
+        if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+            for (var i = 0; i < m.$unknowns.length; ++i)
+                w.raw(m.$unknowns[i]);
+        return w;
+    };
+
+    /**
+     * Decodes a ListInstanceIDsRequest message from the specified reader or buffer.
+     * @function decode
+     * @memberof ListInstanceIDsRequest
+     * @static
+     * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+     * @param {number} [l] Message length if known beforehand
+     * @returns {ListInstanceIDsRequest & ListInstanceIDsRequest.$Shape} ListInstanceIDsRequest
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    ListInstanceIDsRequest.decode = function (r, l, z, q, g) {
+        if (!(r instanceof $Reader))
+            r = $Reader.create(r);
+        if (q === $undefined)
+            q = 0;
+        if (q > $Reader.recursionLimit)
+            throw $Error("max depth exceeded");
+        var c, m;
+        if (l === $undefined)
+            c = r.len;
+        else {
+            c = r.pos + l;
+            if (c > r.len)
+                throw $RangeError("index out of range");
+            l = r.len;
+            r.len = c;
+        }
+        m = g || new $root.ListInstanceIDsRequest();
+        while (r.pos < c) {
+            var s = r.pos;
+            var t = r.tag();
+            if (t === z) {
+                z = $undefined;
+                break;
+            }
+            var u = t & 7;
+            switch (t >>>= 3) {
+            case 1: {
+                    if (u !== 2)
+                        break;
+                    m.continuationToken = r.stringVerify();
+                    m._continuationToken = "continuationToken";
+                    continue;
+                }
+            case 2: {
+                    if (u !== 0)
+                        break;
+                    m.pageSize = r.uint32();
+                    m._pageSize = "pageSize";
+                    continue;
+                }
+            }
+            r.skipType(u, q, t);
+            if (!r.discardUnknown) {
+                $util.makeProp(m, "$unknowns", false);
+                (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+            }
+        }
+        if (l !== $undefined) {
+            if (r.pos !== c)
+                throw $RangeError("index out of range");
+            r.len = l;
+        }
+        if (z !== $undefined)
+            throw $Error("missing end group");
+        return m;
+    };
+
+    /**
+     * Gets the type url for ListInstanceIDsRequest
+     * @function getTypeUrl
+     * @memberof ListInstanceIDsRequest
+     * @static
+     * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns {string} The type url
+     */
+    ListInstanceIDsRequest.getTypeUrl = function(prefix) {
+        if (prefix === $undefined)
+            prefix = "type.googleapis.com";
+        return prefix + "/ListInstanceIDsRequest";
+    };
+
+    return ListInstanceIDsRequest;
+})();
+
+export const ListInstanceIDsResponse = $root.ListInstanceIDsResponse = (() => {
+
+    /**
+     * Properties of a ListInstanceIDsResponse.
+     * @typedef {Object} ListInstanceIDsResponse.$Properties
+     * @property {Array.<string>|null} [instanceIds] ListInstanceIDsResponse instanceIds
+     * @property {string|null} [continuationToken] ListInstanceIDsResponse continuationToken
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+
+    /**
+     * Properties of a ListInstanceIDsResponse.
+     * @exports IListInstanceIDsResponse
+     * @interface IListInstanceIDsResponse
+     * @augments ListInstanceIDsResponse.$Properties
+     * @deprecated Use ListInstanceIDsResponse.$Properties instead.
+     */
+
+    /**
+     * Shape of a ListInstanceIDsResponse.
+     * @typedef {ListInstanceIDsResponse.$Properties} ListInstanceIDsResponse.$Shape
+     */
+
+    /**
+     * Constructs a new ListInstanceIDsResponse.
+     * @exports ListInstanceIDsResponse
+     * @classdesc Represents a ListInstanceIDsResponse.
+     * @constructor
+     * @param {ListInstanceIDsResponse.$Properties=} [p] Properties to set
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+    const ListInstanceIDsResponse = function (p) {
+        this.instanceIds = [];
+        if (p)
+            for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                if (p[ks[i]] != null && ks[i] !== "__proto__")
+                    this[ks[i]] = p[ks[i]];
+    };
+
+    /**
+     * ListInstanceIDsResponse instanceIds.
+     * @member {Array.<string>} instanceIds
+     * @memberof ListInstanceIDsResponse
+     * @instance
+     */
+    ListInstanceIDsResponse.prototype.instanceIds = $util.emptyArray;
+
+    /**
+     * ListInstanceIDsResponse continuationToken.
+     * @member {string|null|undefined} continuationToken
+     * @memberof ListInstanceIDsResponse
+     * @instance
+     */
+    ListInstanceIDsResponse.prototype.continuationToken = null;
+
+    // OneOf field names bound to virtual getters and setters
+    let $oneOfFields;
+
+    // Virtual OneOf for proto3 optional field
+    $Object.defineProperty(ListInstanceIDsResponse.prototype, "_continuationToken", {
+        get: $util.oneOfGetter($oneOfFields = ["continuationToken"]),
+        set: $util.oneOfSetter($oneOfFields)
+    });
+
+    /**
+     * Creates a new ListInstanceIDsResponse instance using the specified properties.
+     * @function create
+     * @memberof ListInstanceIDsResponse
+     * @static
+     * @param {ListInstanceIDsResponse.$Properties=} [properties] Properties to set
+     * @returns {ListInstanceIDsResponse} ListInstanceIDsResponse instance
+     * @type {{
+     *   (properties: ListInstanceIDsResponse.$Shape): ListInstanceIDsResponse & ListInstanceIDsResponse.$Shape;
+     *   (properties?: ListInstanceIDsResponse.$Properties): ListInstanceIDsResponse;
+     * }}
+     */
+    ListInstanceIDsResponse.create = function(properties) {
+        return new ListInstanceIDsResponse(properties);
+    };
+
+    /**
+     * Encodes the specified ListInstanceIDsResponse message. Does not implicitly {@link ListInstanceIDsResponse.verify|verify} messages.
+     * @function encode
+     * @memberof ListInstanceIDsResponse
+     * @static
+     * @param {ListInstanceIDsResponse.$Properties} m ListInstanceIDsResponse message or plain object to encode
+     * @param {$protobuf.Writer} [w] Writer to encode to
+     * @returns {$protobuf.Writer} Writer
+     */
+    ListInstanceIDsResponse.encode = function (m, w, q) {
+        if (!w)
+            w = $Writer.create();
+        if (q === $undefined)
+            q = 0;
+        if (q > $util.recursionLimit)
+            throw $Error("max depth exceeded");
+        if (m.instanceIds != null && m.instanceIds.length) {
+            for (var i = 0; i < m.instanceIds.length; ++i)
+                w.uint32(/* id 1, wireType 2 =*/10).string(m.instanceIds[i]);
+        }
+        if (m.continuationToken != null && $Object.hasOwnProperty.call(m, "continuationToken"))
+            w.uint32(/* id 2, wireType 2 =*/18).string(m.continuationToken);
+        if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+            for (var i = 0; i < m.$unknowns.length; ++i)
+                w.raw(m.$unknowns[i]);
+        return w;
+    };
+
+    /**
+     * Decodes a ListInstanceIDsResponse message from the specified reader or buffer.
+     * @function decode
+     * @memberof ListInstanceIDsResponse
+     * @static
+     * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+     * @param {number} [l] Message length if known beforehand
+     * @returns {ListInstanceIDsResponse & ListInstanceIDsResponse.$Shape} ListInstanceIDsResponse
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    ListInstanceIDsResponse.decode = function (r, l, z, q, g) {
+        if (!(r instanceof $Reader))
+            r = $Reader.create(r);
+        if (q === $undefined)
+            q = 0;
+        if (q > $Reader.recursionLimit)
+            throw $Error("max depth exceeded");
+        var c, m;
+        if (l === $undefined)
+            c = r.len;
+        else {
+            c = r.pos + l;
+            if (c > r.len)
+                throw $RangeError("index out of range");
+            l = r.len;
+            r.len = c;
+        }
+        m = g || new $root.ListInstanceIDsResponse();
+        while (r.pos < c) {
+            var s = r.pos;
+            var t = r.tag();
+            if (t === z) {
+                z = $undefined;
+                break;
+            }
+            var u = t & 7;
+            switch (t >>>= 3) {
+            case 1: {
+                    if (u !== 2)
+                        break;
+                    if (!(m.instanceIds && m.instanceIds.length))
+                        m.instanceIds = [];
+                    m.instanceIds.push(r.stringVerify());
+                    continue;
+                }
+            case 2: {
+                    if (u !== 2)
+                        break;
+                    m.continuationToken = r.stringVerify();
+                    m._continuationToken = "continuationToken";
+                    continue;
+                }
+            }
+            r.skipType(u, q, t);
+            if (!r.discardUnknown) {
+                $util.makeProp(m, "$unknowns", false);
+                (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+            }
+        }
+        if (l !== $undefined) {
+            if (r.pos !== c)
+                throw $RangeError("index out of range");
+            r.len = l;
+        }
+        if (z !== $undefined)
+            throw $Error("missing end group");
+        return m;
+    };
+
+    /**
+     * Gets the type url for ListInstanceIDsResponse
+     * @function getTypeUrl
+     * @memberof ListInstanceIDsResponse
+     * @static
+     * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns {string} The type url
+     */
+    ListInstanceIDsResponse.getTypeUrl = function(prefix) {
+        if (prefix === $undefined)
+            prefix = "type.googleapis.com";
+        return prefix + "/ListInstanceIDsResponse";
+    };
+
+    return ListInstanceIDsResponse;
+})();
+
+export const GetInstanceHistoryRequest = $root.GetInstanceHistoryRequest = (() => {
+
+    /**
+     * Properties of a GetInstanceHistoryRequest.
+     * @typedef {Object} GetInstanceHistoryRequest.$Properties
+     * @property {string|null} [instanceId] GetInstanceHistoryRequest instanceId
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+
+    /**
+     * Properties of a GetInstanceHistoryRequest.
+     * @exports IGetInstanceHistoryRequest
+     * @interface IGetInstanceHistoryRequest
+     * @augments GetInstanceHistoryRequest.$Properties
+     * @deprecated Use GetInstanceHistoryRequest.$Properties instead.
+     */
+
+    /**
+     * Shape of a GetInstanceHistoryRequest.
+     * @typedef {GetInstanceHistoryRequest.$Properties} GetInstanceHistoryRequest.$Shape
+     */
+
+    /**
+     * Constructs a new GetInstanceHistoryRequest.
+     * @exports GetInstanceHistoryRequest
+     * @classdesc Represents a GetInstanceHistoryRequest.
+     * @constructor
+     * @param {GetInstanceHistoryRequest.$Properties=} [p] Properties to set
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+    const GetInstanceHistoryRequest = function (p) {
+        if (p)
+            for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                if (p[ks[i]] != null && ks[i] !== "__proto__")
+                    this[ks[i]] = p[ks[i]];
+    };
+
+    /**
+     * GetInstanceHistoryRequest instanceId.
+     * @member {string} instanceId
+     * @memberof GetInstanceHistoryRequest
+     * @instance
+     */
+    GetInstanceHistoryRequest.prototype.instanceId = "";
+
+    /**
+     * Creates a new GetInstanceHistoryRequest instance using the specified properties.
+     * @function create
+     * @memberof GetInstanceHistoryRequest
+     * @static
+     * @param {GetInstanceHistoryRequest.$Properties=} [properties] Properties to set
+     * @returns {GetInstanceHistoryRequest} GetInstanceHistoryRequest instance
+     * @type {{
+     *   (properties: GetInstanceHistoryRequest.$Shape): GetInstanceHistoryRequest & GetInstanceHistoryRequest.$Shape;
+     *   (properties?: GetInstanceHistoryRequest.$Properties): GetInstanceHistoryRequest;
+     * }}
+     */
+    GetInstanceHistoryRequest.create = function(properties) {
+        return new GetInstanceHistoryRequest(properties);
+    };
+
+    /**
+     * Encodes the specified GetInstanceHistoryRequest message. Does not implicitly {@link GetInstanceHistoryRequest.verify|verify} messages.
+     * @function encode
+     * @memberof GetInstanceHistoryRequest
+     * @static
+     * @param {GetInstanceHistoryRequest.$Properties} m GetInstanceHistoryRequest message or plain object to encode
+     * @param {$protobuf.Writer} [w] Writer to encode to
+     * @returns {$protobuf.Writer} Writer
+     */
+    GetInstanceHistoryRequest.encode = function (m, w, q) {
+        if (!w)
+            w = $Writer.create();
+        if (q === $undefined)
+            q = 0;
+        if (q > $util.recursionLimit)
+            throw $Error("max depth exceeded");
+        if (m.instanceId != null && $Object.hasOwnProperty.call(m, "instanceId") && m.instanceId !== "")
+            w.uint32(/* id 1, wireType 2 =*/10).string(m.instanceId);
+        if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+            for (var i = 0; i < m.$unknowns.length; ++i)
+                w.raw(m.$unknowns[i]);
+        return w;
+    };
+
+    /**
+     * Decodes a GetInstanceHistoryRequest message from the specified reader or buffer.
+     * @function decode
+     * @memberof GetInstanceHistoryRequest
+     * @static
+     * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+     * @param {number} [l] Message length if known beforehand
+     * @returns {GetInstanceHistoryRequest & GetInstanceHistoryRequest.$Shape} GetInstanceHistoryRequest
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    GetInstanceHistoryRequest.decode = function (r, l, z, q, g) {
+        if (!(r instanceof $Reader))
+            r = $Reader.create(r);
+        if (q === $undefined)
+            q = 0;
+        if (q > $Reader.recursionLimit)
+            throw $Error("max depth exceeded");
+        var c, m, v;
+        if (l === $undefined)
+            c = r.len;
+        else {
+            c = r.pos + l;
+            if (c > r.len)
+                throw $RangeError("index out of range");
+            l = r.len;
+            r.len = c;
+        }
+        m = g || new $root.GetInstanceHistoryRequest();
+        while (r.pos < c) {
+            var s = r.pos;
+            var t = r.tag();
+            if (t === z) {
+                z = $undefined;
+                break;
+            }
+            var u = t & 7;
+            switch (t >>>= 3) {
+            case 1: {
+                    if (u !== 2)
+                        break;
+                    if ((v = r.stringVerify()).length)
+                        m.instanceId = v;
+                    else
+                        delete m.instanceId;
+                    continue;
+                }
+            }
+            r.skipType(u, q, t);
+            if (!r.discardUnknown) {
+                $util.makeProp(m, "$unknowns", false);
+                (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+            }
+        }
+        if (l !== $undefined) {
+            if (r.pos !== c)
+                throw $RangeError("index out of range");
+            r.len = l;
+        }
+        if (z !== $undefined)
+            throw $Error("missing end group");
+        return m;
+    };
+
+    /**
+     * Gets the type url for GetInstanceHistoryRequest
+     * @function getTypeUrl
+     * @memberof GetInstanceHistoryRequest
+     * @static
+     * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns {string} The type url
+     */
+    GetInstanceHistoryRequest.getTypeUrl = function(prefix) {
+        if (prefix === $undefined)
+            prefix = "type.googleapis.com";
+        return prefix + "/GetInstanceHistoryRequest";
+    };
+
+    return GetInstanceHistoryRequest;
+})();
+
+export const GetInstanceHistoryResponse = $root.GetInstanceHistoryResponse = (() => {
+
+    /**
+     * Properties of a GetInstanceHistoryResponse.
+     * @typedef {Object} GetInstanceHistoryResponse.$Properties
+     * @property {Array.<HistoryEvent.$Properties>|null} [events] GetInstanceHistoryResponse events
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+
+    /**
+     * Properties of a GetInstanceHistoryResponse.
+     * @exports IGetInstanceHistoryResponse
+     * @interface IGetInstanceHistoryResponse
+     * @augments GetInstanceHistoryResponse.$Properties
+     * @deprecated Use GetInstanceHistoryResponse.$Properties instead.
+     */
+
+    /**
+     * Shape of a GetInstanceHistoryResponse.
+     * @typedef {{
+     *   events?: Array.<HistoryEvent.$Shape>|null;
+     *   $unknowns?: Array.<Uint8Array>;
+     * }} GetInstanceHistoryResponse.$Shape
+     */
+
+    /**
+     * Constructs a new GetInstanceHistoryResponse.
+     * @exports GetInstanceHistoryResponse
+     * @classdesc Represents a GetInstanceHistoryResponse.
+     * @constructor
+     * @param {GetInstanceHistoryResponse.$Properties=} [p] Properties to set
+     * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+     */
+    const GetInstanceHistoryResponse = function (p) {
+        this.events = [];
+        if (p)
+            for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                if (p[ks[i]] != null && ks[i] !== "__proto__")
+                    this[ks[i]] = p[ks[i]];
+    };
+
+    /**
+     * GetInstanceHistoryResponse events.
+     * @member {Array.<HistoryEvent.$Properties>} events
+     * @memberof GetInstanceHistoryResponse
+     * @instance
+     */
+    GetInstanceHistoryResponse.prototype.events = $util.emptyArray;
+
+    /**
+     * Creates a new GetInstanceHistoryResponse instance using the specified properties.
+     * @function create
+     * @memberof GetInstanceHistoryResponse
+     * @static
+     * @param {GetInstanceHistoryResponse.$Properties=} [properties] Properties to set
+     * @returns {GetInstanceHistoryResponse} GetInstanceHistoryResponse instance
+     * @type {{
+     *   (properties: GetInstanceHistoryResponse.$Shape): GetInstanceHistoryResponse & GetInstanceHistoryResponse.$Shape;
+     *   (properties?: GetInstanceHistoryResponse.$Properties): GetInstanceHistoryResponse;
+     * }}
+     */
+    GetInstanceHistoryResponse.create = function(properties) {
+        return new GetInstanceHistoryResponse(properties);
+    };
+
+    /**
+     * Encodes the specified GetInstanceHistoryResponse message. Does not implicitly {@link GetInstanceHistoryResponse.verify|verify} messages.
+     * @function encode
+     * @memberof GetInstanceHistoryResponse
+     * @static
+     * @param {GetInstanceHistoryResponse.$Properties} m GetInstanceHistoryResponse message or plain object to encode
+     * @param {$protobuf.Writer} [w] Writer to encode to
+     * @returns {$protobuf.Writer} Writer
+     */
+    GetInstanceHistoryResponse.encode = function (m, w, q) {
+        if (!w)
+            w = $Writer.create();
+        if (q === $undefined)
+            q = 0;
+        if (q > $util.recursionLimit)
+            throw $Error("max depth exceeded");
+        if (m.events != null && m.events.length) {
+            for (var i = 0; i < m.events.length; ++i)
+                $root.HistoryEvent.encode(m.events[i], w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+        }
+        if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+            for (var i = 0; i < m.$unknowns.length; ++i)
+                w.raw(m.$unknowns[i]);
+        return w;
+    };
+
+    /**
+     * Decodes a GetInstanceHistoryResponse message from the specified reader or buffer.
+     * @function decode
+     * @memberof GetInstanceHistoryResponse
+     * @static
+     * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+     * @param {number} [l] Message length if known beforehand
+     * @returns {GetInstanceHistoryResponse & GetInstanceHistoryResponse.$Shape} GetInstanceHistoryResponse
+     * @throws {Error} If the payload is not a reader or valid buffer
+     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+     */
+    GetInstanceHistoryResponse.decode = function (r, l, z, q, g) {
+        if (!(r instanceof $Reader))
+            r = $Reader.create(r);
+        if (q === $undefined)
+            q = 0;
+        if (q > $Reader.recursionLimit)
+            throw $Error("max depth exceeded");
+        var c, m;
+        if (l === $undefined)
+            c = r.len;
+        else {
+            c = r.pos + l;
+            if (c > r.len)
+                throw $RangeError("index out of range");
+            l = r.len;
+            r.len = c;
+        }
+        m = g || new $root.GetInstanceHistoryResponse();
+        while (r.pos < c) {
+            var s = r.pos;
+            var t = r.tag();
+            if (t === z) {
+                z = $undefined;
+                break;
+            }
+            var u = t & 7;
+            switch (t >>>= 3) {
+            case 1: {
+                    if (u !== 2)
+                        break;
+                    if (!(m.events && m.events.length))
+                        m.events = [];
+                    m.events.push($root.HistoryEvent.decode(r, r.size(), $undefined, q + 1));
+                    continue;
+                }
+            }
+            r.skipType(u, q, t);
+            if (!r.discardUnknown) {
+                $util.makeProp(m, "$unknowns", false);
+                (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+            }
+        }
+        if (l !== $undefined) {
+            if (r.pos !== c)
+                throw $RangeError("index out of range");
+            r.len = l;
+        }
+        if (z !== $undefined)
+            throw $Error("missing end group");
+        return m;
+    };
+
+    /**
+     * Gets the type url for GetInstanceHistoryResponse
+     * @function getTypeUrl
+     * @memberof GetInstanceHistoryResponse
+     * @static
+     * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+     * @returns {string} The type url
+     */
+    GetInstanceHistoryResponse.getTypeUrl = function(prefix) {
+        if (prefix === $undefined)
+            prefix = "type.googleapis.com";
+        return prefix + "/GetInstanceHistoryResponse";
+    };
+
+    return GetInstanceHistoryResponse;
+})();
+
 export const OrchestrationInstance = $root.OrchestrationInstance = (() => {
 
     /**

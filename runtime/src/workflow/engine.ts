@@ -299,6 +299,9 @@ export class WorkflowEngine implements Workflows, ActorHost {
         case 'history':
           if (!activation.state.exists) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${actor.actorId}'`);
           return reply(200, JSON.stringify(activation.state.entries()));
+        case 'events':
+          if (!activation.state.exists) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with ID '${actor.actorId}'`);
+          return { status: 200, headers: [], body: Buffer.from(dt.GetInstanceHistoryResponse.encode({ events: activation.state.history }).finish()) };
         case 'purge':
           return await this.purgeHere(activation, (JSON.parse(call.body.toString('utf8') || '{}') as { recursive?: boolean }).recursive === true);
         default:
@@ -793,6 +796,12 @@ export class WorkflowEngine implements Workflows, ActorHost {
   async history(instanceId: string): Promise<HistoryEntry[]> {
     const answer = await this.callInstance(instanceId, { method: 'history', verb: 'GET', headers: [], body: Buffer.alloc(0) });
     return (JSON.parse(answer.body.toString('utf8')) as Array<Omit<HistoryEntry, 'timestamp'> & { timestamp: string }>).map((entry) => ({ ...entry, timestamp: new Date(entry.timestamp) }));
+  }
+
+  /** The events of the instance's current execution as durabletask has them (GetInstanceHistory). */
+  async historyEvents(instanceId: string): Promise<dt.IHistoryEvent[]> {
+    const answer = await this.callInstance(instanceId, { method: 'events', verb: 'GET', headers: [], body: Buffer.alloc(0) });
+    return dt.GetInstanceHistoryResponse.decode(answer.body).events;
   }
 
   /** Stops taking work; instances stay in JetStream for the next owner. */

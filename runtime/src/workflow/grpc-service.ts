@@ -98,6 +98,15 @@ export function serveTaskHub(grpc: GrpcApi, engine: WorkflowEngine): void {
         ...(page.continuationToken ? { continuationToken: { value: page.continuationToken } } : {}),
       };
     }),
+    // Dapr 1.17: instance ids a page at a time (at most 1,024), ordered by id, and an instance's raw history.
+    listInstanceIDs: unary<dt.IListInstanceIDsRequest, dt.IListInstanceIDsResponse>(async (request) => {
+      const page = await engine.list({ limit: request.pageSize || undefined, continuationToken: request.continuationToken || undefined });
+      return { instanceIds: page.instances.map((state) => state.instanceId), ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}) };
+    }),
+    getInstanceHistory: unary<dt.IGetInstanceHistoryRequest, dt.IGetInstanceHistoryResponse>(async (request) => {
+      if (!request.instanceId) throw new SkeinError('ERR_INSTANCE_ID_PROVIDED_MISSING', 'no instance id was provided');
+      return { events: await engine.historyEvents(request.instanceId) };
+    }),
     purgeInstances: unary<dt.IPurgeInstancesRequest, dt.IPurgeInstancesResponse>(async (request) => {
       if (request.instanceId) return { deletedInstanceCount: (await engine.purge(request.instanceId, { recursive: true })) ? 1 : 0 };
       const filter = request.purgeInstanceFilter ?? {};

@@ -198,17 +198,29 @@ export class WorkflowStore {
     return InstanceSummary.decode(entry.value);
   }
 
-  /** Every summary of this app's instances. */
+  /**
+   * Every summary of this app's instances: the last value of each key, read in batches by one ordered consumer on
+   * the bucket's stream (reading the keys and then each value would cost a round trip per instance).
+   */
   async listSummaries(): Promise<skein.workflow.v1.InstanceSummary[]> {
-    const keys = await this.summaries.use(async (kv) => {
-      const list: string[] = [];
-      for await (const key of await kv.keys(`${this.summaryPrefix}>`)) list.push(key);
-      return list;
-    });
+    await this.summaries.open();
+    const consumer = await this.js.consumers.get(`KV_${BUCKETS.workflows}`, { filter_subjects: `$KV.${BUCKETS.workflows}.${this.summaryPrefix}>`, deliver_policy: DeliverPolicy.LastPerSubject });
     const summaries: skein.workflow.v1.InstanceSummary[] = [];
-    for (const key of keys) {
-      const entry = await this.summaries.use((kv) => kv.get(key));
-      if (entry && entry.operation === 'PUT' && entry.value.length > 0) summaries.push(InstanceSummary.decode(entry.value));
+    try {
+      let pending = (await consumer.info(true)).num_pending;
+      while (pending > 0) {
+        const batch = await consumer.fetch({ max_messages: Math.min(pending, 1024), expires: 5000 });
+        let got = 0;
+        for await (const message of batch) {
+          got++;
+          pending = message.info.pending;
+          const operation = message.headers?.get('KV-Operation');
+          if (!operation && message.data.length > 0) summaries.push(InstanceSummary.decode(message.data));
+        }
+        if (got === 0) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => false);
     }
     return summaries;
   }
