@@ -13,6 +13,7 @@ import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } 
 import { mintOperatorTls, readCa } from '@skein/core';
 import type { Harness } from '../src/harness.js';
 import { count, markdownTable, ms, ratio, say, targetsTable, type Target } from './report.js';
+import { cpuTimeOf, natsPid } from './resources.js';
 import type { Settings } from './settings.js';
 import { summarise, type LatencySummary } from './stats.js';
 
@@ -26,7 +27,7 @@ export interface WorkflowsReport {
   /** One chained workflow at a time through Skein, and the raw JetStream floor of the same number of steps. */
   sequential: { skein: LatencySummary; raw: LatencySummary; firstActivity: LatencySummary };
   /** Workflows started together, `inFlight` at a time, until `total` completed. */
-  throughput: Array<{ inFlight: number; total: number; seconds: number; perSecond: number; latency: LatencySummary; failed: number }>;
+  throughput: Array<{ inFlight: number; total: number; seconds: number; perSecond: number; latency: LatencySummary; failed: number; cpuMsPerWorkflow: { sidecar: number; nats: number; app: number } }>;
   fanOut: { activities: number; ms: number[] };
   /** A long chain: the mean of a step among its first and last `window` steps, and the history length between. */
   replay: { steps: number; window: number; firstMeanMs: number; lastMeanMs: number; eventsBetween: number; perThousandEventsMs: number };
@@ -125,6 +126,8 @@ export async function runWorkflows(harness: Harness, settings: Settings): Promis
       let next = 0;
       let failed = 0;
       const latencies: number[] = [];
+      const pids = { sidecar: sidecar.proc.pid, nats: natsPid(harness) };
+      const cpuBefore = { sidecar: cpuTimeOf(pids.sidecar), nats: cpuTimeOf(pids.nats), app: process.cpuUsage() };
       const t0 = performance.now();
       await Promise.all(Array.from({ length: inFlight }, async () => {
         while (next < total) {
@@ -135,7 +138,10 @@ export async function runWorkflows(harness: Harness, settings: Settings): Promis
         }
       }));
       const seconds = (performance.now() - t0) / 1000;
-      throughput.push({ inFlight, total, seconds, perSecond: latencies.length / seconds, latency: summarise(latencies), failed });
+      const app = process.cpuUsage(cpuBefore.app);
+      const per = (spentMs: number): number => spentMs / Math.max(1, latencies.length);
+      const cpuMsPerWorkflow = { sidecar: per(cpuTimeOf(pids.sidecar) - cpuBefore.sidecar), nats: per(cpuTimeOf(pids.nats) - cpuBefore.nats), app: per((app.user + app.system) / 1000) };
+      throughput.push({ inFlight, total, seconds, perSecond: latencies.length / seconds, latency: summarise(latencies), failed, cpuMsPerWorkflow });
     }
 
     say(`workflows: a fan-out of ${FAN_OUT} activities with fan-in, 3 times`);
@@ -260,7 +266,8 @@ export function renderWorkflows(report: WorkflowsReport): string {
   out.push(markdownTable(header, [row('Skein, start → completed', s.skein), row('raw JetStream floor', s.raw), row('Skein, start → first activity running', s.firstActivity)]), '');
   out.push(`Skein ÷ floor at p50: ${ratio(s.skein.p50 / s.raw.p50)}.`, '');
   out.push('### Many in flight', '');
-  out.push(markdownTable(['in flight', 'completed', 'failed', 'seconds', 'workflows/s', 'p50 ms', 'p99 ms'], report.throughput.map((t) => [String(t.inFlight), count(t.latency.count), String(t.failed), t.seconds.toFixed(1), count(t.perSecond), ms(t.latency.p50), ms(t.latency.p99)])), '');
+  out.push(markdownTable(['in flight', 'completed', 'failed', 'seconds', 'workflows/s', 'p50 ms', 'p99 ms', 'CPU ms/workflow: sidecar', 'nats-server', 'app (SDK worker + client)'], report.throughput.map((t) => [String(t.inFlight), count(t.latency.count), String(t.failed), t.seconds.toFixed(1), count(t.perSecond), ms(t.latency.p50), ms(t.latency.p99), ms(t.cpuMsPerWorkflow.sidecar), ms(t.cpuMsPerWorkflow.nats), ms(t.cpuMsPerWorkflow.app)])), '');
+  out.push('CPU per completed workflow over the phase, all threads of each process; on 2 cores the three together bound the rate.', '');
   out.push(`### Fan-out of ${count(report.fanOut.activities)} activities with fan-in`, '');
   out.push(`Runs: ${report.fanOut.ms.map((value) => `${ms(value)} ms`).join(', ')}.`, '');
   const r = report.replay;

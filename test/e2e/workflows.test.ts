@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { taskHubService } from '@skein/proto';
 import { DaprWorkflowClient, LogLevel, WorkflowRuntime, WorkflowRuntimeStatus, type WorkflowActivityContext, type WorkflowContext } from '@dapr/dapr';
 import { Harness, type SidecarHandle } from '../src/harness.js';
@@ -214,7 +214,7 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
       assert.equal(kinds.filter((kind) => kind === 'taskScheduled').length, 3);
       assert.equal(kinds.filter((kind) => kind === 'taskCompleted').length, 3);
       assert.equal(kinds[kinds.length - 1], 'executionCompleted');
-      await assert.rejects(call(taskHubService.getInstanceHistory, { instanceId: 'never-was' }), (error: ServiceError) => error.code === 5 && /unable to find workflow with ID 'never-was'/.test(error.details));
+      await assert.rejects(call(taskHubService.getInstanceHistory, { instanceId: 'never-was' }), (error: ServiceError) => error.code === status.NOT_FOUND && /unable to find workflow with ID 'never-was'/.test(error.details));
     } finally {
       raw.close();
     }
