@@ -76,6 +76,8 @@ export interface SidecarOptions {
   instanceTtlMs: number;
   /** Placement replicas (`host:port`); without any, the sidecar has no actor runtime. */
   placementAddresses?: readonly string[];
+  /** How long a workflow worker has to answer an orchestration work item before it is sent again (60 s by default). */
+  workflowWorkItemTimeoutMs?: number;
   /** Port of the Prometheus `/metrics` endpoint; 0 (the default) picks a free one. */
   metricsPort?: number;
   /** Address the metrics endpoint listens on; 127.0.0.1 by default. */
@@ -196,6 +198,7 @@ export class Sidecar {
         nc: this.bus.nc,
         registerActorType: (actorType, host) => this.registerInternalActorType(actorType, host),
         invokeActor: (actorType, actorId, call, signal) => actors.invoke(actorType, actorId, call, signal),
+        ...(options.workflowWorkItemTimeoutMs === undefined ? {} : { orchestrationTimeoutMs: options.workflowWorkItemTimeoutMs }),
       });
     }
     this.outbound = new OutboundPipeline(options.config.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);

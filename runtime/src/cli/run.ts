@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
 import { Sidecar, type SidecarOptions } from '../sidecar.js';
-import { caPaths, skeinHome, isValidAppId, isValidNamespace, configureLogging, logger, type LogLevel } from '@skein/core';
+import { caPaths, skeinHome, isValidAppId, isValidNamespace, configureLogging, logger, parseDuration, type LogLevel } from '@skein/core';
 import { loadRunTemplate } from '../config/load.js';
 import { loadSidecarConfig } from '../config/compile.js';
 import { runningControlPlane } from './up.js';
@@ -32,6 +32,7 @@ const RUN_FLAGS = {
   'trust-anchors-file': { type: 'string' },
   'join-token': { type: 'string' },
   'max-body-size': { type: 'string' },
+  'workflow-work-item-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   'log-as-json': { type: 'boolean' },
   home: { type: 'string' },
@@ -125,6 +126,19 @@ function placementAddressesFrom(text: string | undefined): string[] {
   }
 }
 
+/** `--workflow-work-item-timeout`: a positive duration (a worker is never given zero time to answer). */
+function workItemTimeoutFrom(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    ms = 0;
+  }
+  if (ms <= 0) throw new UsageError(`--workflow-work-item-timeout must be a positive duration such as 60s or 500ms, not "${text}"`);
+  return ms;
+}
+
 /** Turns validated flags into sidecar options; reads the Configuration and resources (failing on any invalid one). */
 export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
   const appId = flags['app-id'];
@@ -173,6 +187,7 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     heartbeatMs: 1000,
     instanceTtlMs: 5000,
     placementAddresses: placementAddressesFrom(flags['placement-address'] ?? controlPlane?.placementAddress),
+    workflowWorkItemTimeoutMs: workItemTimeoutFrom(flags['workflow-work-item-timeout']),
     metricsPort: portFlag('metrics-port', flags['metrics-port'], 0),
     metricsAddress: flags['metrics-address'] ?? '127.0.0.1',
   };

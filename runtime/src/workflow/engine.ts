@@ -16,7 +16,7 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024;
 /** An instance's history may hold at most this many events. */
 export const MAX_HISTORY_EVENTS = 100_000;
 /** A worker that has not answered an orchestration work item within this gets the item again (or another worker). */
-const ORCHESTRATION_TIMEOUT_MS = 60_000;
+export const DEFAULT_ORCHESTRATION_TIMEOUT_MS = 60_000;
 /** The wake-up reminder of a running instance: a new owner picks up its work within this after a failover. */
 const WAKE_PERIOD = '10s';
 const WAKE_REMINDER = 'wake';
@@ -57,6 +57,8 @@ export interface WorkflowEngineOptions {
   registerActorType(actorType: string, host: ActorHost): InternalTypeContext;
   /** Calls an actor wherever it is placed: how a sidecar without a worker reaches its app's instances. */
   invokeActor(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply>;
+  /** How long a worker has to answer an orchestration work item; DEFAULT_ORCHESTRATION_TIMEOUT_MS when absent. */
+  orchestrationTimeoutMs?: number;
   clock?: Clock;
 }
 
@@ -89,6 +91,8 @@ interface PendingRun {
 
 interface PendingActivity {
   message: JsMsg;
+  /** The activity's registered name, for the failures the sidecar records on its behalf. */
+  name: string;
   worker: string;
   executionId: string;
   heartbeat: Repeating;
@@ -103,6 +107,7 @@ interface PendingActivity {
 export class WorkflowEngine implements Workflows, ActorHost {
   private readonly options: WorkflowEngineOptions;
   private readonly clock: Clock;
+  private readonly orchestrationTimeoutMs: number;
   readonly store: WorkflowStore;
   readonly actorType: string;
   private context: InternalTypeContext | undefined;
@@ -122,6 +127,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
   constructor(options: WorkflowEngineOptions) {
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    this.orchestrationTimeoutMs = options.orchestrationTimeoutMs ?? DEFAULT_ORCHESTRATION_TIMEOUT_MS;
     this.store = new WorkflowStore(options.nc, options.namespace, options.appId);
     this.actorType = workflowActorType(options.namespace, options.appId);
   }
@@ -227,7 +233,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     if (response.failureDetails) {
       event = { eventId: -1, timestamp: timestamp(now), taskFailed: { taskScheduledId: taskId, failureDetails: response.failureDetails } };
     } else if (result !== undefined && Buffer.byteLength(result) > MAX_PAYLOAD_BYTES) {
-      event = { eventId: -1, timestamp: timestamp(now), taskFailed: { taskScheduledId: taskId, failureDetails: { errorType: 'ERR_WORKFLOW_PAYLOAD_TOO_LARGE', errorMessage: `the output of activity ${taskId} is ${Buffer.byteLength(result)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`, isNonRetriable: true } } };
+      event = { eventId: -1, timestamp: timestamp(now), taskFailed: { taskScheduledId: taskId, failureDetails: { errorType: 'ERR_WORKFLOW_PAYLOAD_TOO_LARGE', errorMessage: `the output of activity '${pending.name}' (task ${taskId}) is ${Buffer.byteLength(result)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`, isNonRetriable: true } } };
     } else {
       event = { eventId: -1, timestamp: timestamp(now), taskCompleted: { taskScheduledId: taskId, result: response.result } };
     }
@@ -281,7 +287,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     const previous = this.activities.get(key);
     previous?.heartbeat.cancel();
     const heartbeat = repeat(this.clock, ACTIVITY_ACK_WAIT_MS / 3, () => message.working());
-    const pending: PendingActivity = { message, worker: '', executionId: request.orchestrationInstance?.executionId?.value ?? '', heartbeat };
+    const pending: PendingActivity = { message, name: request.name ?? '', worker: '', executionId: request.orchestrationInstance?.executionId?.value ?? '', heartbeat };
     this.activities.set(key, pending);
     this.dispatch({ activityRequest: request }, (worker) => (pending.worker = worker));
   }
@@ -506,8 +512,8 @@ export class WorkflowEngine implements Workflows, ActorHost {
           const timer = this.clock.setTimeout(() => {
             if (this.runs.get(instanceId) === run) this.runs.delete(instanceId);
             if (run.worker) this.answered(run.worker);
-            reject(new Error(`no worker answered within ${ORCHESTRATION_TIMEOUT_MS / 1000} s`));
-          }, ORCHESTRATION_TIMEOUT_MS);
+            reject(new Error(`no worker answered within ${this.orchestrationTimeoutMs} ms`));
+          }, this.orchestrationTimeoutMs);
           run.resolve = (response) => {
             this.clock.clearTimeout(timer);
             resolve(response);
@@ -680,7 +686,6 @@ export class WorkflowEngine implements Workflows, ActorHost {
   async wait(instanceId: string, until: 'start' | 'completion', signal: AbortSignal): Promise<WorkflowState | undefined> {
     const done = (state: WorkflowState | undefined): boolean => !state || (until === 'start' ? state.status !== WorkflowStatus.PENDING : isTerminal(state.status));
     const reached = (summary: skein.workflow.v1.InstanceSummary): boolean => (until === 'start' ? Number(summary.status) !== WorkflowStatus.PENDING : isTerminal(summary.status));
-    await this.watchSummaries();
     // Registered before the first read, so a change between the read and the wait is not missed.
     const key = this.store.summaryKey(instanceId);
     const changes: Array<skein.workflow.v1.InstanceSummary | undefined> = [];
@@ -695,7 +700,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     if (!waiters) this.waiters.set(key, (waiters = new Set()));
     waiters.add(waiter);
     try {
-      let state = await this.get(instanceId);
+      let state = await this.readWhileWaiting(instanceId, signal);
       for (;;) {
         if (done(state)) return state;
         while (changes.length === 0) {
@@ -705,15 +710,30 @@ export class WorkflowEngine implements Workflows, ActorHost {
         }
         const summary = changes.shift();
         // Purged, or the watch was restarted: read the instance again.
-        if (summary === undefined) {
-          await this.watchSummaries();
-          state = await this.get(instanceId);
-        } else if (reached(summary)) state = await this.get(instanceId);
+        if (summary === undefined || reached(summary)) state = await this.readWhileWaiting(instanceId, signal);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
       waiters.delete(waiter);
       if (waiters.size === 0) this.waiters.delete(key);
+    }
+  }
+
+  /**
+   * Reads an instance for a waiting client, the summary watch running first. A failure that is not the client's
+   * (JetStream or the owner briefly unreachable, as while nats-server restarts) is read again after a pause until
+   * the client stops waiting: a wait lasts as long as the client asked, not until the first hiccup.
+   */
+  private async readWhileWaiting(instanceId: string, signal: AbortSignal): Promise<WorkflowState | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.watchSummaries();
+        return await this.get(instanceId);
+      } catch (error) {
+        if (!retriesWhileWaiting(error) || signal.aborted || this.stopping.signal.aborted) throw error;
+        log.debug('reading a workflow instance for a waiting client failed; reading it again', { instanceId, reason: (error as Error).message });
+        await sleep(this.clock, waitRetryDelayMs(attempt));
+      }
     }
   }
 
@@ -844,6 +864,16 @@ function repeat(clock: Clock, ms: number, callback: () => void): Repeating {
       clock.clearTimeout(handle);
     },
   };
+}
+
+/** A failed read a waiting client should not see: the sidecar's or the bus's fault (5xx), never the caller's (4xx). */
+export function retriesWhileWaiting(error: unknown): boolean {
+  return asSkeinError(error).httpStatus >= 500;
+}
+
+/** The pause before a waiting client's next read: 250 ms, doubling up to 2 s. */
+export function waitRetryDelayMs(attempt: number): number {
+  return Math.min(250 * 2 ** Math.max(0, attempt), 2000);
 }
 
 function checkPayload(what: string, value: string | undefined): void {
