@@ -25,5 +25,6 @@ export * from './bus/telemetry-stream.js';
 export * from './telemetry/decision.js';
 export * from './telemetry/decision-view.js';
 export * from './telemetry/span-event.js';
+export * from './telemetry/workflow-event.js';
 export * from './telemetry/trace-view.js';
 export * from './telemetry/stream-reader.js';

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 export const RESOURCE_KINDS = ['Configuration', 'Component', 'MCPToolPolicy', 'HTTPEndpoint', 'Resiliency'] as const;
 /** A resource kind with a schema. */
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
-/** Every schema shipped here: resource kinds, the run file, and the decision and span events published on the bus. */
-export type SchemaName = ResourceKind | 'run-template' | 'decision-event' | 'span-event';
+/** Every schema shipped here: resource kinds, the run file, and the decision, span and workflow events published on the bus. */
+export type SchemaName = ResourceKind | 'run-template' | 'decision-event' | 'span-event' | 'workflow-event';
 
 /**
  * Component types whose `spec.metadata` has a schema of its own (`schemas/components/<type>.schema.json`). The

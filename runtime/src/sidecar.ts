@@ -34,6 +34,7 @@ import { AppActorHost } from './actors/actor-host-app.js';
 import type { ActorHost, InternalTypeContext, InternalTypeSettings } from './actors/actor-host.js';
 import { WorkflowEngine } from './workflow/engine.js';
 import { serveTaskHub } from './workflow/grpc-service.js';
+import { NatsWorkflowTelemetry } from './workflow/telemetry-publisher.js';
 
 const log = logger('sidecar');
 
@@ -198,6 +199,7 @@ export class Sidecar {
         nc: this.bus.nc,
         registerActorType: (actorType, host) => this.registerInternalActorType(actorType, host),
         invokeActor: (actorType, actorId, call, signal) => actors.invoke(actorType, actorId, call, signal),
+        telemetry: new NatsWorkflowTelemetry(this.bus.nc, { appId: options.appId, namespace: options.namespace }, () => this.tracing),
         ...(options.workflowWorkItemTimeoutMs === undefined ? {} : { orchestrationTimeoutMs: options.workflowWorkItemTimeoutMs }),
       });
     }

@@ -97,7 +97,7 @@ describe('telemetry stream settings', () => {
   it('bound the stream by age and size, dropping the oldest, and capture decisions and spans', () => {
     const config = telemetryStreamConfig({ maxAgeMs: 2 * 3_600_000, maxBytes: 64 * 1024 * 1024 });
     assert.equal(config.name, 'skein-telemetry');
-    assert.deepEqual(config.subjects, ['skein.decisions.>', 'skein.spans.>']);
+    assert.deepEqual(config.subjects, ['skein.decisions.>', 'skein.spans.>', 'skein.workflows.>']);
     assert.deepEqual(TELEMETRY_SUBJECTS, config.subjects);
     assert.equal(config.max_age, 2 * 3_600_000 * 1e6);
     assert.equal(config.max_bytes, 64 * 1024 * 1024);

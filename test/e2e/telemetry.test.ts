@@ -117,7 +117,7 @@ describe('telemetry: the stream, skein decisions, skein traces, /metrics', funct
 
   it('each sidecar creates the telemetry stream at start, with the default retention when nobody configured one', async function () {
     const info = await (await jetstreamManager(nc)).streams.info(BUCKETS.telemetry);
-    assert.deepEqual(info.config.subjects, ['skein.decisions.>', 'skein.spans.>']);
+    assert.deepEqual(info.config.subjects, ['skein.decisions.>', 'skein.spans.>', 'skein.workflows.>']);
     assert.equal(info.config.max_age, DEFAULT_TELEMETRY_RETENTION.maxAgeMs * 1e6);
     assert.equal(info.config.max_bytes, DEFAULT_TELEMETRY_RETENTION.maxBytes);
     assert.equal(info.config.discard, 'old');
@@ -292,7 +292,7 @@ describe('telemetry: the stream, skein decisions, skein traces, /metrics', funct
       const { config } = await (await jetstreamManager(upNats)).streams.info(BUCKETS.telemetry);
       assert.equal(config.max_age, 90 * 60 * 1e9);
       assert.equal(config.max_bytes, 32 * 1024 * 1024);
-      assert.deepEqual(config.subjects, ['skein.decisions.>', 'skein.spans.>']);
+      assert.deepEqual(config.subjects, ['skein.decisions.>', 'skein.spans.>', 'skein.workflows.>']);
     } finally {
       await upNats.close();
     }

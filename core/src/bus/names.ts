@@ -4,6 +4,8 @@ export const SUBJECTS = {
   decisions: 'skein.decisions',
   /** `skein.spans.<namespace>.<appId>`: finished spans (schema: span-event.schema.json). */
   spans: 'skein.spans',
+  /** `skein.workflows.<namespace>.<appId>`: workflow lifecycle events (schema: workflow-event.schema.json). */
+  workflows: 'skein.workflows',
 } as const;
 
 /**
@@ -18,7 +20,7 @@ export const BUCKETS = {
   actorState: 'skein-actor-state',
   /** Actor reminders: key `<namespace>.<type>.<id>.<name>` (tokens base64url), value the reminder and its progress. */
   actorReminders: 'skein-actor-reminders',
-  /** Telemetry stream: decisions and spans (`SUBJECTS.decisions`, `SUBJECTS.spans`), bounded by age and size. */
+  /** Telemetry stream: decisions, spans and workflow events (the `SUBJECTS` families), bounded by age and size. */
   telemetry: 'skein-telemetry',
   /** MCP streamable-HTTP sessions: key `<namespace>.<appId>.<hash of the session id>`, value the owning instance id. */
   mcpSessions: 'skein-mcp-sessions',
@@ -72,4 +74,9 @@ export function decisionSubject(namespace: string, appId: string): string {
 /** Subject every finished span of one app's sidecar is published on (`SpanEvent` JSON). */
 export function spanSubject(namespace: string, appId: string): string {
   return `${SUBJECTS.spans}.${namespace}.${appId}`;
+}
+
+/** Subject every workflow event of one app's sidecar is published on (`WorkflowEvent` JSON). */
+export function workflowEventSubject(namespace: string, appId: string): string {
+  return `${SUBJECTS.workflows}.${namespace}.${appId}`;
 }

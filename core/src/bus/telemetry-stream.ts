@@ -23,7 +23,7 @@ export const DEFAULT_TELEMETRY_RETENTION: Readonly<TelemetryRetention> = Object.
  * Subjects the telemetry stream captures. Adding a family here is enough: every `ensureTelemetryStream` adds
  * missing subjects to an existing stream without touching its limits.
  */
-export const TELEMETRY_SUBJECTS: readonly string[] = Object.freeze([`${SUBJECTS.decisions}.>`, `${SUBJECTS.spans}.>`]);
+export const TELEMETRY_SUBJECTS: readonly string[] = Object.freeze([`${SUBJECTS.decisions}.>`, `${SUBJECTS.spans}.>`, `${SUBJECTS.workflows}.>`]);
 
 /** JetStream's code for "stream name already in use" (not in the client's table of codes). */
 const STREAM_NAME_IN_USE = 10058;
@@ -42,7 +42,7 @@ export function telemetryStreamConfig(retention: TelemetryRetention, subjects: r
   if (!Number.isSafeInteger(retention.maxBytes) || retention.maxBytes < 1024) throw new SkeinError('ERR_CONFIG_INVALID', `the telemetry max bytes must be at least 1Ki, not ${retention.maxBytes}`);
   return {
     name: BUCKETS.telemetry,
-    description: 'Skein telemetry: finished spans and policy decisions (schemas span-event and decision-event)',
+    description: 'Skein telemetry: finished spans, policy decisions and workflow events (schemas span-event, decision-event and workflow-event)',
     subjects: [...subjects],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,

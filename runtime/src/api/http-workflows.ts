@@ -84,6 +84,11 @@ async function readPayload(req: IncomingMessage, limit: number): Promise<string 
   return body.length === 0 ? undefined : body.toString('utf8');
 }
 
+/** A header's value when it was sent once. */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 function send(res: ServerResponse, status: number, body?: unknown): void {
   if (body === undefined) {
     res.writeHead(status).end();
@@ -236,7 +241,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
       if (first === '') throw new SkeinError('ERR_WORKFLOW_NAME_MISSING', 'workflow name is not configured');
       checkTargetApp(params, context.appId);
       const input = await readPayload(req, context.maxBodyBytes);
-      const started = await engineCall('ERR_START_WORKFLOW', `error starting workflow '${first}'`, () => workflows.start({ name: first, instanceId, input }));
+      const started = await engineCall('ERR_START_WORKFLOW', `error starting workflow '${first}'`, () => workflows.start({ name: first, instanceId, input, traceParent: headerText(req.headers['traceparent']), traceState: headerText(req.headers['tracestate']) }));
       send(res, 202, { instanceID: started });
       return;
     }

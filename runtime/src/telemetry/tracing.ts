@@ -1,9 +1,10 @@
-import { context as otelContext, trace, SpanKind, SpanStatusCode, type Context, type Span, type Tracer, type TextMapGetter, type TextMapSetter, type Attributes } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import { ROOT_CONTEXT, context as otelContext, trace, SpanKind, SpanStatusCode, TraceFlags, type Context, type Span, type Tracer, type TextMapGetter, type TextMapSetter, type Attributes } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, SamplingDecision, TraceIdRatioBasedSampler, type IdGenerator, type SpanExporter, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import type { OTLPTraceExporter as OtlpExporterClass } from '@opentelemetry/exporter-trace-otlp-http';
 import { logger } from '@skein/core';
 import type { TracingSpec } from '../config/types.js';
 
@@ -58,19 +59,64 @@ const setter: TextMapSetter<Record<string, string>> = {
 };
 
 /**
+ * A span that already happened, with ids and times of its own rather than generated ones: a workflow's run and its
+ * activities, recorded from the instance's history by whichever sidecar owns it at the end.
+ */
+export interface FinishedSpan {
+  name: string;
+  kind: SpanKind;
+  traceId: string;
+  spanId: string;
+  /** Span id of the parent; absent for a root span. */
+  parentSpanId?: string | undefined;
+  /** Whether the trace is sampled, when a caller's trace context said so; otherwise decided from the trace id. */
+  sampled?: boolean | undefined;
+  startMs: number;
+  endMs: number;
+  attributes: Attributes;
+  /** Marks the span failed (see {@link failSpan}). */
+  error?: { type: string; message: string } | undefined;
+}
+
+/** Random ids, except for the one span being started by {@link Tracing.record}, whose ids are given. */
+class GivenIdGenerator implements IdGenerator {
+  given: { traceId: string; spanId: string } | undefined;
+  private readonly random = new RandomIdGenerator();
+
+  generateTraceId(): string {
+    return this.given?.traceId ?? this.random.generateTraceId();
+  }
+
+  generateSpanId(): string {
+    return this.given?.spanId ?? this.random.generateSpanId();
+  }
+}
+
+/**
  * A sidecar's tracing: an OpenTelemetry provider whose spans go to the configured OTLP/HTTP endpoint and to any
  * extra exporters (the telemetry stream), always through batching processors, so a slow or dead collector never
  * delays a call. Context travels as W3C `traceparent`/`tracestate`; a malformed header is ignored and a new trace
  * starts.
  */
+/**
+ * The OTLP/HTTP exporter, loaded only by a sidecar that sends to a collector: with its transformer and metrics
+ * packages it is about 8 MiB of resident memory that every other sidecar would carry for nothing.
+ */
+function otlpExporter(): typeof OtlpExporterClass {
+  return (createRequire(import.meta.url)('@opentelemetry/exporter-trace-otlp-http') as { OTLPTraceExporter: typeof OtlpExporterClass }).OTLPTraceExporter;
+}
+
 export class Tracing {
   readonly tracer: Tracer;
   readonly enabled: boolean;
   private readonly provider: NodeTracerProvider | undefined;
   private readonly propagator = new W3CTraceContextPropagator();
+  private readonly ids = new GivenIdGenerator();
+  private readonly rootSampler: TraceIdRatioBasedSampler;
 
   constructor(options: TracingOptions, extraExporters: readonly SpanExporter[] = []) {
     this.enabled = options.samplingRate > 0;
+    this.rootSampler = new TraceIdRatioBasedSampler(options.samplingRate);
     if (!this.enabled) {
       this.provider = undefined;
       this.tracer = trace.getTracer('skein');
@@ -78,11 +124,12 @@ export class Tracing {
     }
     const processors: SpanProcessor[] = [];
     const batch = { maxQueueSize: 4096, maxExportBatchSize: 256, scheduledDelayMillis: 500, exportTimeoutMillis: 10_000 };
-    if (options.otlpUrl) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: options.otlpUrl, timeoutMillis: 5000 }), batch));
+    if (options.otlpUrl) processors.push(new BatchSpanProcessor(new (otlpExporter())({ url: options.otlpUrl, timeoutMillis: 5000 }), batch));
     for (const exporter of extraExporters) processors.push(new BatchSpanProcessor(exporter, batch));
     this.provider = new NodeTracerProvider({
       resource: resourceFromAttributes({ 'service.name': options.appId, 'service.namespace': options.namespace, 'skein.app_id': options.appId }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.samplingRate) }),
+      sampler: new ParentBasedSampler({ root: this.rootSampler }),
+      idGenerator: this.ids,
       spanLimits: { ...SPAN_LIMITS },
       spanProcessors: processors,
     });
@@ -106,6 +153,29 @@ export class Tracing {
   start(name: string, kind: SpanKind, parent: Context, attributes: Attributes = {}): { span: Span; context: Context } {
     const span = this.tracer.startSpan(name, { kind, attributes }, parent);
     return { span, context: trace.setSpan(parent, span) };
+  }
+
+  /**
+   * Records a span that already happened, under the ids it is given. Whether it is kept follows `sampled` or, without
+   * it, the ratio sampler on the trace id, which every sidecar decides the same way: the spans of one trace recorded
+   * by different sidecars are all kept or all dropped.
+   */
+  record(finished: FinishedSpan): void {
+    if (!this.enabled) return;
+    const sampled = finished.sampled ?? this.rootSampler.shouldSample(ROOT_CONTEXT, finished.traceId).decision === SamplingDecision.RECORD_AND_SAMPLED;
+    const parent = finished.parentSpanId
+      ? trace.setSpanContext(ROOT_CONTEXT, { traceId: finished.traceId, spanId: finished.parentSpanId, traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true })
+      : ROOT_CONTEXT;
+    // startSpan asks the id generator synchronously, once for the span id and (for a root) once for the trace id.
+    this.ids.given = { traceId: finished.traceId, spanId: finished.spanId };
+    let span: Span;
+    try {
+      span = this.tracer.startSpan(finished.name, { kind: finished.kind, attributes: finished.attributes, startTime: finished.startMs }, parent);
+    } finally {
+      this.ids.given = undefined;
+    }
+    if (finished.error) failSpan(span, finished.error.type, finished.error.message);
+    span.end(Math.max(finished.startMs, finished.endMs));
   }
 
   /** Flushes what is queued and stops exporting. */

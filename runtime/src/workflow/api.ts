@@ -60,6 +60,9 @@ export interface StartRequest {
   input?: string | undefined;
   /** Start no earlier than this. */
   scheduledStart?: Date | undefined;
+  /** The caller's W3C `traceparent` (and `tracestate`): the run becomes a child of that span in the caller's trace. */
+  traceParent?: string | undefined;
+  traceState?: string | undefined;
 }
 
 /** Filters of a list; every field is optional, pages are ordered by instance id. */

@@ -7,6 +7,8 @@ import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, Inter
 import { WorkflowStatus, isTerminal, validateInstanceId, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowState, type Workflows } from './api.js';
 import { InstanceState, failureOf, text, timestamp, toNumber, wrap, type Effect } from './instance.js';
 import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js';
+import { recordTelemetry, runTrace, traceParentOf } from './telemetry.js';
+import type { WorkflowTelemetrySink } from './telemetry-publisher.js';
 
 const log = logger('workflow');
 
@@ -59,6 +61,8 @@ export interface WorkflowEngineOptions {
   invokeActor(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply>;
   /** How long a worker has to answer an orchestration work item; DEFAULT_ORCHESTRATION_TIMEOUT_MS when absent. */
   orchestrationTimeoutMs?: number;
+  /** Gets the workflow events and spans of every record this sidecar appends; none when absent. */
+  telemetry?: WorkflowTelemetrySink;
   clock?: Clock;
 }
 
@@ -404,6 +408,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
       }
       const record = { received: { events: [event] } };
       const sequence = await this.appendOrReload(activation, record);
+      this.recorded(state, record);
       state.apply(record, sequence);
     });
     if (event.executionStarted) {
@@ -416,6 +421,17 @@ export class WorkflowEngine implements Workflows, ActorHost {
       for (const child of state.children) await this.deliver(child, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: event.executionTerminated.input, recurse: true } }, undefined).catch(() => undefined);
     }
     this.kick(activation);
+  }
+
+  /** Publishes the telemetry of a record just appended (before `state` applies it); never throws, never waits. */
+  private recorded(state: InstanceState, record: skein.workflow.v1.IHistoryRecord): void {
+    const { telemetry } = this.options;
+    if (!telemetry) return;
+    try {
+      telemetry.publish(recordTelemetry(state, record, this.options));
+    } catch (error) {
+      log.warn('the telemetry of a workflow record was not published', { instanceId: state.instanceId, reason: (error as Error).message });
+    }
   }
 
   /** Appends; on a conflict (another writer), reloads the instance and fails this append. */
@@ -476,6 +492,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
     queued.catch(() => undefined);
     await activation.serially(async () => {
       const sequence = await this.appendOrReload(activation, record);
+      this.recorded(state, record);
       state.apply(record, sequence);
     });
     await queued;
@@ -559,6 +576,8 @@ export class WorkflowEngine implements Workflows, ActorHost {
               input: wrap(effect.input),
               orchestrationInstance: { instanceId: effect.instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
               parentInstance: { taskScheduledId: effect.taskId, name: wrap(started?.name ?? ''), orchestrationInstance: { instanceId: state.instanceId, executionId: wrap(executionId) } },
+              // The child's run is a span of the parent's trace, under the parent's workflow span.
+              parentTraceContext: { traceParent: traceParentOf(runTrace(state.instanceId, executionId, started?.parentTraceContext)) },
             },
           };
           await this.deliver(effect.instanceId, event, undefined).catch((error: unknown) => {
@@ -670,6 +689,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
         input: wrap(request.input),
         orchestrationInstance: { instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
         ...(request.scheduledStart ? { scheduledStartTimestamp: timestamp(request.scheduledStart.getTime()) } : {}),
+        ...(request.traceParent ? { parentTraceContext: { traceParent: request.traceParent, traceState: wrap(request.traceState) } } : {}),
       },
     };
     await this.deliver(instanceId, event, undefined);

@@ -30,6 +30,12 @@ function instanceResponse(state: WorkflowState | undefined, withPayloads: boolea
   return state ? { exists: true, orchestrationState: orchestrationState(state, withPayloads) } : { exists: false };
 }
 
+/** The first text value of a gRPC metadata key. */
+function metadataText(values: ReadonlyArray<string | Buffer>): string | undefined {
+  const first = values[0];
+  return typeof first === 'string' ? first : undefined;
+}
+
 /** An abort signal that fires when the unary call is cancelled (the client gave up or its deadline passed). */
 function cancelled(call: { on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
   const controller = new AbortController();
@@ -45,13 +51,15 @@ export function serveTaskHub(grpc: GrpcApi, engine: WorkflowEngine): void {
   const unary = grpc.unary.bind(grpc);
   grpc.serve(taskHubService, {
     hello: unary(async () => ({})),
-    startInstance: unary<dt.ICreateInstanceRequest, dt.ICreateInstanceResponse>(async (request) => {
+    startInstance: unary<dt.ICreateInstanceRequest, dt.ICreateInstanceResponse>(async (request, call) => {
       const at = millisOf(request.scheduledStartTimestamp);
       const instanceId = await engine.start({
         name: request.name ?? '',
         instanceId: request.instanceId || undefined,
         input: text(request.input),
         scheduledStart: at > 0 ? new Date(at) : undefined,
+        traceParent: metadataText(call.metadata.get('traceparent')),
+        traceState: metadataText(call.metadata.get('tracestate')),
       });
       return { instanceId };
     }),
