@@ -71,6 +71,8 @@ export const ERROR_CATALOGUE = {
   ERR_PURGE_WORKFLOW: { http: 500, grpc: GrpcStatus.INTERNAL },
   /** Skein's own: a workflow input, output or event payload, or an instance's history, is over its limit. */
   ERR_WORKFLOW_PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  /** Skein's own: a WorkflowAccessPolicy of the target app does not allow the calling app this operation on the workflow. */
+  ERR_WORKFLOW_ACCESS_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   /** Skein's own: no workflow worker (an app running a workflow SDK) is connected for the app. */
   ERR_WORKFLOW_NO_WORKER: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   /** Skein's own: an activity result for a task the instance's history does not (yet) show scheduled; it runs again. */

@@ -1,11 +1,11 @@
 /**
- * The one shape every policy check answers with. App-ID access control, MCP tool policy and bearer-token validation
- * each return a `Decision`; the same object is put in the caller's error, on the trace and, as a `DecisionEvent`,
+ * The one shape every policy check answers with. App-ID access control, MCP tool policy, bearer-token validation and
+ * workflow access policy each return a `Decision`; the same object is put in the caller's error, on the trace and, as a `DecisionEvent`,
  * on the bus for the editor. Keeping one shape means a person reads every refusal the same way.
  */
 
 /** Which check decided. */
-export type DecisionSource = 'acl' | 'tool-policy' | 'jwt';
+export type DecisionSource = 'acl' | 'tool-policy' | 'jwt' | 'workflow-policy';
 
 /** The outcome of one policy check, with the rule that decided and why. Always frozen. */
 export interface Decision {

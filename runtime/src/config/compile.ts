@@ -18,6 +18,7 @@ import { compileOutbound, type CompiledOutbound, type ComponentSummary } from '.
 import type { CompiledResiliency } from '../resiliency/resiliency-config.js';
 import { tracingOptionsFrom, type TracingOptions } from '../telemetry/tracing.js';
 import { envRefNames } from '../cli/app-environment.js';
+import { compileWorkflowAccess, type CompiledWorkflowAccess } from '../workflow/access-policy.js';
 import { loadConfiguration, loadResources, type LoadedOf, type LoadedResource } from './load.js';
 import { inScope } from './scope.js';
 import type { ComponentResource, ConfigurationResource } from './types.js';
@@ -60,6 +61,8 @@ export interface CompiledSidecarConfig {
   readonly components: readonly ComponentSummary[];
   /** `spec.tracing` of the Configuration, read into options. */
   readonly tracing: TracingOptions;
+  /** The WorkflowAccessPolicies scoped to this app: who else may act on its workflows (none loaded: everyone). */
+  readonly workflowAccess: CompiledWorkflowAccess;
   /** Names of the preview features the Configuration switches on. */
   readonly features: readonly string[];
   /** Environment variables the resources read through `envRef`: the sidecar's secrets, never handed to the app. */
@@ -152,6 +155,7 @@ export function compileSidecarConfig(inputs: SidecarConfigInputs): CompiledSidec
     secretStores,
     components: outbound.components,
     tracing: Object.freeze(tracingOptionsFrom(configuration?.spec.tracing, appId, namespace)),
+    workflowAccess: compileWorkflowAccess(ofKind('WorkflowAccessPolicy').map(({ value, file }) => ({ resource: value, file }))),
     features: Object.freeze((configuration?.spec.features ?? []).filter((feature) => feature.enabled).map((feature) => feature.name)),
     envRefNames: Object.freeze([...envRefNames([configuration, ...resources.map((resource) => resource.value)])].sort()),
   });

@@ -4,7 +4,7 @@ import { parseAllDocuments, type Document } from 'yaml';
 import { RESOURCE_KINDS, type ResourceKind } from '@skein/proto';
 import { ConfigError } from '@skein/core';
 import { validateAgainstSchema, deepFreeze } from './validate.js';
-import type { ComponentResource, ConfigurationResource, HTTPEndpointResource, MCPToolPolicyResource, ResiliencyResource, RunTemplate } from './types.js';
+import type { ComponentResource, ConfigurationResource, HTTPEndpointResource, MCPToolPolicyResource, ResiliencyResource, RunTemplate, WorkflowAccessPolicyResource } from './types.js';
 
 /** The resource of each kind, by its `kind`. */
 interface ResourcesByKind {
@@ -13,6 +13,7 @@ interface ResourcesByKind {
   MCPToolPolicy: MCPToolPolicyResource;
   HTTPEndpoint: HTTPEndpointResource;
   Resiliency: ResiliencyResource;
+  WorkflowAccessPolicy: WorkflowAccessPolicyResource;
 }
 
 /** A resource read from a file and validated against the schema of its kind: a union discriminated by `kind`. */

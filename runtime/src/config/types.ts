@@ -3,7 +3,7 @@
  * `@skein/proto` (proto/schemas/ → proto/src/gen/schemas/); nothing is written out a second time, so a schema change
  * reaches the type checker at the next build.
  */
-import type { Component, Configuration, HTTPEndpoint, MCPToolPolicy, MultiAppRunFile, Resiliency } from '@skein/proto';
+import type { Component, Configuration, HTTPEndpoint, MCPToolPolicy, MultiAppRunFile, Resiliency, WorkflowAccessPolicy } from '@skein/proto';
 import type { AccessControl, App, CircuitBreaker, Common, ComponentPolicies, Retry, Rule, TlsDocument, Tracing } from '@skein/proto';
 
 /** A Dapr-compatible Configuration resource. */
@@ -16,8 +16,10 @@ export type HTTPEndpointResource = HTTPEndpoint;
 export type MCPToolPolicyResource = MCPToolPolicy;
 /** A Dapr-compatible Resiliency resource: named timeout, retry and circuit-breaker policies, and their targets. */
 export type ResiliencyResource = Resiliency;
+/** Dapr's WorkflowAccessPolicy (`dapr.io/v1alpha1`): which other apps may act on the workflows of the apps it scopes. */
+export type WorkflowAccessPolicyResource = WorkflowAccessPolicy;
 /** Every resource kind a sidecar loads, discriminated by `kind`. */
-export type Resource = ConfigurationResource | ComponentResource | HTTPEndpointResource | MCPToolPolicyResource | ResiliencyResource;
+export type Resource = ConfigurationResource | ComponentResource | HTTPEndpointResource | MCPToolPolicyResource | ResiliencyResource | WorkflowAccessPolicyResource;
 
 /** `metadata` of any resource: name, namespace, labels, annotations. */
 export type ResourceMetadata = Resource['metadata'];

@@ -43,6 +43,15 @@ export class NatsDecisionSink implements DecisionSink {
       'skein.decision.caller': decision.caller,
       ...(decision.tool ? { 'gen_ai.tool.name': decision.tool } : {}),
     });
+    this.send(decision, event);
+  }
+
+  /** Publishes a decision made outside the pipeline (a workflow access check on an actor call): no trace to join. */
+  publish(decision: Decision): void {
+    this.send(decision, toDecisionEvent(decision, { time: new Date(this.clock.now()), appId: this.appId, namespace: this.namespace }));
+  }
+
+  private send(decision: Decision, event: DecisionEvent): void {
     if (decision.allowed) log.debug('allowed', { ...decision });
     else log.info('denied', { ...decision });
     try {
