@@ -32,6 +32,7 @@ import { ActorRuntime } from './actors/actor-runtime.js';
 import { actorServiceHandler, CALL_ACTOR_PATH } from './actors/actor-service.js';
 import { AppActorHost } from './actors/actor-host-app.js';
 import type { ActorHost, InternalTypeContext, InternalTypeSettings } from './actors/actor-host.js';
+import { WorkflowAccessGuard } from './workflow/access-guard.js';
 import { WorkflowEngine } from './workflow/engine.js';
 import { serveTaskHub } from './workflow/grpc-service.js';
 import { NatsWorkflowTelemetry } from './workflow/telemetry-publisher.js';
@@ -110,6 +111,8 @@ export class Sidecar {
   private grpc: GrpcApi | undefined;
   /** Workflows of this app: present when the sidecar has an actor runtime (instances are actors). */
   private workflows: WorkflowEngine | undefined;
+  /** The WorkflowAccessPolicies the engine applies to other apps' calls; swapped on reload. */
+  private workflowAccess: WorkflowAccessGuard | undefined;
   private registered = false;
   private appListening = false;
   /** The app as an actor host (its `/dapr/config` and actor routes); absent for apps that only make calls. */
@@ -193,12 +196,14 @@ export class Sidecar {
     this.invoker = new Invoker(this.discovery, this.identity, this.tracing, this.sessions);
     const { actors } = this;
     if (actors) {
+      this.workflowAccess = new WorkflowAccessGuard({ appId: options.appId, namespace: options.namespace }, options.config.workflowAccess, (decision) => sink.publish(decision));
       this.workflows = new WorkflowEngine({
         appId: options.appId,
         namespace: options.namespace,
         nc: this.bus.nc,
         registerActorType: (actorType, host) => this.registerInternalActorType(actorType, host),
         invokeActor: (actorType, actorId, call, signal) => actors.invoke(actorType, actorId, call, signal),
+        access: this.workflowAccess,
         telemetry: new NatsWorkflowTelemetry(this.bus.nc, { appId: options.appId, namespace: options.namespace }, () => this.tracing),
         ...(options.workflowWorkItemTimeoutMs === undefined ? {} : { orchestrationTimeoutMs: options.workflowWorkItemTimeoutMs }),
       });
@@ -266,7 +271,9 @@ export class Sidecar {
    */
   private reload(load: () => CompiledSidecarConfig, sink: DecisionSink): void {
     try {
-      this.inbound = this.buildInboundPipeline(load().inbound, sink);
+      const config = load();
+      this.inbound = this.buildInboundPipeline(config.inbound, sink);
+      this.workflowAccess?.use(config.workflowAccess);
       log.info('policies reloaded', { appId: this.options.appId });
     } catch (error) {
       const skeinError = asSkeinError(error);

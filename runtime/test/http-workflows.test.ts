@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { SkeinError } from '@skein/core';
 import { HttpApi } from '../src/api/http.js';
 import { UniversalApi, type SidecarState } from '../src/api/universal.js';
-import { WorkflowStatus, isTerminal, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowState, type Workflows } from '../src/workflow/api.js';
+import { WorkflowStatus, isTerminal, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowClients, type WorkflowState } from '../src/workflow/api.js';
 
 const APP_ID = 'orders';
 const CREATED = new Date('2026-12-03T23:00:00.123Z');
@@ -11,8 +11,12 @@ const UPDATED = new Date('2026-12-03T23:00:05.456Z');
 /** What the fake was asked, in order. */
 type Call = { method: string; instanceId?: string; args: unknown[] };
 
-/** An in-memory engine: instances in a Map, every call recorded; `failWith` makes the next call throw it. */
-class FakeWorkflows implements Workflows {
+/**
+ * An in-memory engine: instances in a Map, every call recorded; `failWith` makes the next call throw it. Another
+ * app's workflows (`forApp`) are another fake, kept in `others`.
+ */
+class FakeWorkflows implements WorkflowClients {
+  readonly others = new Map<string, FakeWorkflows>();
   readonly instances = new Map<string, WorkflowState>();
   readonly histories = new Map<string, HistoryEntry[]>();
   readonly calls: Call[] = [];
@@ -91,6 +95,12 @@ class FakeWorkflows implements Workflows {
     this.known(instanceId);
     return this.histories.get(instanceId) ?? [];
   }
+
+  forApp(appId: string): FakeWorkflows {
+    let other = this.others.get(appId);
+    if (!other) this.others.set(appId, (other = new FakeWorkflows()));
+    return other;
+  }
 }
 
 function sidecarState(overrides: Partial<SidecarState> = {}): SidecarState {
@@ -121,7 +131,7 @@ interface RunningApi {
 }
 
 /** A real HttpApi on port 0 over the fake engine (or none). */
-async function startApi(workflows: Workflows | undefined, state: Partial<SidecarState> = {}): Promise<RunningApi> {
+async function startApi(workflows: WorkflowClients | undefined, state: Partial<SidecarState> = {}): Promise<RunningApi> {
   const http = new HttpApi({ host: '127.0.0.1', port: 0 }, new UniversalApi(sidecarState(state), noInvoker, undefined, undefined, workflows));
   const port = await http.start();
   const call: RunningApi['call'] = async (verb, path, body, headers = {}) => {
@@ -385,17 +395,23 @@ describe('the HTTP workflow API (Dapr /v1.0*/workflows/<component>/...)', functi
   });
 
   describe('appID, methods, limits and engine errors', function () {
-    it('refuses an invalid appID (400), answers 501 for another app, and serves its own app id', async function () {
+    it('refuses an invalid appID (400), sends another app\'s calls to its client, and serves its own app id', async function () {
       engine.add({ instanceId: 'w1' });
       for (const appId of ['a.b', '-x', 'has%20space', 'x'.repeat(64)]) {
         const answer = await api.call('GET', `/v1.0/workflows/dapr/w1?appID=${appId}`);
         assert.equal(answer.status, 400, appId);
         assert.equal(errorOf(answer).errorCode, 'ERR_WORKFLOW_APP_ID_INVALID', appId);
       }
+      assert.equal(engine.others.size, 0);
       const other = await api.call('POST', '/v1.0/workflows/dapr/order/start?instanceID=w2&appID=billing');
-      assert.equal(other.status, 501);
-      assert.equal(errorOf(other).errorCode, 'ERR_API_NOT_SUPPORTED');
-      assert.match(errorOf(other).message, /cross-app workflow calls over HTTP are not supported yet/);
+      assert.equal(other.status, 202);
+      const billing = engine.forApp('billing');
+      assert.deepEqual(billing.calls.map((call) => [call.method, call.instanceId]), [['start', 'w2']]);
+      for (const [verb, path] of [['GET', 'w2'], ['POST', 'w2/raiseEvent/approve'], ['POST', 'w2/pause'], ['POST', 'w2/resume'], ['POST', 'w2/terminate'], ['GET', 'w2/history'], ['POST', 'w2/purge']] as const) {
+        const answer = await api.call(verb, `/v1.0/workflows/dapr/${path}?appID=billing`);
+        assert.ok(answer.status < 300, `${verb} ${path}: ${answer.status} ${answer.text}`);
+      }
+      assert.deepEqual(billing.calls.map((call) => call.method), ['start', 'get', 'raiseEvent', 'suspend', 'resume', 'terminate', 'history', 'purge']);
       assert.deepEqual(engine.calls, []);
       const own = await api.call('GET', `/v1.0/workflows/dapr/w1?appID=${APP_ID}`);
       assert.equal(own.status, 200);

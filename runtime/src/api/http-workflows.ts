@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { SkeinError, isValidAppId, type ErrorCode } from '@skein/core';
 import { readWhole } from '../pipeline/read-body.js';
-import { WorkflowStatus, statusName, validateInstanceId, type HistoryEntry, type ListQuery, type WorkflowState, type Workflows } from '../workflow/api.js';
+import { WorkflowStatus, statusName, validateInstanceId, type HistoryEntry, type ListQuery, type WorkflowClients, type WorkflowState, type Workflows } from '../workflow/api.js';
 
 /**
  * Dapr serves the same workflow handlers under these three versions (`pkg/api/http/workflow.go`); the component
@@ -116,14 +116,15 @@ function requireInstanceId(instanceId: string): string {
 }
 
 /**
- * The optional `appID` query parameter. Empty or the sidecar's own App ID is a local call; any other valid App ID
- * would be a cross-app call, which the engine cannot make yet.
+ * The workflows the optional `appID` query parameter names. Empty or the sidecar's own App ID: its own app's. Any
+ * other valid App ID: that app's instances in the sidecar's namespace, reached as their actors with this sidecar's
+ * verified identity, so the target's WorkflowAccessPolicy judges the call.
  */
-function checkTargetApp(params: URLSearchParams, ownAppId: string): void {
+function targetWorkflows(workflows: WorkflowClients, params: URLSearchParams, ownAppId: string): Workflows {
   const appId = params.get('appID');
-  if (appId === null || appId === '' || appId === ownAppId) return;
+  if (appId === null || appId === '' || appId === ownAppId) return workflows;
   if (!isValidAppId(appId)) throw new SkeinError('ERR_WORKFLOW_APP_ID_INVALID', `workflow app ID '${appId.slice(0, 100)}' is invalid: use letters, digits, '-' and '_' (at most 63)`);
-  throw new SkeinError('ERR_API_NOT_SUPPORTED', `cross-app workflow calls over HTTP are not supported yet: appID '${appId}' is not this sidecar's app '${ownAppId}'; call the sidecar of ${appId} instead`);
+  return workflows.forApp(appId);
 }
 
 /** Runs an engine call; a SkeinError passes through, anything else becomes the operation's Dapr code. */
@@ -186,7 +187,7 @@ export function listQueryOf(params: URLSearchParams): ListQuery {
  * `GET <component>/<id>/history`. Start and event bodies are the payload, unparsed. It only decodes, calls the
  * engine and encodes; errors are thrown for the caller's error handler, which sends Dapr's `{"errorCode","message"}`.
  */
-export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMessage, res: ServerResponse, path: string, query: string, context: WorkflowRouteContext): Promise<void> {
+export async function serveWorkflowRequest(clients: WorkflowClients, req: IncomingMessage, res: ServerResponse, path: string, query: string, context: WorkflowRouteContext): Promise<void> {
   const verb = (req.method ?? 'GET').toUpperCase();
   const prefix = WORKFLOWS_PATH.exec(path);
   if (!prefix) throw notFound(verb, path);
@@ -200,7 +201,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
   if (segments.length === 0) {
     if (verb !== 'GET') throw methodNotAllowed(verb, base);
     req.resume();
-    checkTargetApp(params, context.appId);
+    const workflows = targetWorkflows(clients, params, context.appId);
     const listQuery = listQueryOf(params);
     const page = await engineCall('ERR_GET_WORKFLOW', 'error while listing workflow instances', () => workflows.list(listQuery));
     send(res, 200, { instances: page.instances.map(workflowStateJson), ...(page.continuationToken === undefined ? {} : { continuationToken: page.continuationToken }) });
@@ -211,7 +212,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
     if (verb !== 'GET') throw methodNotAllowed(verb, `${base}/{instanceID}`);
     req.resume();
     const instanceId = requireInstanceId(first);
-    checkTargetApp(params, context.appId);
+    const workflows = targetWorkflows(clients, params, context.appId);
     const state = await engineCall('ERR_GET_WORKFLOW', `error while getting workflow info on instance '${instanceId}'`, () => workflows.get(instanceId));
     if (!state) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `unable to find workflow with the provided instance ID: ${instanceId}`);
     send(res, 200, workflowStateJson(state));
@@ -224,7 +225,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
     const instanceId = requireInstanceId(first);
     const eventName = rest[0] ?? '';
     if (eventName === '') throw new SkeinError('ERR_WORKFLOW_EVENT_NAME_MISSING', 'missing workflow event name');
-    checkTargetApp(params, context.appId);
+    const workflows = targetWorkflows(clients, params, context.appId);
     const input = await readPayload(req, context.maxBodyBytes);
     await engineCall('ERR_RAISE_EVENT_WORKFLOW', `error raising event '${eventName}' on workflow '${instanceId}'`, () => workflows.raiseEvent(instanceId, eventName, input));
     send(res, 202);
@@ -239,7 +240,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
       const instanceId = params.get('instanceID') || randomUUID();
       validateInstanceId(instanceId);
       if (first === '') throw new SkeinError('ERR_WORKFLOW_NAME_MISSING', 'workflow name is not configured');
-      checkTargetApp(params, context.appId);
+      const workflows = targetWorkflows(clients, params, context.appId);
       const input = await readPayload(req, context.maxBodyBytes);
       const started = await engineCall('ERR_START_WORKFLOW', `error starting workflow '${first}'`, () => workflows.start({ name: first, instanceId, input, traceParent: headerText(req.headers['traceparent']), traceState: headerText(req.headers['tracestate']) }));
       send(res, 202, { instanceID: started });
@@ -249,7 +250,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
       if (verb !== 'GET') throw methodNotAllowed(verb, route);
       req.resume();
       const instanceId = requireInstanceId(first);
-      checkTargetApp(params, context.appId);
+      const workflows = targetWorkflows(clients, params, context.appId);
       const events = await engineCall('ERR_GET_WORKFLOW', `error while getting the history of instance '${instanceId}'`, () => workflows.history(instanceId));
       send(res, 200, { instanceID: instanceId, events: events.map(historyEventJson) });
       return;
@@ -260,7 +261,7 @@ export async function serveWorkflowRequest(workflows: Workflows, req: IncomingMe
     case 'resume': {
       if (verb !== 'POST') throw methodNotAllowed(verb, route);
       const instanceId = requireInstanceId(first);
-      checkTargetApp(params, context.appId);
+      const workflows = targetWorkflows(clients, params, context.appId);
       // Dapr reads no payload from these; the body is still bounded like every other.
       await readPayload(req, context.maxBodyBytes);
       await instanceOperation(workflows, action, instanceId);

@@ -4,7 +4,7 @@ import type { Call, CallResponse } from '../pipeline/pipeline.js';
 import type { ActorRuntime } from '../actors/actor-runtime.js';
 import { ActorOperations } from './universal-actors.js';
 import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
-import type { Workflows } from '../workflow/api.js';
+import type { WorkflowClients } from '../workflow/api.js';
 
 /** Version reported by the metadata API. */
 export const RUNTIME_VERSION = '0.1.0';
@@ -61,7 +61,7 @@ export class UniversalApi {
   readonly actors: ActorOperations;
 
   /** The workflow engine's client side; undefined when the sidecar runs without one (it has no placement service). */
-  readonly workflows: Workflows | undefined;
+  readonly workflows: WorkflowClients | undefined;
 
   /** The actor runtime's status; without placement, it says so when the app declares actor types all the same. */
   private actorRuntimeStatus(): MetadataSnapshot['actorRuntime'] {
@@ -75,7 +75,7 @@ export class UniversalApi {
    * `invoker` is the caller's outbound pipeline, or the mesh Invoker itself; `actorRuntime` is absent without
    * placement, and so is `workflows` (its instances are actors).
    */
-  constructor(state: SidecarState, invoker: CallRunner, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware, workflows?: Workflows) {
+  constructor(state: SidecarState, invoker: CallRunner, actorRuntime?: ActorRuntime, resiliency?: ResiliencyMiddleware, workflows?: WorkflowClients) {
     this.state = state;
     this.invoker = invoker;
     this.actors = new ActorOperations(actorRuntime, resiliency);

@@ -110,6 +110,12 @@ export interface Workflows {
   history(instanceId: string): Promise<HistoryEntry[]>;
 }
 
+/** A sidecar's workflows: its own app's, and a client of any other app's instances in its namespace. */
+export interface WorkflowClients extends Workflows {
+  /** The client side of `appId`'s instances (the sidecar's own app: these). The target's policies judge each call. */
+  forApp(appId: string): Workflows;
+}
+
 /** Longest instance id Dapr accepts. */
 export const MAX_INSTANCE_ID_LENGTH = 64;
 const INSTANCE_ID = /^[A-Za-z0-9_-]+$/;

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, sleep, systemClock, type Clock, type ErrorCode, type TimerHandle } from '@skein/core';
+import { SkeinError, asSkeinError, logger, sleep, systemClock, type Clock, type TimerHandle } from '@skein/core';
 import { durabletask as dt, skein } from '@skein/proto';
 import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, InternalTypeContext, ReminderFire, ReminderOutcome } from '../actors/actor-host.js';
-import { WorkflowStatus, isTerminal, validateInstanceId, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowState, type Workflows } from './api.js';
-import { InstanceState, failureOf, text, timestamp, toNumber, wrap, type Effect } from './instance.js';
+import { WorkflowStatus, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowClients, type WorkflowState, type Workflows } from './api.js';
+import type { WorkflowAccessCheck } from './access-guard.js';
+import { EXECUTION_HEADER, MAX_PAYLOAD_BYTES, WorkflowClient, type StateJson } from './client.js';
+import { InstanceState, text, timestamp, wrap, type Effect } from './instance.js';
 import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js';
 import { recordTelemetry, runTrace, traceParentOf } from './telemetry.js';
 import type { WorkflowTelemetrySink } from './telemetry-publisher.js';
@@ -13,8 +15,7 @@ import type { WorkflowTelemetrySink } from './telemetry-publisher.js';
 const log = logger('workflow');
 
 
-/** Inputs, outputs and event payloads above this are refused with ERR_WORKFLOW_PAYLOAD_TOO_LARGE. */
-export const MAX_PAYLOAD_BYTES = 256 * 1024;
+export { MAX_PAYLOAD_BYTES, retriesWhileWaiting, waitRetryDelayMs, workflowActorType } from './client.js';
 /** An instance's history may hold at most this many events. */
 export const MAX_HISTORY_EVENTS = 100_000;
 /** A worker that has not answered an orchestration work item within this gets the item again (or another worker). */
@@ -23,21 +24,16 @@ export const DEFAULT_ORCHESTRATION_TIMEOUT_MS = 60_000;
 const WAKE_PERIOD = '10s';
 const WAKE_REMINDER = 'wake';
 const TIMER_REMINDER_PREFIX = 'timer-';
-/** Header of an `event` actor call naming the execution the event belongs to; events of another execution are dropped. */
-const EXECUTION_HEADER = 'skein-workflow-execution';
 
 const HistoryEvent = dt.HistoryEvent;
-
-/** The actor type that hosts one app's workflow instances (Dapr's name). */
-export function workflowActorType(namespace: string, appId: string): string {
-  return `dapr.internal.${namespace}.${appId}.workflow`;
-}
 
 /**
  * Work items one worker holds at most. The SDKs queue a bounded number and drop the rest (the JS SDK runs 10 and
  * queues 100), so the sidecar never sends more than this and keeps the rest until a worker answers one.
  */
 const WORKER_WINDOW = 64;
+/** Clients of other apps' instances kept by one engine (`forApp`). */
+const MAX_OTHER_APP_CLIENTS = 256;
 
 interface WorkerSlot {
   sink: WorkItemSink;
@@ -59,6 +55,8 @@ export interface WorkflowEngineOptions {
   registerActorType(actorType: string, host: ActorHost): InternalTypeContext;
   /** Calls an actor wherever it is placed: how a sidecar without a worker reaches its app's instances. */
   invokeActor(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply>;
+  /** Judges the actor calls of other apps to this app's instances (its WorkflowAccessPolicies); all pass when absent. */
+  access?: WorkflowAccessCheck;
   /** How long a worker has to answer an orchestration work item; DEFAULT_ORCHESTRATION_TIMEOUT_MS when absent. */
   orchestrationTimeoutMs?: number;
   /** Gets the workflow events and spans of every record this sidecar appends; none when absent. */
@@ -108,7 +106,7 @@ interface PendingActivity {
  * sending the history to a connected worker and recording its answer, and carries out the answer's actions:
  * activities on the app's work queue, timers as reminders, child workflows and events as actor calls.
  */
-export class WorkflowEngine implements Workflows, ActorHost {
+export class WorkflowEngine implements WorkflowClients, ActorHost {
   private readonly options: WorkflowEngineOptions;
   private readonly clock: Clock;
   private readonly orchestrationTimeoutMs: number;
@@ -124,16 +122,17 @@ export class WorkflowEngine implements Workflows, ActorHost {
   private readonly activities = new Map<string, PendingActivity>();
   private activityLoop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
-  /** Clients waiting for an instance to start or finish, by summary key; woken by one shared watch. */
-  private readonly waiters = new Map<string, Set<(summary: skein.workflow.v1.InstanceSummary | undefined) => void>>();
-  private summaryWatch: Promise<void> | undefined;
+  /** The client side of this app's instances; `otherApps` holds the clients of other apps' (see `forApp`). */
+  private readonly client: WorkflowClient;
+  private readonly otherApps = new Map<string, WorkflowClient>();
 
   constructor(options: WorkflowEngineOptions) {
     this.options = options;
     this.clock = options.clock ?? systemClock;
     this.orchestrationTimeoutMs = options.orchestrationTimeoutMs ?? DEFAULT_ORCHESTRATION_TIMEOUT_MS;
-    this.store = new WorkflowStore(options.nc, options.namespace, options.appId);
-    this.actorType = workflowActorType(options.namespace, options.appId);
+    this.client = this.clientOf(options.appId, new WorkflowStore(options.nc, options.namespace, options.appId));
+    this.store = this.client.store;
+    this.actorType = this.client.actorType;
   }
 
   private get actors(): InternalTypeContext {
@@ -301,6 +300,7 @@ export class WorkflowEngine implements Workflows, ActorHost {
   async invoke(actor: ActorRef, call: ActorMethodCall): Promise<ActorReply> {
     try {
       const activation = await this.activate(actor.actorId);
+      this.options.access?.check(call, () => activation.state.started?.name ?? undefined);
       switch (call.method) {
         case 'event':
           return await this.receive(activation, HistoryEvent.decode(call.body), headerOf(call, EXECUTION_HEADER));
@@ -615,23 +615,12 @@ export class WorkflowEngine implements Workflows, ActorHost {
   }
 
   /** Delivers an event to an instance of this app, wherever its owner is; `executionId` drops it if that execution ended. */
-  private async deliver(instanceId: string, event: dt.IHistoryEvent, executionId: string | undefined): Promise<void> {
-    const call: ActorCall = {
-      method: 'event',
-      verb: 'PUT',
-      headers: executionId ? [[EXECUTION_HEADER, executionId]] : [],
-      body: Buffer.from(HistoryEvent.encode(event).finish()),
-    };
-    await this.callInstance(instanceId, call);
+  private deliver(instanceId: string, event: dt.IHistoryEvent, executionId: string | undefined): Promise<void> {
+    return this.client.deliver(instanceId, event, executionId);
   }
 
-  private async callInstance(instanceId: string, call: ActorCall): Promise<ActorReply> {
-    const answer = await this.options.invokeActor(this.actorType, instanceId, call, this.stopping.signal);
-    if (answer.status >= 300) {
-      const { errorCode, message } = parseError(answer.body);
-      throw new SkeinError(errorCode, message);
-    }
-    return answer;
+  private callInstance(instanceId: string, call: ActorCall): Promise<ActorReply> {
+    return this.client.callInstance(instanceId, call);
   }
 
   private async writeSummary(state: InstanceState): Promise<void> {
@@ -675,173 +664,69 @@ export class WorkflowEngine implements Workflows, ActorHost {
 
   // ---------------------------------------------------------------- the client side (Workflows)
 
-  async start(request: StartRequest): Promise<string> {
-    if (!request.name) throw new SkeinError('ERR_WORKFLOW_NAME_MISSING', 'workflow name is not configured');
-    const instanceId = request.instanceId || randomUUID();
-    validateInstanceId(instanceId);
-    checkPayload('input', request.input);
-    const now = this.clock.now();
-    const event: dt.IHistoryEvent = {
-      eventId: -1,
-      timestamp: timestamp(now),
-      executionStarted: {
-        name: request.name,
-        input: wrap(request.input),
-        orchestrationInstance: { instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
-        ...(request.scheduledStart ? { scheduledStartTimestamp: timestamp(request.scheduledStart.getTime()) } : {}),
-        ...(request.traceParent ? { parentTraceContext: { traceParent: request.traceParent, traceState: wrap(request.traceState) } } : {}),
-      },
-    };
-    await this.deliver(instanceId, event, undefined);
-    return instanceId;
+  start(request: StartRequest): Promise<string> {
+    return this.client.start(request);
   }
 
-  async get(instanceId: string): Promise<WorkflowState | undefined> {
-    if (!instanceId) throw new SkeinError('ERR_INSTANCE_ID_PROVIDED_MISSING', 'no instance id was provided');
-    const answer = await this.callInstance(instanceId, { method: 'state', verb: 'GET', headers: [], body: Buffer.alloc(0) });
-    const parsed = JSON.parse(answer.body.toString('utf8')) as StateJson | null;
-    return parsed ? stateFromJson(parsed) : undefined;
+  get(instanceId: string): Promise<WorkflowState | undefined> {
+    return this.client.get(instanceId);
   }
 
-  async wait(instanceId: string, until: 'start' | 'completion', signal: AbortSignal): Promise<WorkflowState | undefined> {
-    const done = (state: WorkflowState | undefined): boolean => !state || (until === 'start' ? state.status !== WorkflowStatus.PENDING : isTerminal(state.status));
-    const reached = (summary: skein.workflow.v1.InstanceSummary): boolean => (until === 'start' ? Number(summary.status) !== WorkflowStatus.PENDING : isTerminal(summary.status));
-    // Registered before the first read, so a change between the read and the wait is not missed.
-    const key = this.store.summaryKey(instanceId);
-    const changes: Array<skein.workflow.v1.InstanceSummary | undefined> = [];
-    let notify: (() => void) | undefined;
-    const waiter = (summary: skein.workflow.v1.InstanceSummary | undefined): void => {
-      changes.push(summary);
-      notify?.();
-    };
-    const onAbort = (): void => notify?.();
-    signal.addEventListener('abort', onAbort, { once: true });
-    let waiters = this.waiters.get(key);
-    if (!waiters) this.waiters.set(key, (waiters = new Set()));
-    waiters.add(waiter);
-    try {
-      let state = await this.readWhileWaiting(instanceId, signal);
-      for (;;) {
-        if (done(state)) return state;
-        while (changes.length === 0) {
-          if (signal.aborted) throw new SkeinError('ERR_GET_WORKFLOW', `stopped waiting for workflow instance '${instanceId}'`);
-          await new Promise<void>((resolve) => (notify = resolve));
-          notify = undefined;
-        }
-        const summary = changes.shift();
-        // Purged, or the watch was restarted: read the instance again.
-        if (summary === undefined || reached(summary)) state = await this.readWhileWaiting(instanceId, signal);
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      waiters.delete(waiter);
-      if (waiters.size === 0) this.waiters.delete(key);
-    }
+  wait(instanceId: string, until: 'start' | 'completion', signal: AbortSignal): Promise<WorkflowState | undefined> {
+    return this.client.wait(instanceId, until, signal);
   }
 
-  /**
-   * Reads an instance for a waiting client, the summary watch running first. A failure that is not the client's
-   * (JetStream or the owner briefly unreachable, as while nats-server restarts) is read again after a pause until
-   * the client stops waiting: a wait lasts as long as the client asked, not until the first hiccup.
-   */
-  private async readWhileWaiting(instanceId: string, signal: AbortSignal): Promise<WorkflowState | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.watchSummaries();
-        return await this.get(instanceId);
-      } catch (error) {
-        if (!retriesWhileWaiting(error) || signal.aborted || this.stopping.signal.aborted) throw error;
-        log.debug('reading a workflow instance for a waiting client failed; reading it again', { instanceId, reason: (error as Error).message });
-        await sleep(this.clock, waitRetryDelayMs(attempt));
-      }
-    }
+  raiseEvent(instanceId: string, eventName: string, input?: string): Promise<void> {
+    return this.client.raiseEvent(instanceId, eventName, input);
   }
 
-  /**
-   * One watch over this app's instance summaries for every client waiting on this sidecar (a watch per wait would
-   * cost a consumer each). When it ends, every waiter reads its instance again and the next wait starts a new one.
-   */
-  private watchSummaries(): Promise<void> {
-    this.summaryWatch ??= (async () => {
-      const watcher = await this.store.summaries.use((kv) => kv.watch({ key: `${this.store.summaryPrefix}>`, include: 'updates' as never }));
-      const stop = (): void => void watcher.stop();
-      this.stopping.signal.addEventListener('abort', stop, { once: true });
-      void (async () => {
-        try {
-          for await (const entry of watcher) {
-            const waiters = this.waiters.get(entry.key);
-            if (!waiters) continue;
-            const summary = entry.operation === 'PUT' && entry.value.length > 0 ? skein.workflow.v1.InstanceSummary.decode(entry.value) : undefined;
-            for (const waiter of waiters) waiter(summary);
-          }
-        } catch (error) {
-          log.warn('the watch of workflow summaries ended', { reason: (error as Error).message });
-        } finally {
-          this.stopping.signal.removeEventListener('abort', stop);
-          this.summaryWatch = undefined;
-          for (const waiters of this.waiters.values()) for (const waiter of waiters) waiter(undefined);
-        }
-      })();
-    })().catch((error: unknown) => {
-      this.summaryWatch = undefined;
-      throw error;
-    });
-    return this.summaryWatch;
+  terminate(instanceId: string, options: { output?: string | undefined; recursive: boolean }): Promise<void> {
+    return this.client.terminate(instanceId, options);
   }
 
-  async raiseEvent(instanceId: string, eventName: string, input?: string): Promise<void> {
-    if (!eventName) throw new SkeinError('ERR_WORKFLOW_EVENT_NAME_MISSING', 'missing workflow event name');
-    checkPayload('event payload', input);
-    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), eventRaised: { name: eventName, input: wrap(input) } }, undefined);
+  suspend(instanceId: string, reason?: string): Promise<void> {
+    return this.client.suspend(instanceId, reason);
   }
 
-  async terminate(instanceId: string, options: { output?: string | undefined; recursive: boolean }): Promise<void> {
-    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionTerminated: { input: wrap(options.output), recurse: options.recursive } }, undefined);
+  resume(instanceId: string, reason?: string): Promise<void> {
+    return this.client.resume(instanceId, reason);
   }
 
-  async suspend(instanceId: string, reason?: string): Promise<void> {
-    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionSuspended: { input: wrap(reason) } }, undefined);
+  purge(instanceId: string, options: { recursive: boolean }): Promise<boolean> {
+    return this.client.purge(instanceId, options);
   }
 
-  async resume(instanceId: string, reason?: string): Promise<void> {
-    await this.deliver(instanceId, { eventId: -1, timestamp: timestamp(this.clock.now()), executionResumed: { input: wrap(reason) } }, undefined);
+  list(query: ListQuery): Promise<ListPage> {
+    return this.client.list(query);
   }
 
-  async purge(instanceId: string, options: { recursive: boolean }): Promise<boolean> {
-    try {
-      await this.callInstance(instanceId, { method: 'purge', verb: 'PUT', headers: [], body: Buffer.from(JSON.stringify({ recursive: options.recursive })) });
-      return true;
-    } catch (error) {
-      if (asSkeinError(error).code === 'ERR_INSTANCE_ID_NOT_FOUND') return false;
-      throw error;
-    }
-  }
-
-  async list(query: ListQuery): Promise<ListPage> {
-    const limit = Math.max(1, Math.min(query.limit ?? 1024, 1024));
-    const all = (await this.store.listSummaries())
-      .map(summaryState)
-      .filter((state) => (query.name === undefined || state.name === query.name)
-        && (query.statuses === undefined || query.statuses.length === 0 || query.statuses.includes(state.status))
-        && (query.createdFrom === undefined || state.createdAt >= query.createdFrom)
-        && (query.createdTo === undefined || state.createdAt <= query.createdTo)
-        && (query.instanceIdPrefix === undefined || state.instanceId.startsWith(query.instanceIdPrefix))
-        && (query.continuationToken === undefined || state.instanceId > query.continuationToken))
-      .sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
-    const instances = all.slice(0, limit);
-    const last = instances[instances.length - 1];
-    return { instances, ...(all.length > limit && last ? { continuationToken: last.instanceId } : {}) };
-  }
-
-  async history(instanceId: string): Promise<HistoryEntry[]> {
-    const answer = await this.callInstance(instanceId, { method: 'history', verb: 'GET', headers: [], body: Buffer.alloc(0) });
-    return (JSON.parse(answer.body.toString('utf8')) as Array<Omit<HistoryEntry, 'timestamp'> & { timestamp: string }>).map((entry) => ({ ...entry, timestamp: new Date(entry.timestamp) }));
+  history(instanceId: string): Promise<HistoryEntry[]> {
+    return this.client.history(instanceId);
   }
 
   /** The events of the instance's current execution as durabletask has them (GetInstanceHistory). */
-  async historyEvents(instanceId: string): Promise<dt.IHistoryEvent[]> {
-    const answer = await this.callInstance(instanceId, { method: 'events', verb: 'GET', headers: [], body: Buffer.alloc(0) });
-    return dt.GetInstanceHistoryResponse.decode(answer.body).events;
+  historyEvents(instanceId: string): Promise<dt.IHistoryEvent[]> {
+    return this.client.historyEvents(instanceId);
+  }
+
+  /**
+   * A client of another app's instances in this namespace, without hosting them: its calls reach the instances'
+   * owners as this sidecar's app, and that app's WorkflowAccessPolicies judge them there. One per app, kept.
+   */
+  forApp(appId: string): Workflows {
+    if (appId === this.options.appId) return this;
+    let client = this.otherApps.get(appId);
+    if (!client) {
+      client = this.clientOf(appId);
+      // Names come from API callers: past a bound, a client is made per call instead of kept.
+      if (this.otherApps.size < MAX_OTHER_APP_CLIENTS) this.otherApps.set(appId, client);
+    }
+    return client;
+  }
+
+  private clientOf(appId: string, store?: WorkflowStore): WorkflowClient {
+    const { options } = this;
+    return new WorkflowClient({ appId, namespace: options.namespace, nc: options.nc, invokeActor: (...call) => options.invokeActor(...call), clock: this.clock, signal: this.stopping.signal, ...(store ? { store } : {}) });
   }
 
   /** Stops taking work; instances stay in JetStream for the next owner. */
@@ -886,22 +771,6 @@ function repeat(clock: Clock, ms: number, callback: () => void): Repeating {
   };
 }
 
-/** A failed read a waiting client should not see: the sidecar's or the bus's fault (5xx), never the caller's (4xx). */
-export function retriesWhileWaiting(error: unknown): boolean {
-  return asSkeinError(error).httpStatus >= 500;
-}
-
-/** The pause before a waiting client's next read: 250 ms, doubling up to 2 s. */
-export function waitRetryDelayMs(attempt: number): number {
-  return Math.min(250 * 2 ** Math.max(0, attempt), 2000);
-}
-
-function checkPayload(what: string, value: string | undefined): void {
-  if (value !== undefined && Buffer.byteLength(value) > MAX_PAYLOAD_BYTES) {
-    throw new SkeinError('ERR_WORKFLOW_PAYLOAD_TOO_LARGE', `the workflow ${what} is ${Buffer.byteLength(value)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`);
-  }
-}
-
 function reply(status: number, body: string): ActorReply {
   return { status, headers: [['content-type', 'application/json']], body: Buffer.from(body) };
 }
@@ -911,39 +780,6 @@ function headerOf(call: ActorMethodCall, name: string): string | undefined {
   return undefined;
 }
 
-function parseError(body: Buffer): { errorCode: ErrorCode; message: string } {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { errorCode?: string; message?: string };
-    const code = parsed.errorCode !== undefined && parsed.errorCode in ERROR_CATALOGUE ? (parsed.errorCode as ErrorCode) : 'ERR_INTERNAL';
-    return { errorCode: code, message: parsed.message ?? body.toString('utf8') };
-  } catch {
-    return { errorCode: 'ERR_INTERNAL', message: body.toString('utf8') };
-  }
-}
-
-type StateJson = Omit<WorkflowState, 'createdAt' | 'lastUpdatedAt'> & { createdAt: string; lastUpdatedAt: string };
-
 function stateJson(state: WorkflowState): StateJson {
   return { ...state, createdAt: state.createdAt.toISOString(), lastUpdatedAt: state.lastUpdatedAt.toISOString() };
 }
-
-function stateFromJson(json: StateJson): WorkflowState {
-  return { ...json, createdAt: new Date(json.createdAt), lastUpdatedAt: new Date(json.lastUpdatedAt) };
-}
-
-function summaryState(summary: skein.workflow.v1.InstanceSummary): WorkflowState {
-  return {
-    instanceId: summary.instanceId,
-    name: summary.name,
-    status: summary.status,
-    createdAt: new Date(toNumber(summary.createdAtMs)),
-    lastUpdatedAt: new Date(toNumber(summary.lastUpdatedAtMs)),
-    input: text(summary.input),
-    output: text(summary.output),
-    customStatus: text(summary.customStatus),
-    failure: summary.failureDetails ? failureOf(summary.failureDetails) : undefined,
-    parentInstanceId: summary.parentInstanceId || undefined,
-    historyLength: toNumber(summary.historyEvents),
-  };
-}
-
