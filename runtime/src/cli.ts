@@ -1,15 +1,18 @@
 #!/usr/bin/env node
-/** The `skein` command line: init, sentry, up, run, token, decisions, traces, workflows. */
+/** The `skein` command line: init, sentry, up, run, list, stop, token, decisions, traces, workflows. */
 import { SkeinError } from '@skein/core';
-import { UsageError } from './cli/args.js';
+import { CommandFailed, UsageError } from './cli/args.js';
 
 const USAGE = `Usage: skein <command> [flags]
 
 Commands (and --version):
   init      create a development root CA and trust bundle (~/.skein/certs)
-  up        start the local control plane: NATS (JetStream, mTLS) and sentry
+  up        start the local control plane: NATS (JetStream, mTLS), sentry and placement, each restarted
+            with backoff if it exits
   run       start a sidecar beside an app: skein run --app-id ID [--app-port P] [flags] -- <command>
             or every app of a multi-app run file: skein run -f <file>
+  list      the apps running under skein run on this machine: skein list [--json]
+  stop      stop an app's skein run (sidecar and app): skein stop --app-id ID [--timeout 10s]
   sentry    run the certificate authority on its own
   token     print a join token for a production sentry: skein token --app-id ID [--namespace N]
   decisions list policy decisions: skein decisions [--app ID] [--source acl|tool-policy|jwt] [--denied]
@@ -23,7 +26,8 @@ Commands (and --version):
 Flags of run: --app-id, --app-port, --dapr-http-port, --dapr-grpc-port, --dapr-internal-grpc-port,
   --resources-path (repeatable), --config, --namespace, --nats-url, --sentry-address, --advertise-address,
   --trust-anchors-file, --join-token, --max-body-size, --log-level, --log-as-json, -f/--run-file,
-  --metrics-port (default 0: a free port), --metrics-address (default 127.0.0.1)
+  --metrics-port (default 0: a free port), --metrics-address (default 127.0.0.1),
+  --control-plane-timeout (default 60s: how long to wait for the control plane of skein up)
 Flags of up for the telemetry stream: --telemetry-max-age (default 24h), --telemetry-max-bytes (default 1Gi)
 Flags of decisions and traces: --nats-url, --home, --namespace, --cert-file, --key-file, --trust-anchors-file
 `;
@@ -40,6 +44,10 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./cli/up.js')).upCommand(rest);
     case 'run':
       return (await import('./cli/run.js')).runCommand(rest);
+    case 'list':
+      return (await import('./cli/list.js')).listCommand(rest);
+    case 'stop':
+      return (await import('./cli/stop.js')).stopCommand(rest);
     case 'token':
       return (await import('./cli/token.js')).tokenCommand(rest);
     case 'decisions':
@@ -68,6 +76,10 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) {
     process.stderr.write(`skein: ${error.message}\n`);
     process.exit(2);
+  }
+  if (error instanceof CommandFailed) {
+    process.stderr.write(`skein: ${error.message}\n`);
+    process.exit(1);
   }
   if (error instanceof SkeinError) {
     process.stderr.write(`skein: ${error.code}: ${error.message}\n`);

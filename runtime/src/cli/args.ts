@@ -8,6 +8,14 @@ export class UsageError extends SkeinError {
   }
 }
 
+/** A command that could not do what it was asked: the CLI prints the message alone (no stack) and exits 1. */
+export class CommandFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandFailed';
+  }
+}
+
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Strict flag parsing: unknown flags and missing values are usage errors that name the flag. */

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
@@ -7,7 +7,8 @@ import { Sidecar, type SidecarOptions } from '../sidecar.js';
 import { caPaths, skeinHome, isValidAppId, isValidNamespace, configureLogging, logger, parseDuration, type LogLevel } from '@skein/core';
 import { loadRunTemplate } from '../config/load.js';
 import { loadSidecarConfig } from '../config/compile.js';
-import { runningControlPlane } from './up.js';
+import { readControlPlane, runningControlPlane, waitForControlPlane, type ReadyControlPlane } from './control-plane.js';
+import { writeRunRecord } from './run-record.js';
 import { parsePlacementAddresses } from '../actors/placement-client.js';
 import { announceReady, onShutdown } from './ready.js';
 import { appEnvironment } from './app-environment.js';
@@ -39,6 +40,7 @@ const RUN_FLAGS = {
   'run-file': { type: 'string', short: 'f' },
   'metrics-port': { type: 'string' },
   'metrics-address': { type: 'string' },
+  'control-plane-timeout': { type: 'string' },
 } as const;
 
 /** Splits `skein run` arguments at the first `--`: flags before, the app's command after. */
@@ -59,11 +61,26 @@ export async function runCommand(argv: string[]): Promise<void> {
   const level = flags['log-level'] ?? 'info';
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
   configureLogging({ level: level as LogLevel, ...(flags['log-as-json'] ? { json: true } : {}) });
-  const options = sidecarOptionsFrom(flags);
+  const options = await sidecarOptionsFrom(flags);
   const sidecar = new Sidecar(options);
   const ports = await sidecar.start();
   let app: ChildProcess | undefined;
   if (command.length > 0) app = startApp(command, options, ports.http, ports.grpc);
+  // Recorded for `skein list` and `skein stop`; gone with this process (however it exits, short of SIGKILL).
+  const recordFile = writeRunRecord(flags.home ?? skeinHome(), {
+    appId: options.appId,
+    namespace: options.namespace,
+    pid: process.pid,
+    ...(app?.pid === undefined ? {} : { appPid: app.pid }),
+    command,
+    ...(options.appPort === undefined ? {} : { appPort: options.appPort }),
+    httpPort: ports.http,
+    grpcPort: ports.grpc,
+    internalPort: ports.internal,
+    ...(ports.metrics ? { metricsPort: ports.metrics } : {}),
+    startedAt: new Date().toISOString(),
+  });
+  process.once('exit', () => rmSync(recordFile, { force: true }));
   const stop = async (): Promise<void> => {
     if (app && app.exitCode === null && app.signalCode === null && app.pid) {
       const exited = new Promise((done) => app?.once('exit', done));
@@ -139,8 +156,36 @@ function workItemTimeoutFrom(text: string | undefined): number | undefined {
   return ms;
 }
 
-/** Turns validated flags into sidecar options; reads the Configuration and resources (failing on any invalid one). */
-export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
+/** How long `skein run` waits for the control plane of `skein up` by default. */
+const CONTROL_PLANE_TIMEOUT_MS = 60_000;
+
+/**
+ * The control plane of `home` that `skein run` uses: when `--nats-url` or `--sentry-address` is not given, the one
+ * `skein up` runs, waited for while it starts (up to `--control-plane-timeout`); when both are, the running one
+ * (if any) only lends its placement address.
+ */
+async function controlPlaneFor(flags: RunFlags, home: string): Promise<ReadyControlPlane | undefined> {
+  if (flags['nats-url'] !== undefined && flags['sentry-address'] !== undefined) return runningControlPlane(home);
+  let timeoutMs = CONTROL_PLANE_TIMEOUT_MS;
+  if (flags['control-plane-timeout'] !== undefined) {
+    try {
+      timeoutMs = parseDuration(flags['control-plane-timeout']);
+    } catch {
+      throw new UsageError(`--control-plane-timeout must be a duration such as 60s or 2m, not "${flags['control-plane-timeout']}"`);
+    }
+  }
+  if (readControlPlane(home).kind === 'ready') return runningControlPlane(home);
+  return waitForControlPlane(home, {
+    timeoutMs,
+    onWaiting: (message) => log.warn(message),
+  });
+}
+
+/**
+ * Turns validated flags into sidecar options; reads the Configuration and resources (failing on any invalid one)
+ * before it waits for the control plane.
+ */
+export async function sidecarOptionsFrom(flags: RunFlags): Promise<SidecarOptions> {
   const appId = flags['app-id'];
   if (!appId) throw new UsageError('--app-id is required');
   if (!isValidAppId(appId)) throw new UsageError(`--app-id "${appId}" is not a valid App ID (letters, digits, '-', '_'; at most 63)`);
@@ -149,7 +194,21 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
   const appPort = flags['app-port'] === undefined ? undefined : portFlag('app-port', flags['app-port'], 0);
   if (appPort === 0) throw new UsageError('--app-port must be the port the app listens on, not 0');
   const home = flags.home ?? skeinHome();
-  const controlPlane = runningControlPlane(home);
+  const advertise = flags['advertise-address'];
+  const configFile = flags.config ? resolve(flags.config) : undefined;
+  const resourcePaths = (flags['resources-path'] ?? []).map((path) => resolve(path));
+  // Validated and compiled here, at the edge: a bad resource stops `skein run` before anything starts (or is waited
+  // for). Reloads read the files again and compile everything, the same way, before anything is swapped in.
+  const files = { configFile, resourcePaths };
+  const config = loadSidecarConfig({ appId, namespace }, files);
+  // Every flag is checked before the wait too, so a mistyped one fails at once.
+  const httpPort = portFlag('dapr-http-port', flags['dapr-http-port'], 0);
+  const grpcPort = portFlag('dapr-grpc-port', flags['dapr-grpc-port'], 0);
+  const internalPort = portFlag('dapr-internal-grpc-port', flags['dapr-internal-grpc-port'], 0);
+  const metricsPort = portFlag('metrics-port', flags['metrics-port'], 0);
+  const maxBodyBytes = sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024);
+  const placementFlag = flags['placement-address'] === undefined ? undefined : placementAddressesFrom(flags['placement-address']);
+  const controlPlane = await controlPlaneFor(flags, home);
   const trustFile = flags['trust-anchors-file'] ?? controlPlane?.trustBundle ?? caPaths(home).bundle;
   let trustAnchorsPem: string;
   try {
@@ -157,22 +216,15 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
   } catch {
     throw new UsageError(`cannot read the trust anchors at ${trustFile}: run \`skein up\` (or \`skein init\`) first, or pass --trust-anchors-file`);
   }
-  const advertise = flags['advertise-address'];
-  const configFile = flags.config ? resolve(flags.config) : undefined;
-  const resourcePaths = (flags['resources-path'] ?? []).map((path) => resolve(path));
-  // Validated and compiled here, at the edge: a bad resource stops `skein run` before anything starts. Reloads read
-  // the files again and compile everything, the same way, before anything is swapped in.
-  const files = { configFile, resourcePaths };
-  const config = loadSidecarConfig({ appId, namespace }, files);
   return {
     appId,
     namespace,
     appPort,
     apiHost: '127.0.0.1',
-    httpPort: portFlag('dapr-http-port', flags['dapr-http-port'], 0),
-    grpcPort: portFlag('dapr-grpc-port', flags['dapr-grpc-port'], 0),
+    httpPort,
+    grpcPort,
     internalHost: advertise ? '0.0.0.0' : '127.0.0.1',
-    internalPort: portFlag('dapr-internal-grpc-port', flags['dapr-internal-grpc-port'], 0),
+    internalPort,
     advertiseAddress: advertise ?? '127.0.0.1',
     natsUrl: flags['nats-url'] ?? controlPlane?.natsUrl ?? 'tls://127.0.0.1:4222',
     sentryAddress: flags['sentry-address'] ?? controlPlane?.sentryAddress ?? '127.0.0.1:50003',
@@ -181,14 +233,14 @@ export function sidecarOptionsFrom(flags: RunFlags): SidecarOptions {
     config,
     reloadConfig: () => loadSidecarConfig({ appId, namespace }, files),
     watchPaths: [...(configFile ? [configFile] : []), ...resourcePaths],
-    maxBodyBytes: sizeFlag('max-body-size', flags['max-body-size'], 4 * 1024 * 1024),
+    maxBodyBytes,
     apiToken: process.env['DAPR_API_TOKEN'] || undefined,
     appApiToken: process.env['APP_API_TOKEN'] || undefined,
     heartbeatMs: 1000,
     instanceTtlMs: 5000,
-    placementAddresses: placementAddressesFrom(flags['placement-address'] ?? controlPlane?.placementAddress),
+    placementAddresses: placementFlag ?? placementAddressesFrom(controlPlane?.placementAddress),
     workflowWorkItemTimeoutMs: workItemTimeoutFrom(flags['workflow-work-item-timeout']),
-    metricsPort: portFlag('metrics-port', flags['metrics-port'], 0),
+    metricsPort,
     metricsAddress: flags['metrics-address'] ?? '127.0.0.1',
   };
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { UsageError } from './args.js';
-import { runningControlPlane } from './up.js';
+import { runningControlPlane } from './control-plane.js';
 import { skeinHome, isValidAppId, isValidNamespace, parseDuration, connectOperatorBus, operatorTls } from '@skein/core';
 
 /** Flags every command reading the telemetry stream takes: where NATS is and how to authenticate to it. */

@@ -1,58 +1,71 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags, portFlag, sizeFlag, UsageError } from './args.js';
-import { initCa, readCa, skeinHome, caPaths, logger, parseDuration, DEFAULT_TELEMETRY_RETENTION, configureTelemetryStream, type TelemetryRetention } from '@skein/core';
-import { Sentry } from '../identity/sentry.js';
-import { ensureNatsServer, startNatsServer, writeNatsConfig } from '../control/nats-server.js';
-import { startPlacementProcess } from '../control/placement-process.js';
+import { initCa, readCa, skeinHome, caPaths, logger, parseDuration, formatDuration, DEFAULT_TELEMETRY_RETENTION, configureTelemetryStream, type TelemetryRetention } from '@skein/core';
+import { ensureNatsServer, startNatsServer, writeNatsConfig, type NatsProcess } from '../control/nats-server.js';
+import { startPlacementProcess, type PlacementProcess } from '../control/placement-process.js';
+import { startSentryProcess, type SentryProcess } from '../control/sentry-process.js';
+import { Supervisor, type SupervisedProcess, type SupervisorEvents } from '../control/supervisor.js';
 import { sentryOptionsFrom } from './sentry.js';
 import { announceReady, onShutdown, stopChild } from './ready.js';
+import { readControlPlane, removeControlPlaneRecord, waitForControlPlane, writeControlPlaneRecord, type ControlPlaneRecord } from './control-plane.js';
+
+export { runningControlPlane, type ControlPlaneRecord } from './control-plane.js';
 
 const log = logger('up');
 
-/** What a running `skein up` records so a second `skein up` (and `skein run`) can find it. */
-export interface ControlPlaneRecord {
-  pid: number;
-  natsUrl: string;
-  sentryAddress: string;
-  /** Placement (actors); absent in records of older versions. */
-  placementAddress?: string;
-  trustBundle: string;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The control plane recorded in `home` if its process still runs. */
-export function runningControlPlane(home: string): ControlPlaneRecord | undefined {
-  const file = join(home, 'up.json');
-  if (!existsSync(file)) return undefined;
-  try {
-    const record = JSON.parse(readFileSync(file, 'utf8')) as ControlPlaneRecord;
-    return isAlive(record.pid) ? record : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** How long a second `skein up` waits for one that is still starting. */
+const OTHER_UP_TIMEOUT_MS = 120_000;
 
 function printAddresses(record: ControlPlaneRecord, already: boolean): void {
+  const pid = (value: number | undefined): string => (value === undefined ? '' : ` (pid ${value})`);
   process.stdout.write(
     `${already ? 'The Skein control plane is already running' : 'Skein control plane is up'} (pid ${record.pid}):\n` +
-      `  NATS (JetStream, mTLS)  ${record.natsUrl}\n` +
-      `  sentry                  ${record.sentryAddress}\n` +
-      (record.placementAddress ? `  placement (actors)      ${record.placementAddress}\n` : '') +
+      `  NATS (JetStream, mTLS)  ${record.natsUrl ?? ''}${pid(record.natsPid)}\n` +
+      `  sentry                  ${record.sentryAddress ?? ''}${pid(record.sentryPid)}\n` +
+      (record.placementAddress ? `  placement (actors)      ${record.placementAddress}${pid(record.placementPid)}\n` : '') +
       `  trust bundle            ${record.trustBundle}\n` +
-      (already ? '' : `Start an app with: skein run --app-id myapp --app-port 8080 -- <command>\nPress Ctrl-C to stop.\n`),
+      (already ? '' : `NATS, the sentry and placement are restarted if they exit.\nStart an app with: skein run --app-id myapp --app-port 8080 -- <command>\nPress Ctrl-C to stop.\n`),
   );
 }
 
-/** `skein up`: NATS with JetStream and mTLS, sentry and placement, in the foreground. Idempotent. */
+/** How a process ended, in words. */
+function exitText(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `signal ${signal}` : `code ${String(code)}`;
+}
+
+/**
+ * What `skein up` says when a supervised process exits, comes back, or cannot: a line on its output for the
+ * person watching, and a log record for scripts.
+ */
+function supervisionEvents<T extends SupervisedProcess>(consequence: string, onRestarted: (started: T) => void): SupervisorEvents<T> {
+  return {
+    exited: ({ name, pid, code, signal, restartInMs }) => {
+      process.stdout.write(`${name} (pid ${String(pid)}) exited with ${exitText(code, signal)}: ${consequence}; restarting it in ${formatDuration(restartInMs)}\n`);
+      log.warn('control-plane process exited', { process: name, pid, code, signal, restartInMs });
+    },
+    restarted: (name, started) => {
+      onRestarted(started);
+      process.stdout.write(`${name} restarted (pid ${String(started.child.pid)})\n`);
+      log.info('control-plane process restarted', { process: name, pid: started.child.pid });
+    },
+    restartFailed: (name, reason, restartInMs) => {
+      process.stdout.write(`${name} could not be restarted: ${reason}; trying again in ${formatDuration(restartInMs)}\n`);
+      log.error('control-plane process restart failed', { process: name, reason, restartInMs });
+    },
+  };
+}
+
+/** The port at the end of `host:port`. */
+function portOf(address: string): number {
+  return Number(/:(\d+)$/.exec(address)?.[1] ?? 0);
+}
+
+/**
+ * `skein up`: NATS with JetStream and mTLS, the sentry and placement, in the foreground, each restarted with
+ * backoff when it exits. Idempotent: a second `skein up` for the same home reports the first (waiting for it if
+ * it is still starting).
+ */
 export async function upCommand(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, {
     home: { type: 'string' },
@@ -71,82 +84,117 @@ export async function upCommand(argv: string[]): Promise<void> {
   const retention = telemetryRetentionFrom(flags['telemetry-max-age'], flags['telemetry-max-bytes']);
   const home = flags.home ?? skeinHome();
   const host = flags.host ?? '127.0.0.1';
-  const already = runningControlPlane(home);
-  if (already) {
-    printAddresses(already, true);
-    announceReady('control-plane', { ...already, already: true });
+  const existing = readControlPlane(home);
+  if (existing.kind === 'starting') {
+    process.stdout.write(`skein up (pid ${existing.record.pid}) is already starting the control plane; waiting until it is ready\n`);
+    const record = await waitForControlPlane(home, { timeoutMs: OTHER_UP_TIMEOUT_MS, onWaiting: () => undefined });
+    printAddresses(record, true);
+    announceReady('control-plane', { ...record, already: true });
+    return;
+  }
+  if (existing.kind === 'ready') {
+    printAddresses(existing.record, true);
+    announceReady('control-plane', { ...existing.record, already: true });
     return;
   }
   const created = initCa(home, flags['trust-domain'] ?? 'public');
   if (created.created) process.stdout.write(`Created a development CA in ${created.paths.dir}\n`);
   const ca = readCa(home);
-  const binary = ensureNatsServer((line) => process.stdout.write(`${line}\n`));
+  // Checked here, so a bad flag fails before anything starts rather than inside the sentry's process.
+  const sentryOptions = sentryOptionsFrom({ ...flags, host, port: flags['sentry-port'] }, 50003);
 
-  const natsDir = join(home, 'nats');
-  mkdirSync(natsDir, { recursive: true });
-  const config = writeNatsConfig({ dir: natsDir, host, port: portFlag('nats-port', flags['nats-port'], 4222), ca, extraHosts: flags['advertise-address'] ?? [] });
-  const nats = await startNatsServer(binary, config, { onLine: (line) => log.debug(line) });
-  const advertised = flags['advertise-address']?.[0] ?? host;
-  const natsUrl = `tls://${advertised}:${nats.port}`;
-  try {
-    await configureTelemetryStream(`tls://${host}:${nats.port}`, ca, retention);
-  } catch (error) {
-    nats.child.kill('SIGTERM');
-    throw error;
-  }
-
-  const sentry = new Sentry(sentryOptionsFrom({ ...flags, host, port: flags['sentry-port'] }, 50003));
-  let sentryPort: number;
-  try {
-    sentryPort = await sentry.start();
-  } catch (error) {
-    nats.child.kill('SIGTERM');
-    throw error;
-  }
-  const placementPort = portFlag('placement-port', flags['placement-port'], 50005);
-  let placement;
-  try {
-    placement = await startPlacementProcess({
-      home,
-      host,
-      port: placementPort,
-      natsUrl: `tls://${host}:${nats.port}`,
-      // The advertised port is only known once bound; a fixed port is advertised as given.
-      ...(advertised !== host && placementPort !== 0 ? { advertiseAddress: `${advertised}:${placementPort}` } : {}),
-      onLine: (line) => log.debug(line),
-    });
-  } catch (error) {
-    await sentry.stop();
-    nats.child.kill('SIGTERM');
-    throw error;
-  }
-  const placementChild = placement.child;
-  const onPlacementExit = (code: number | null): void => log.error('placement exited; actors cannot rebalance until skein up is restarted', { code });
-  placementChild.once('exit', onPlacementExit);
-  const record: ControlPlaneRecord = { pid: process.pid, natsUrl, sentryAddress: `${advertised}:${sentryPort}`, placementAddress: placement.address, trustBundle: caPaths(home).bundle };
-  writeFileSync(join(home, 'up.json'), JSON.stringify(record, null, 2));
-
-  const onNatsExit = (code: number | null): void => {
-    log.error('nats-server exited; stopping the control plane', { code });
-    placementChild.kill('SIGTERM');
-    void sentry.stop().then(() => {
-      rmSync(join(home, 'up.json'), { force: true });
-      process.exit(1);
-    });
+  // Written at once, so a `skein run` started beside this one waits for it instead of running without it.
+  let record: ControlPlaneRecord = { pid: process.pid, state: 'starting', trustBundle: caPaths(home).bundle };
+  let stopping = false;
+  const update = (fields: Partial<ControlPlaneRecord>): void => {
+    record = { ...record, ...fields };
+    if (!stopping) writeControlPlaneRecord(home, record);
   };
-  nats.child.once('exit', onNatsExit);
-  const stop = async (): Promise<void> => {
-    nats.child.off('exit', onNatsExit);
-    placementChild.off('exit', onPlacementExit);
-    await stopChild(placementChild);
-    await sentry.stop();
-    await stopChild(nats.child);
-    rmSync(join(home, 'up.json'), { force: true });
+  update({});
+  const supervisors: Array<{ stop(): Promise<void> }> = [];
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    // Placement and the sentry first: they are NATS clients.
+    for (const supervisor of [...supervisors].reverse()) await supervisor.stop();
+    removeControlPlaneRecord(home);
+  };
+  onShutdown(async () => {
+    await stopAll();
     process.stdout.write('Skein control plane stopped.\n');
-  };
-  onShutdown(stop);
+  });
+  const terminate = (started: SupervisedProcess): Promise<void> => stopChild(started.child);
+
+  try {
+    const binary = ensureNatsServer((line) => process.stdout.write(`${line}\n`));
+    const natsDir = join(home, 'nats');
+    mkdirSync(natsDir, { recursive: true });
+    let natsPort = portFlag('nats-port', flags['nats-port'], 4222);
+    const nats = new Supervisor<NatsProcess>({
+      name: 'nats-server',
+      // A restart binds the port the first start did, so every client reconnects to the same URL.
+      launch: () => startNatsServer(binary, writeNatsConfig({ dir: natsDir, host, port: natsPort, ca, extraHosts: flags['advertise-address'] ?? [] }), { onLine: (line) => log.debug(line) }),
+      terminate,
+      events: supervisionEvents('sidecars lose discovery, messaging and state until it is back', (started) => update({ natsPid: started.child.pid })),
+    });
+    supervisors.push(nats);
+    natsPort = (await nats.start()).port;
+    const advertised = flags['advertise-address']?.[0] ?? host;
+    const localNatsUrl = `tls://${host}:${natsPort}`;
+    await configureTelemetryStream(localNatsUrl, ca, retention);
+    update({ natsUrl: `tls://${advertised}:${natsPort}`, natsPid: nats.current?.child.pid });
+
+    let sentryPort = sentryOptions.port;
+    const sentry = new Supervisor<SentryProcess>({
+      name: 'sentry',
+      launch: () =>
+        startSentryProcess({
+          home,
+          host,
+          port: sentryPort,
+          mode: sentryOptions.mode,
+          workloadCertTtl: flags['workload-cert-ttl'],
+          advertiseAddresses: flags['advertise-address'] ?? [],
+          insecureDevelopment: flags['insecure-development'] ?? false,
+          onLine: (line) => log.debug(line),
+        }),
+      terminate,
+      events: supervisionEvents('sidecars cannot get or renew certificates until it is back', (started) => update({ sentryPid: started.child.pid })),
+    });
+    supervisors.push(sentry);
+    sentryPort = (await sentry.start()).port;
+    update({ sentryAddress: `${advertised}:${sentryPort}`, sentryPid: sentry.current?.child.pid });
+
+    let placementPort = portFlag('placement-port', flags['placement-port'], 50005);
+    // The advertised port is only known once bound: a fixed port is advertised as given, and a restart advertises
+    // the address the first start announced.
+    let advertiseAddress = advertised !== host && placementPort !== 0 ? `${advertised}:${placementPort}` : undefined;
+    const placement = new Supervisor<PlacementProcess>({
+      name: 'placement',
+      launch: () =>
+        startPlacementProcess({
+          home,
+          host,
+          port: placementPort,
+          natsUrl: localNatsUrl,
+          ...(advertiseAddress ? { advertiseAddress } : {}),
+          onLine: (line) => log.debug(line),
+        }),
+      terminate,
+      events: supervisionEvents('actors cannot be placed or rebalanced until it is back', (started) => update({ placementPid: started.child.pid })),
+    });
+    supervisors.push(placement);
+    const placed = await placement.start();
+    advertiseAddress = placed.address;
+    placementPort = portOf(placed.address) || placementPort;
+    update({ state: 'ready', placementAddress: placed.address, placementPid: placed.child.pid });
+  } catch (error) {
+    // Ctrl-C while starting: the shutdown handler stops what started and exits.
+    if (stopping) return;
+    await stopAll();
+    throw error;
+  }
   printAddresses(record, false);
-  announceReady('control-plane', { ...record, natsPid: nats.child.pid, placementPid: placementChild.pid });
+  announceReady('control-plane', { ...record });
 }
 
 /** `--telemetry-max-age` and `--telemetry-max-bytes`: how much telemetry the stream keeps. */

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SkeinError } from '@skein/core';
+import { startUntilReady } from './ready-process.js';
 
 /**
  * The `skein-placement` bin of the placement package, found at run time: the runtime cannot import placement
@@ -41,37 +42,13 @@ export interface PlacementProcess {
 }
 
 /** Starts one placement replica; resolves once it serves (its `ready` record), with its address. */
-export function startPlacementProcess(settings: PlacementProcessSettings): Promise<PlacementProcess> {
+export async function startPlacementProcess(settings: PlacementProcessSettings): Promise<PlacementProcess> {
   const args = [findPlacementBin(), '--home', settings.home, '--host', settings.host, '--port', String(settings.port), '--nats-url', settings.natsUrl, '--id', 'placement-0'];
   if (settings.advertiseAddress) args.push('--advertise-address', settings.advertiseAddress);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SKEIN_LOG_FORMAT: 'json' } });
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    let ready = false;
-    let lastLine = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        settings.onLine?.(line);
-        if (line.trim()) lastLine = line;
-        if (ready || !line.startsWith('{')) continue;
-        try {
-          const record = JSON.parse(line) as { msg?: string; address?: string };
-          if (record.msg === 'ready' && typeof record.address === 'string') {
-            ready = true;
-            resolve({ child, address: record.address });
-          }
-        } catch {
-          // not a log record
-        }
-      }
-    });
-    child.once('error', (error) => reject(new SkeinError('ERR_INTERNAL', `cannot start placement: ${error.message}`, { cause: error })));
-    child.once('exit', (code) => {
-      if (!ready) reject(new SkeinError('ERR_INTERNAL', `placement exited with code ${String(code)} before it was ready: ${lastLine}`));
-    });
-  });
+  const { child, ready } = await startUntilReady('placement', args, settings.onLine);
+  if (typeof ready['address'] !== 'string') {
+    child.kill('SIGKILL');
+    throw new SkeinError('ERR_INTERNAL', 'placement announced it was ready without an address');
+  }
+  return { child, address: ready['address'] };
 }
