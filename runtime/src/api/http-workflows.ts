@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { SkeinError, isValidAppId, type ErrorCode } from '@skein/core';
 import { readWhole } from '../pipeline/read-body.js';
@@ -242,7 +242,7 @@ export async function serveWorkflowRequest(clients: WorkflowClients, req: Incomi
       if (first === '') throw new SkeinError('ERR_WORKFLOW_NAME_MISSING', 'workflow name is not configured');
       const workflows = targetWorkflows(clients, params, context.appId);
       const input = await readPayload(req, context.maxBodyBytes);
-      const started = await engineCall('ERR_START_WORKFLOW', `error starting workflow '${first}'`, () => workflows.start({ name: first, instanceId, input, traceParent: headerText(req.headers['traceparent']), traceState: headerText(req.headers['tracestate']) }));
+      const started = await engineCall('ERR_START_WORKFLOW', `error starting workflow '${first}'`, () => workflows.start({ name: first, instanceId, input, ...traceContextOf(req.headers) }));
       send(res, 202, { instanceID: started });
       return;
     }
@@ -288,4 +288,11 @@ async function instanceOperation(workflows: Workflows, action: 'terminate' | 'pu
     case 'resume':
       return engineCall('ERR_RESUME_WORKFLOW', `error resuming workflow '${instanceId}'`, () => workflows.resume(instanceId));
   }
+}
+
+/** The caller's W3C trace context, when it sent one: the workflow's run joins that trace. */
+function traceContextOf(headers: IncomingHttpHeaders): { traceParent?: string; traceState?: string } {
+  const traceParent = headerText(headers['traceparent']);
+  const traceState = headerText(headers['tracestate']);
+  return { ...(traceParent ? { traceParent } : {}), ...(traceParent && traceState ? { traceState } : {}) };
 }
