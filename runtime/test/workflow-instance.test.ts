@@ -53,6 +53,36 @@ describe('workflow instance state (pure: records in, history, inbox and effects 
     assert.equal(state.hasScheduled(1), false, 'a new execution starts with none');
   });
 
+  it('records held activity results in the step that consumes them: a reload rebuilds the same history and inbox', function () {
+    const live = new InstanceState('i1');
+    const records: Array<{ record: object; sequence: number }> = [];
+    const record = (r: object): void => {
+      const sequence = records.length + 1;
+      records.push({ record: r, sequence });
+      live.apply(r, sequence);
+    };
+    record({ received: { events: [started()] } });
+    const first = live.planStep(live.request(1).newEvents, { instanceId: 'i1', actions: [{ id: 1, scheduleTask: { name: 'a' } }, { id: 2, scheduleTask: { name: 'b' } }] }, 1);
+    record({ stepped: first.record });
+    // One result was recorded on its own (the old path), one is held by the owner, and an event waits in the inbox.
+    record({ received: { events: [{ eventId: -1, taskCompleted: { taskScheduledId: 1, result: { value: '"a"' } } }] } });
+    const held = [{ eventId: -1, taskCompleted: { taskScheduledId: 2, result: { value: '"b"' } } }];
+    assert.equal(live.delivered(held[0] as never), false);
+    const { newEvents } = live.request(2, held);
+    assert.deepEqual(newEvents.map((event) => event.taskCompleted?.taskScheduledId), [undefined, 1, 2], 'held results follow the inbox');
+    const second = live.planStep(newEvents, { instanceId: 'i1', actions: [] }, 2, held.length);
+    assert.equal(second.record.consumed, 1, 'only the inbox event is consumed from the inbox');
+    record({ stepped: second.record });
+    assert.equal(live.delivered(held[0] as never), true, 'a redelivery of the held result is recognised once its step is recorded');
+    assert.equal(live.inbox.length, 0);
+    const reloaded = new InstanceState('i1');
+    for (const { record: r, sequence } of records) reloaded.apply(r, sequence);
+    assert.deepEqual(reloaded.history, live.history);
+    assert.deepEqual(reloaded.inbox, live.inbox);
+    assert.equal(reloaded.delivered(held[0] as never), true);
+    assert.deepEqual(reloaded.pendingEffects(), [], 'nothing left to re-issue: both activities finished');
+  });
+
   it('lists what a new owner must re-issue: unfinished activities and timers, and the end for the parent', function () {
     const state = new InstanceState('i1');
     state.apply({ received: { events: [started()] } }, 1);

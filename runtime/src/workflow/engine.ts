@@ -7,7 +7,7 @@ import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, Inter
 import { WorkflowStatus, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowClients, type WorkflowState, type Workflows } from './api.js';
 import type { WorkflowAccessCheck } from './access-guard.js';
 import { EXECUTION_HEADER, MAX_PAYLOAD_BYTES, WorkflowClient, type StateJson } from './client.js';
-import { InstanceState, text, timestamp, wrap, type Effect } from './instance.js';
+import { InstanceState, deliveryKey, text, timestamp, wrap, type Effect } from './instance.js';
 import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js';
 import { recordTelemetry, runTrace, traceParentOf } from './telemetry.js';
 import type { WorkflowTelemetrySink } from './telemetry-publisher.js';
@@ -70,6 +70,14 @@ class Activation {
   loaded: Promise<void> | undefined;
   stepping = false;
   closed = false;
+  /** True once the history is loaded and its unfinished effects re-issued. */
+  ready = false;
+  /**
+   * Activity results taken by this owner but recorded nowhere yet: the next step records them with itself, and
+   * only then are their work-queue messages acknowledged (until then they are kept in progress). If the instance
+   * closes here first, they are released and the activities run again.
+   */
+  held: HeldResult[] = [];
   /** Appends run one at a time, each expecting the sequence the previous one left. */
   private queue: Promise<unknown> = Promise.resolve();
   startTimer: TimerHandle | undefined;
@@ -83,6 +91,12 @@ class Activation {
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+interface HeldResult {
+  event: dt.IHistoryEvent;
+  message: JsMsg;
+  heartbeat: Repeating;
 }
 
 interface PendingRun {
@@ -228,7 +242,6 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     const pending = this.activities.get(key);
     if (!pending) throw new SkeinError('ERR_INSTANCE_ID_NOT_FOUND', `no activity ${taskId} of instance '${instanceId}' is waiting for an answer on this sidecar`);
     this.activities.delete(key);
-    pending.heartbeat.cancel();
     this.answered(pending.worker);
     const now = this.clock.now();
     const result = text(response.result);
@@ -240,6 +253,12 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     } else {
       event = { eventId: -1, timestamp: timestamp(now), taskCompleted: { taskScheduledId: taskId, result: response.result } };
     }
+    const activation = this.activations.get(instanceId);
+    if (activation && this.mayHold(activation, pending.executionId, taskId)) {
+      this.hold(activation, { event, message: pending.message, heartbeat: pending.heartbeat });
+      return;
+    }
+    pending.heartbeat.cancel();
     try {
       await this.deliver(instanceId, event, pending.executionId);
       pending.message.ack();
@@ -248,6 +267,35 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       // Not the worker's fault: the activity runs again once its step is recorded.
       if (asSkeinError(error).code === 'ERR_WORKFLOW_TASK_NOT_SCHEDULED') return;
       throw error;
+    }
+  }
+
+  /**
+   * True when a result can wait for the instance's next step here instead of being recorded on its own: this
+   * sidecar has the instance loaded, running, in the result's execution, with the task in its history.
+   */
+  private mayHold(activation: Activation, executionId: string, taskId: number): boolean {
+    const { state } = activation;
+    return activation.ready && !activation.closed && state.exists && !state.terminal && state.executionId === executionId && state.hasScheduled(taskId);
+  }
+
+  private hold(activation: Activation, result: HeldResult): void {
+    const key = deliveryKey(result.event);
+    if (activation.state.delivered(result.event) || activation.held.some((held) => deliveryKey(held.event) === key)) {
+      // A redelivered activity whose result is already here or recorded.
+      result.heartbeat.cancel();
+      result.message.ack();
+      return;
+    }
+    activation.held.push(result);
+    this.kick(activation);
+  }
+
+  /** Gives held results back to the work queue: the activities run again wherever the instance is next. */
+  private release(activation: Activation): void {
+    for (const held of activation.held.splice(0)) {
+      held.heartbeat.cancel();
+      held.message.nak();
     }
   }
 
@@ -352,6 +400,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     const activation = this.activations.get(actor.actorId);
     if (!activation) return;
     activation.closed = true;
+    this.release(activation);
     if (activation.startTimer) this.clock.clearTimeout(activation.startTimer);
     this.activations.delete(actor.actorId);
   }
@@ -371,6 +420,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
         await this.carryOut(current, current.state.pendingEffects());
         this.kick(current);
       }
+      current.ready = true;
     })().catch((error: unknown) => {
       current.loaded = undefined;
       throw error;
@@ -442,6 +492,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       if (error instanceof HistoryConflict) {
         log.warn('another sidecar extended this workflow instance; reloading it', { instanceId: activation.state.instanceId });
         activation.closed = true;
+        this.release(activation);
         this.activations.delete(activation.state.instanceId);
       }
       throw error;
@@ -453,7 +504,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     const { state } = activation;
     if (activation.stepping || activation.closed) return;
     const now = this.clock.now();
-    if (!state.hasWork(now)) {
+    if (!state.hasWork(now) && (activation.held.length === 0 || state.terminal)) {
       const due = state.startDueAt();
       if (due !== undefined && due > now && !activation.startTimer && state.inbox.length > 0) {
         activation.startTimer = this.clock.setTimeout(() => {
@@ -479,11 +530,18 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
   private async step(activation: Activation): Promise<void> {
     const { state } = activation;
     const before = state.status;
-    const { request, newEvents } = state.request(this.clock.now());
+    // Results recorded meanwhile by another path (a redelivery delivered the old way) are done.
+    for (const held of activation.held.filter((candidate) => state.delivered(candidate.event))) {
+      activation.held.splice(activation.held.indexOf(held), 1);
+      held.heartbeat.cancel();
+      held.message.ack();
+    }
+    const holding = [...activation.held];
+    const { request, newEvents } = state.request(this.clock.now(), holding.map((held) => held.event));
     const response = await this.runOnWorker(state.instanceId, request);
     if (activation.closed) return;
-    const { record: stepped, effects } = state.planStep(newEvents, response, this.clock.now());
-    this.checkLimits(state, stepped, effects);
+    const { record: stepped, effects } = state.planStep(newEvents, response, this.clock.now(), holding.length);
+    this.checkLimits(state, stepped, effects, newEvents.length);
     const record = { stepped };
     // Activities are queued while the step is recorded (one round trip instead of two). Their results are applied
     // after the record (one serial queue per instance); if the record does not land, the step runs again and queues
@@ -495,13 +553,20 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       this.recorded(state, record);
       state.apply(record, sequence);
     });
+    // The held results are in the history now: their activities are done.
+    for (const held of holding) {
+      const index = activation.held.indexOf(held);
+      if (index >= 0) activation.held.splice(index, 1);
+      held.heartbeat.cancel();
+      held.message.ack();
+    }
     await queued;
     await this.carryOut(activation, effects.filter((effect) => effect.kind !== 'activity'));
     if (state.status !== before || stepped.customStatus || stepped.newExecutionId) await this.writeSummary(state);
   }
 
   /** Replaces the step's answer by a failure when it would break a limit (payload size, history length). */
-  private checkLimits(state: InstanceState, stepped: skein.workflow.v1.IStepped, effects: Effect[]): void {
+  private checkLimits(state: InstanceState, stepped: skein.workflow.v1.IStepped, effects: Effect[], given: number): void {
     const events = stepped.events ?? [];
     let problem: string | undefined;
     if (state.history.length + events.length > MAX_HISTORY_EVENTS) problem = `the history would hold ${state.history.length + events.length} events, over the limit of ${MAX_HISTORY_EVENTS}`;
@@ -512,8 +577,8 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     if (!problem) return;
     const at = timestamp(this.clock.now());
     const failure = { errorType: 'ERR_WORKFLOW_PAYLOAD_TOO_LARGE', errorMessage: `workflow instance '${state.instanceId}': ${problem}`, isNonRetriable: true };
-    const consumed = (stepped.consumed ?? 0) + 1;
-    stepped.events = [...events.slice(0, consumed), { eventId: -1, timestamp: at, executionCompleted: { orchestrationStatus: WorkflowStatus.FAILED, failureDetails: failure } }];
+    // What the orchestrator was given stays in the history (held results are recorded nowhere else).
+    stepped.events = [...events.slice(0, given), { eventId: -1, timestamp: at, executionCompleted: { orchestrationStatus: WorkflowStatus.FAILED, failureDetails: failure } }];
     delete stepped.newExecutionId;
     delete stepped.restartEvents;
     effects.splice(0, effects.length, { kind: 'completed', status: WorkflowStatus.FAILED, result: undefined, failure });
@@ -742,6 +807,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     this.runs.clear();
     for (const activation of this.activations.values()) {
       activation.closed = true;
+      this.release(activation);
       if (activation.startTimer) this.clock.clearTimeout(activation.startTimer);
     }
   }

@@ -152,6 +152,9 @@ export class InstanceState {
     this.inbox.splice(0, step.consumed ?? 0);
     for (const event of step.events ?? []) {
       this.history.push(event);
+      // A held result reaches the history through its step alone: its key is seen from here on.
+      const key = deliveryKey(event);
+      if (key !== undefined) this.seen.add(key);
       if (event.taskScheduled) this.scheduled.add(event.eventId ?? 0);
       const child = event.subOrchestrationInstanceCreated?.instanceId;
       if (child) this.children.add(child);
@@ -196,9 +199,13 @@ export class InstanceState {
     return at > 0 ? at : undefined;
   }
 
-  /** The work item that runs the next step: the whole history, and the inbox behind an OrchestratorStarted. */
-  request(nowMs: number): { request: dt.IOrchestratorRequest; newEvents: HistoryEvent[] } {
-    const newEvents: HistoryEvent[] = [{ eventId: -1, timestamp: timestamp(nowMs), orchestratorStarted: {} }, ...this.inbox];
+  /**
+   * The work item that runs the next step: the whole history, and the inbox behind an OrchestratorStarted. `held`
+   * are activity results not yet recorded anywhere but in the step itself (their work-queue messages stay unacked
+   * until it is): they follow the inbox.
+   */
+  request(nowMs: number, held: readonly HistoryEvent[] = []): { request: dt.IOrchestratorRequest; newEvents: HistoryEvent[] } {
+    const newEvents: HistoryEvent[] = [{ eventId: -1, timestamp: timestamp(nowMs), orchestratorStarted: {} }, ...this.inbox, ...held];
     return {
       newEvents,
       request: { instanceId: this.instanceId, executionId: wrap(this.executionId), pastEvents: [...this.history], newEvents },
@@ -207,9 +214,10 @@ export class InstanceState {
 
   /**
    * What the orchestrator's answer to `request` adds: the Stepped record to append, and the effects to carry out
-   * once it is recorded. `consumed` is how many inbox events the request carried.
+   * once it is recorded. `consumed` is how many inbox events the request carried; `held` how many held results
+   * followed them (recorded by this step alone).
    */
-  planStep(newEvents: readonly HistoryEvent[], response: dt.IOrchestratorResponse, nowMs: number): { record: skein.workflow.v1.IStepped; effects: Effect[] } {
+  planStep(newEvents: readonly HistoryEvent[], response: dt.IOrchestratorResponse, nowMs: number, held = 0): { record: skein.workflow.v1.IStepped; effects: Effect[] } {
     const at = timestamp(nowMs);
     const produced: HistoryEvent[] = [];
     const effects: Effect[] = [];
@@ -264,7 +272,7 @@ export class InstanceState {
       }
     }
     const record: skein.workflow.v1.IStepped = {
-      consumed: newEvents.length - 1,
+      consumed: newEvents.length - 1 - held,
       events: [...newEvents, ...produced],
       customStatus: text(response.customStatus) ?? '',
       ...(newExecutionId ? { newExecutionId, restartEvents } : {}),

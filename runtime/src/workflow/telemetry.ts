@@ -195,11 +195,14 @@ function received(state: InstanceState, source: TelemetrySource, events: readonl
 function stepped(state: InstanceState, source: TelemetrySource, step: skein.workflow.v1.IStepped, out: RecordTelemetry): void {
   const events = step.events ?? [];
   // A step's events are the OrchestratorStarted, the inbox events it consumed (their telemetry was published when
-  // they were received), then what the orchestrator's actions produced.
+  // they were received), the activity results it recorded itself, then what the orchestrator's actions produced.
   const produced = events.slice((events[0]?.orchestratorStarted ? 1 : 0) + (step.consumed ?? 0));
   const run = runOf(state.instanceId, startedEvent(state), state.executionId);
   for (const event of produced) {
-    if (event.taskScheduled) {
+    // An activity result the owner held and recorded with this step alone: reported as if received.
+    if (event.taskCompleted || event.taskFailed) {
+      received(state, source, [event], out);
+    } else if (event.taskScheduled) {
       const taskId = event.eventId ?? 0;
       out.events.push(eventOf(source, run, 'workflow.activity.scheduled', event.timestamp, { activityName: event.taskScheduled.name ?? '', taskId, payloadBytes: bytes(event.taskScheduled.input) }, activitySpanId(run.instanceId, run.executionId, taskId)));
     } else if (event.timerCreated) {
