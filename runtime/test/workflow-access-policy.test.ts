@@ -125,9 +125,12 @@ describe('WorkflowAccessPolicy', function () {
       assert.equal(evaluateWorkflowAccess(compiled, request('auditor', 'get', 'audit-b', { kind: 'activity' })).allowed, false);
     });
 
-    it('refuses the engine\'s own events from another app once a policy is loaded', function () {
+    it('refuses the engine\'s own events (activity results, timer fires, child outcomes) from any other app, with or without a policy', function () {
       assert.equal(evaluateWorkflowAccess(compiled, request('shop', undefined, 'checkout')).allowed, false);
-      assert.equal(evaluateWorkflowAccess(OPEN_WORKFLOW_ACCESS, request('shop', undefined, 'checkout')).allowed, true);
+      const open = evaluateWorkflowAccess(OPEN_WORKFLOW_ACCESS, request('shop', undefined, 'checkout'));
+      assert.equal(open.allowed, false);
+      assert.equal(open.rule, 'engine-events');
+      assert.equal(evaluateWorkflowAccess(OPEN_WORKFLOW_ACCESS, request('orders', undefined, 'checkout')).allowed, true, 'the app itself delivers them');
     });
 
     it('combines every loaded policy; a policy without rules allows no other app', function () {

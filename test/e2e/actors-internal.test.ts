@@ -19,7 +19,10 @@ import { httpRequest } from '../src/http.js';
 
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '200ms', '--lease-ttl', '2s'];
 const HOST_APP = 'wf-host';
-const TYPE = `dapr.internal.default.${HOST_APP}.workflow`;
+// An in-process type like the workflow engine's, which the public actor API can reach (the engines' own types, such
+// as the workflow type below, it refuses).
+const TYPE = `dapr.internal.default.${HOST_APP}.counter`;
+const WORKFLOW_TYPE = `dapr.internal.default.${HOST_APP}.workflow`;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -187,6 +190,22 @@ describe('actors: an internal actor type hosted in-process, placed and called li
     const fired = await host.timers.next((fire) => fire.actorId === 'wf-3');
     assert.deepEqual(fired, { actorId: 'wf-3', name: 'tick', data: 'tock' });
     assert.equal(host.overlaps, 0);
+  });
+
+  it("refuses the workflow engine's type on the public actor API: calls, state, reminders and timers", async function () {
+    const attempts = [
+      httpRequest(`${caller.url}/v1.0/actors/${WORKFLOW_TYPE}/wf-9/method/event`, { method: 'PUT', body: '{}' }),
+      httpRequest(`${caller.url}/v1.0/actors/${WORKFLOW_TYPE}/wf-9/state/count`),
+      httpRequest(`${caller.url}/v1.0/actors/${WORKFLOW_TYPE}/wf-9/reminders/timer-1`, { method: 'POST', body: JSON.stringify({ dueTime: '0s' }) }),
+      httpRequest(`${caller.url}/v1.0/actors/${WORKFLOW_TYPE}/wf-9/reminders/wake`, { method: 'DELETE' }),
+      httpRequest(`${caller.url}/v1.0/actors/${WORKFLOW_TYPE}/wf-9/timers/t`, { method: 'POST', body: JSON.stringify({ dueTime: '0s' }) }),
+    ];
+    for (const answer of await Promise.all(attempts)) {
+      assert.equal(answer.status, 403, answer.body);
+      const error = answer.json<{ errorCode: string; message: string }>();
+      assert.equal(error.errorCode, 'ERR_PERMISSION_DENIED');
+      assert.match(error.message, /actor type "dapr\.internal\.default\.wf-host\.workflow" is internal to the sidecar/);
+    }
   });
 
   it('deactivates every activation on the host when the sidecar drains', async function () {

@@ -213,4 +213,15 @@ describe('workflows across apps: ?appID= over the HTTP API, judged by the target
     assert.equal(error.errorCode, 'ERR_WORKFLOW_NO_WORKER');
     assert.match(error.message, /no sidecar hosts the workflows of app 'ghost'/);
   });
+
+  it("does not list another app's instances (a list reads summaries no policy of that app would judge), nor start over one of its instance ids", async function () {
+    const listed = await call(shop, 'GET', '?appID=orders');
+    assert.equal(listed.status, 501, listed.body);
+    assert.match(listed.json<DaprError>().message, /listing the workflow instances of another app \(orders\) is not served/);
+    const first = await call(shop, 'POST', 'checkout/start?instanceID=reuse-1&appID=orders');
+    assert.equal(first.status, 202, first.body);
+    const again = await call(shop, 'POST', 'checkout/start?instanceID=reuse-1&appID=orders');
+    assert.equal(again.status, 403, again.body);
+    assert.match(again.json<DaprError>().message, /shop may not start over workflow instance 'reuse-1' of orders/);
+  });
 });

@@ -202,6 +202,8 @@ export async function serveWorkflowRequest(clients: WorkflowClients, req: Incomi
     if (verb !== 'GET') throw methodNotAllowed(verb, base);
     req.resume();
     const workflows = targetWorkflows(clients, params, context.appId);
+    // A list reads the app's summaries from the bus, not through its instances, so no policy of the app would judge it.
+    if (workflows !== clients) throw new SkeinError('ERR_API_NOT_SUPPORTED', `listing the workflow instances of another app (${params.get('appID') ?? ''}) is not served: list them through a sidecar of that app`);
     const listQuery = listQueryOf(params);
     const page = await engineCall('ERR_GET_WORKFLOW', 'error while listing workflow instances', () => workflows.list(listQuery));
     send(res, 200, { instances: page.instances.map(workflowStateJson), ...(page.continuationToken === undefined ? {} : { continuationToken: page.continuationToken }) });

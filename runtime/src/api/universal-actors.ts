@@ -6,6 +6,24 @@ import { readWhole } from '../pipeline/read-body.js';
 import type { ActorCall, ActorReply, ActorRuntime, ActorRuntimeStatus } from '../actors/actor-runtime.js';
 import { checkName, parseStateTransaction } from '../actors/requests.js';
 
+/**
+ * Actor types the sidecar's own engines host: workflow instances (`dapr.internal.<namespace>.<appId>.workflow`) and
+ * the `dapr.internal.mcp.` family. Their methods, state and reminders are the engine's contract, not an app's.
+ */
+const ENGINE_TYPE = /^dapr\.internal\.(?:[^.]+\.[^.]+\.workflow$|mcp\.)/;
+
+/**
+ * A valid actor type an app may address. The engines' types are refused: a call, reminder or state write on a
+ * workflow instance's actor would bypass the workflow API and its access policy (forged activity results or timer
+ * fires, a deleted wake-up reminder).
+ */
+function checkPublicType(actorType: string): void {
+  checkName('actorType', actorType);
+  if (ENGINE_TYPE.test(actorType)) {
+    throw new SkeinError('ERR_PERMISSION_DENIED', `actor type "${actorType}" is internal to the sidecar: use the workflow API for workflow instances`);
+  }
+}
+
 /** What `actorRuntime` reads in the metadata of a sidecar without actors. */
 const DISABLED: ActorRuntimeStatus = { runtimeStatus: 'DISABLED', activeActors: [], hostReady: false, placement: '' };
 
@@ -32,7 +50,7 @@ export class ActorOperations {
 
   /** `POST|PUT|GET|DELETE /v1.0/actors/<type>/<id>/method/<method>` */
   async invoke(actorType: string, actorId: string, call: ActorCall, signal: AbortSignal): Promise<ActorReply> {
-    checkName('actorType', actorType);
+    checkPublicType(actorType);
     checkName('actorId', actorId);
     checkName('method', call.method);
     const runtime = this.enabled();
@@ -49,7 +67,7 @@ export class ActorOperations {
 
   /** `POST|PUT /v1.0/actors/<type>/<id>/state`: one atomic transaction. */
   async stateTransaction(actorType: string, actorId: string, body: Buffer): Promise<void> {
-    checkName('actorType', actorType);
+    checkPublicType(actorType);
     checkName('actorId', actorId);
     const runtime = this.enabled();
     await runtime.transactState(actorType, actorId, parseStateTransaction(body));
@@ -57,7 +75,7 @@ export class ActorOperations {
 
   /** `GET /v1.0/actors/<type>/<id>/state/<key>`: the value's JSON, or undefined (204). */
   getState(actorType: string, actorId: string, key: string): Promise<string | undefined> {
-    checkName('actorType', actorType);
+    checkPublicType(actorType);
     checkName('actorId', actorId);
     if (key.length === 0) throw new SkeinError('ERR_BAD_REQUEST', 'invalid request: the state key is empty');
     return this.enabled().getState(actorType, actorId, key);
@@ -101,7 +119,7 @@ export class ActorOperations {
   }
 
   private checkTimed(actorType: string, actorId: string, kind: string, name: string): void {
-    checkName('actorType', actorType);
+    checkPublicType(actorType);
     checkName('actorId', actorId);
     checkName(kind, name);
   }

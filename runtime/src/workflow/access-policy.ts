@@ -202,6 +202,9 @@ export function evaluateWorkflowAccess(compiled: CompiledWorkflowAccess, request
     return made(false, 'cross-namespace', `caller ${caller.appId} of namespace ${caller.namespace} may not ${what} of ${target.appId} in namespace ${target.namespace}: workflows never cross namespaces`);
   }
   if (caller.appId === target.appId) return made(true, 'self', `${target.appId} acts on its own workflows`);
+  // Activity results, timer fires and child outcomes come from the app's own sidecars alone; from another app they
+  // would be forgeries, whatever the policies say (and with none loaded too).
+  if (operation === undefined) return made(false, 'engine-events', `caller ${caller.appId} may not ${what} of ${target.appId}: only its own sidecars deliver them`);
   if (compiled.policies.length === 0) return made(true, 'no-policy', `no WorkflowAccessPolicy is loaded for ${target.appId}, so every app of its namespace may ${verb} its workflows`);
   for (const rule of compiled.rules) {
     if (operation === undefined || !rule.callers.has(caller.appId)) continue;

@@ -267,7 +267,8 @@ export function waitRetryDelayMs(attempt: number): number {
   return Math.min(250 * 2 ** Math.max(0, attempt), 2000);
 }
 
-function checkPayload(what: string, value: string | undefined): void {
+/** Refuses an input or payload over MAX_PAYLOAD_BYTES, naming what it is. */
+export function checkPayload(what: string, value: string | undefined): void {
   if (value !== undefined && Buffer.byteLength(value) > MAX_PAYLOAD_BYTES) {
     throw new SkeinError('ERR_WORKFLOW_PAYLOAD_TOO_LARGE', `the workflow ${what} is ${Buffer.byteLength(value)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`);
   }

@@ -6,9 +6,9 @@ import { durabletask as dt, skein } from '@skein/proto';
 import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, InternalTypeContext, ReminderFire, ReminderOutcome } from '../actors/actor-host.js';
 import { WorkflowStatus, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowClients, type WorkflowState, type Workflows } from './api.js';
 import type { WorkflowAccessCheck } from './access-guard.js';
-import { EXECUTION_HEADER, MAX_PAYLOAD_BYTES, WorkflowClient, type StateJson } from './client.js';
+import { EXECUTION_HEADER, MAX_PAYLOAD_BYTES, WorkflowClient, checkPayload, type StateJson } from './client.js';
 import { InstanceState, deliveryKey, text, timestamp, wrap, type Effect } from './instance.js';
-import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, WorkflowStore } from './store.js';
+import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, MAX_RECORD_BYTES, WorkflowStore } from './store.js';
 import { recordTelemetry, runTrace, traceParentOf } from './telemetry.js';
 import type { WorkflowTelemetrySink } from './telemetry-publisher.js';
 
@@ -345,13 +345,42 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
 
   // ---------------------------------------------------------------- the instance actor
 
+  /**
+   * An event as this app's instance may take it from its caller. The app's own sidecars send any event; another
+   * app (already judged by the access policy) only starts, raises, terminates, suspends or resumes, and a start it
+   * sends is rebuilt from its name, input, scheduled time and trace context alone — no parent to report to, a fresh
+   * execution id — and may not reuse the id of an existing instance.
+   */
+  private fromCaller(call: ActorMethodCall, event: dt.HistoryEvent, activation: Activation): dt.IHistoryEvent {
+    const own = call.caller.appId === this.options.appId && call.caller.namespace === this.options.namespace;
+    const started = event.executionStarted;
+    if (own || !started) return event;
+    if (activation.state.exists) {
+      throw new SkeinError('ERR_WORKFLOW_ACCESS_DENIED', `workflow access denied: ${call.caller.appId} may not start over workflow instance '${activation.state.instanceId}' of ${this.options.appId}: only ${this.options.appId} may reuse an instance id`);
+    }
+    checkPayload('input', text(started.input));
+    return {
+      eventId: -1,
+      timestamp: event.timestamp,
+      executionStarted: {
+        name: started.name,
+        input: started.input,
+        orchestrationInstance: { instanceId: activation.state.instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
+        ...(started.scheduledStartTimestamp ? { scheduledStartTimestamp: started.scheduledStartTimestamp } : {}),
+        ...(started.parentTraceContext ? { parentTraceContext: started.parentTraceContext } : {}),
+      },
+    };
+  }
+
   async invoke(actor: ActorRef, call: ActorMethodCall): Promise<ActorReply> {
     try {
       const activation = await this.activate(actor.actorId);
       this.options.access?.check(call, () => activation.state.started?.name ?? undefined);
       switch (call.method) {
-        case 'event':
-          return await this.receive(activation, HistoryEvent.decode(call.body), headerOf(call, EXECUTION_HEADER));
+        case 'event': {
+          const event = HistoryEvent.decode(call.body);
+          return await this.receive(activation, this.fromCaller(call, event, activation), headerOf(call, EXECUTION_HEADER));
+        }
         case 'state':
           return reply(200, activation.state.exists ? JSON.stringify(stateJson(activation.state.view())) : 'null');
         case 'history':
@@ -417,7 +446,10 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       const { records } = await this.store.load(instanceId);
       for (const { record, sequence } of records) current.state.apply(record, sequence);
       if (current.state.exists && !current.state.terminal) {
-        await this.carryOut(current, current.state.pendingEffects());
+        // One effect that cannot be re-issued must not make the instance unreadable (state, terminate, purge).
+        await this.carryOut(current, current.state.pendingEffects()).catch((error: unknown) =>
+          log.warn('an unfinished effect of a workflow instance could not be re-issued', { instanceId, reason: (error as Error).message }),
+        );
         this.kick(current);
       }
       current.ready = true;
@@ -536,8 +568,11 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       held.heartbeat.cancel();
       held.message.ack();
     }
-    const holding = [...activation.held];
-    const { request, newEvents } = state.request(this.clock.now(), holding.map((held) => held.event));
+    // What one step consumes is bounded by size (its record repeats it): the rest waits for the next step.
+    const inboxCount = fitting(state.inbox, STEP_INPUT_BUDGET);
+    const inboxBytes = state.inbox.slice(0, inboxCount).reduce((total, event) => total + HistoryEvent.encode(event).finish().length, 0);
+    const holding = activation.held.slice(0, inboxCount < state.inbox.length ? 0 : fitting(activation.held.map((held) => held.event), STEP_INPUT_BUDGET - inboxBytes, inboxCount === 0));
+    const { request, newEvents } = state.request(this.clock.now(), holding.map((held) => held.event), inboxCount);
     const response = await this.runOnWorker(state.instanceId, request);
     if (activation.closed) return;
     const { record: stepped, effects } = state.planStep(newEvents, response, this.clock.now(), holding.length);
@@ -574,6 +609,8 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       const payload = text(event.taskScheduled?.input ?? event.subOrchestrationInstanceCreated?.input ?? event.executionCompleted?.result ?? event.eventSent?.input);
       if (payload !== undefined && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) problem = `a ${Object.keys(event).find((k) => k !== 'eventId' && k !== 'timestamp') ?? 'step'} payload is ${Buffer.byteLength(payload)} bytes, over the limit of ${MAX_PAYLOAD_BYTES} bytes`;
     }
+    const recordBytes = skein.workflow.v1.HistoryRecord.encode({ stepped }).finish().length;
+    if (!problem && recordBytes > MAX_RECORD_BYTES) problem = `one step would record ${recordBytes} bytes (for example a fan-out whose inputs add up), over the limit of ${MAX_RECORD_BYTES} bytes per step`;
     if (!problem) return;
     const at = timestamp(this.clock.now());
     const failure = { errorType: 'ERR_WORKFLOW_PAYLOAD_TOO_LARGE', errorMessage: `workflow instance '${state.instanceId}': ${problem}`, isNonRetriable: true };
@@ -591,9 +628,12 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       try {
         return await new Promise<dt.IOrchestratorResponse>((resolve, reject) => {
           const run: PendingRun = { worker: '', resolve, reject };
+          const item: dt.IWorkItem = { orchestratorRequest: request };
           const timer = this.clock.setTimeout(() => {
             if (this.runs.get(instanceId) === run) this.runs.delete(instanceId);
             if (run.worker) this.answered(run.worker);
+            // Still waiting for a worker with room: it goes once, from the next attempt.
+            else this.backlog = this.backlog.filter((entry) => entry.item !== item);
             reject(new Error(`no worker answered within ${this.orchestrationTimeoutMs} ms`));
           }, this.orchestrationTimeoutMs);
           run.resolve = (response) => {
@@ -605,7 +645,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
             reject(error);
           };
           this.runs.set(instanceId, run);
-          this.dispatch({ orchestratorRequest: request }, (worker) => (run.worker = worker));
+          this.dispatch(item, (worker) => (run.worker = worker));
         });
       } catch (error) {
         if (this.stopping.signal.aborted) throw error;
@@ -811,6 +851,22 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       if (activation.startTimer) this.clock.clearTimeout(activation.startTimer);
     }
   }
+}
+
+/** Of the inbox and held results, what one step may consume: half a record, the other half for what it produces. */
+const STEP_INPUT_BUDGET = Math.floor(MAX_RECORD_BYTES / 2);
+
+/**
+ * How many of `events`, from the front, fit in `budget` encoded bytes; at least one when `atLeastOne` (a step
+ * must make progress even on one large event, which its payload limit keeps under the budget).
+ */
+function fitting(events: readonly dt.IHistoryEvent[], budget: number, atLeastOne = true): number {
+  let used = 0;
+  for (let i = 0; i < events.length; i++) {
+    used += HistoryEvent.encode(events[i] as dt.IHistoryEvent).finish().length;
+    if (used > budget) return i === 0 && atLeastOne ? 1 : i;
+  }
+  return events.length;
 }
 
 /** A callback run every `ms` until cancelled. */

@@ -204,8 +204,9 @@ export class InstanceState {
    * are activity results not yet recorded anywhere but in the step itself (their work-queue messages stay unacked
    * until it is): they follow the inbox.
    */
-  request(nowMs: number, held: readonly HistoryEvent[] = []): { request: dt.IOrchestratorRequest; newEvents: HistoryEvent[] } {
-    const newEvents: HistoryEvent[] = [{ eventId: -1, timestamp: timestamp(nowMs), orchestratorStarted: {} }, ...this.inbox, ...held];
+  request(nowMs: number, held: readonly HistoryEvent[] = [], inboxCount = this.inbox.length): { request: dt.IOrchestratorRequest; newEvents: HistoryEvent[] } {
+    // `inboxCount` bounds the step: what it consumes is copied into its record, which has a size limit.
+    const newEvents: HistoryEvent[] = [{ eventId: -1, timestamp: timestamp(nowMs), orchestratorStarted: {} }, ...this.inbox.slice(0, inboxCount), ...held];
     return {
       newEvents,
       request: { instanceId: this.instanceId, executionId: wrap(this.executionId), pastEvents: [...this.history], newEvents },
