@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Resource kinds whose JSON Schema ships in this package. */
-export const RESOURCE_KINDS = ['Configuration', 'Component', 'MCPToolPolicy', 'HTTPEndpoint', 'Resiliency', 'WorkflowAccessPolicy'] as const;
+export const RESOURCE_KINDS = ['Configuration', 'Component', 'MCPToolPolicy', 'HTTPEndpoint', 'Resiliency', 'WorkflowAccessPolicy', 'MCPServer'] as const;
 /** A resource kind with a schema. */
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 /** Every schema shipped here: resource kinds, the run file, and the decision, span and workflow events published on the bus. */

@@ -6,7 +6,7 @@ import { Discovery } from './bus/discovery.js';
 import { WorkloadIdentity } from './identity/workload.js';
 import { InternalServer } from './invoke/server.js';
 import { Invoker } from './invoke/client.js';
-import { UniversalApi } from './api/universal.js';
+import { RUNTIME_VERSION, UniversalApi } from './api/universal.js';
 import { HttpApi } from './api/http.js';
 import { GrpcApi } from './api/grpc.js';
 import { watchForChanges } from './config/watch.js';
@@ -36,6 +36,7 @@ import { WorkflowAccessGuard } from './workflow/access-guard.js';
 import { WorkflowEngine } from './workflow/engine.js';
 import { serveTaskHub } from './workflow/grpc-service.js';
 import { NatsWorkflowTelemetry } from './workflow/telemetry-publisher.js';
+import { McpServers } from './mcp-servers/mcp-servers.js';
 
 const log = logger('sidecar');
 
@@ -127,6 +128,8 @@ export class Sidecar {
   /** Off until start() reads the Configuration's tracing section. */
   private sessions: McpSessionRegistry | undefined;
   private tracing = new Tracing({ appId: '', namespace: '', samplingRate: 0, otlpUrl: undefined });
+  /** The MCPServers scoped to this app: connected, their tools discovered and cached, before the API listens. */
+  private mcpServers: McpServers | undefined;
 
   constructor(options: SidecarOptions) {
     this.options = options;
@@ -170,6 +173,9 @@ export class Sidecar {
    */
   async start(): Promise<SidecarPorts> {
     const { options } = this;
+    // A server that cannot be loaded (and does not set ignoreErrors) stops the start before anything listens.
+    this.mcpServers = new McpServers(options.config.mcpServers, { stores: options.config.secretStores, clientInfo: { name: 'skein', version: RUNTIME_VERSION } });
+    await this.mcpServers.load();
     const svid = await this.identity.start();
     const internalPort = await this.internal.start(svid);
     this.bus = await connectBus(options.natsUrl, { certPem: svid.certPem, keyPem: svid.keyPem, caPem: svid.bundlePem }, `skein-sidecar ${options.appId}`);
@@ -223,6 +229,7 @@ export class Sidecar {
         components: options.config.components,
         httpEndpoints: [...options.config.outbound.endpoints.keys()].map((name) => ({ name })),
         unplacedActorTypes: () => this.unplacedActorTypes,
+        mcpServers: () => this.mcpServers?.summaries() ?? [],
       },
       this.outbound,
       this.actors,
@@ -359,6 +366,7 @@ export class Sidecar {
     this.invoker?.close();
     this.outbound?.close();
     this.appChannel?.close();
+    await this.mcpServers?.close();
     // Spans still queued are exported before the bus closes.
     await this.tracing.shutdown();
     await this.bus?.nc.close().catch(() => undefined);

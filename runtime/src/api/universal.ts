@@ -5,6 +5,7 @@ import type { ActorRuntime } from '../actors/actor-runtime.js';
 import { ActorOperations } from './universal-actors.js';
 import type { ResiliencyMiddleware } from '../resiliency/resiliency-middleware.js';
 import type { WorkflowClients } from '../workflow/api.js';
+import type { McpServerSummary } from '../mcp-servers/mcp-servers.js';
 
 /** Version reported by the metadata API. */
 export const RUNTIME_VERSION = '0.1.0';
@@ -18,7 +19,8 @@ export interface MetadataSnapshot {
   httpEndpoints: Array<{ name: string }>;
   appConnectionProperties: { port?: number; protocol: string; channelAddress: string };
   actorRuntime: { runtimeStatus: string; activeActors: Array<{ type: string; count: number }>; hostReady: boolean; placement: string };
-  mcpServers: Array<{ name: string }>;
+  /** MCPServers loaded at start: name, transport, status and the names of the tools discovered. */
+  mcpServers: McpServerSummary[];
   resiliencies: Array<{ name: string }>;
   extended: Record<string, string>;
 }
@@ -39,6 +41,8 @@ export interface SidecarState {
   /** Components and HTTPEndpoints the sidecar loaded: names and types only, never their settings. */
   components?: ReadonlyArray<{ name: string; type: string; version: string }>;
   httpEndpoints?: ReadonlyArray<{ name: string }>;
+  /** The MCPServers the sidecar loaded, and what was discovered. */
+  mcpServers?(): McpServerSummary[];
   /** Actor types the app declares that this sidecar cannot host, because it has no placement service. */
   unplacedActorTypes?(): readonly string[];
 }
@@ -134,7 +138,7 @@ export class UniversalApi {
       httpEndpoints: (this.state.httpEndpoints ?? []).map(({ name }) => ({ name })),
       appConnectionProperties: { ...(appPort === undefined ? {} : { port: appPort }), protocol: 'http', channelAddress: '127.0.0.1' },
       actorRuntime: this.actorRuntimeStatus(),
-      mcpServers: [],
+      mcpServers: this.state.mcpServers?.() ?? [],
       resiliencies: [],
       extended: { namespace, spiffeId: this.state.spiffeId(), runtime: 'skein' },
     };

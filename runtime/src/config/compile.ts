@@ -1,6 +1,6 @@
 /**
  * One compile of every resource a sidecar loads, at `skein run` and again on each reload: the Configuration,
- * Components (middleware, secret stores), HTTPEndpoints, MCPToolPolicies and Resiliency resources become frozen
+ * Components (middleware, secret stores), HTTPEndpoints, MCPToolPolicies, MCPServers and Resiliency resources become frozen
  * compiled values, and the Sidecar receives only those.
  *
  * Dapr's scoping is applied here, once, for every kind: a resource whose `metadata.namespace` is another namespace,
@@ -21,6 +21,7 @@ import { envRefNames } from '../cli/app-environment.js';
 import { compileWorkflowAccess, type CompiledWorkflowAccess } from '../workflow/access-policy.js';
 import { loadConfiguration, loadResources, type LoadedOf, type LoadedResource } from './load.js';
 import { inScope } from './scope.js';
+import type { McpServerEntry } from '../mcp-servers/mcp-servers.js';
 import type { ComponentResource, ConfigurationResource } from './types.js';
 
 /** Component types Skein runs, and where each one goes. */
@@ -63,6 +64,8 @@ export interface CompiledSidecarConfig {
   readonly tracing: TracingOptions;
   /** The WorkflowAccessPolicies scoped to this app: who else may act on its workflows (none loaded: everyone). */
   readonly workflowAccess: CompiledWorkflowAccess;
+  /** The MCPServers scoped to this app, validated; connected and discovered when the sidecar starts. */
+  readonly mcpServers: readonly McpServerEntry[];
   /** Names of the preview features the Configuration switches on. */
   readonly features: readonly string[];
   /** Environment variables the resources read through `envRef`: the sidecar's secrets, never handed to the app. */
@@ -156,6 +159,7 @@ export function compileSidecarConfig(inputs: SidecarConfigInputs): CompiledSidec
     components: outbound.components,
     tracing: Object.freeze(tracingOptionsFrom(configuration?.spec.tracing, appId, namespace)),
     workflowAccess: compileWorkflowAccess(ofKind('WorkflowAccessPolicy').map(({ value, file }) => ({ resource: value, file }))),
+    mcpServers: Object.freeze(ofKind('MCPServer').map(({ value, file }) => Object.freeze({ resource: value, file }))),
     features: Object.freeze((configuration?.spec.features ?? []).filter((feature) => feature.enabled).map((feature) => feature.name)),
     envRefNames: Object.freeze([...envRefNames([configuration, ...resources.map((resource) => resource.value)])].sort()),
   });

@@ -4,7 +4,8 @@ import { parseAllDocuments, type Document } from 'yaml';
 import { RESOURCE_KINDS, type ResourceKind } from '@skein/proto';
 import { ConfigError } from '@skein/core';
 import { validateAgainstSchema, deepFreeze } from './validate.js';
-import type { ComponentResource, ConfigurationResource, HTTPEndpointResource, MCPToolPolicyResource, ResiliencyResource, RunTemplate, WorkflowAccessPolicyResource } from './types.js';
+import { checkMcpServerResource } from '../mcp/mcpserver/mcp-server-spec.js';
+import type { ComponentResource, ConfigurationResource, HTTPEndpointResource, MCPServerResource, MCPToolPolicyResource, ResiliencyResource, RunTemplate, WorkflowAccessPolicyResource } from './types.js';
 
 /** The resource of each kind, by its `kind`. */
 interface ResourcesByKind {
@@ -14,6 +15,7 @@ interface ResourcesByKind {
   HTTPEndpoint: HTTPEndpointResource;
   Resiliency: ResiliencyResource;
   WorkflowAccessPolicy: WorkflowAccessPolicyResource;
+  MCPServer: MCPServerResource;
 }
 
 /** A resource read from a file and validated against the schema of its kind: a union discriminated by `kind`. */
@@ -67,6 +69,8 @@ export function loadResourceFile(file: string): LoadedResource[] {
     const where = all.length > 1 ? `${file} (document ${index + 1})` : file;
     const kind = kindOf(value, where);
     const validated = deepFreeze(validateAgainstSchema<ResourcesByKind[typeof kind]>(kind, value, where));
+    // What a JSON Schema cannot say clearly is checked here, still at load.
+    if (kind === 'MCPServer') checkMcpServerResource(validated as MCPServerResource, where);
     return { file: where, kind, name: validated.metadata.name, value: validated } as LoadedResource;
   });
 }

@@ -3,7 +3,7 @@
  * `@skein/proto` (proto/schemas/ → proto/src/gen/schemas/); nothing is written out a second time, so a schema change
  * reaches the type checker at the next build.
  */
-import type { Component, Configuration, HTTPEndpoint, MCPToolPolicy, MultiAppRunFile, Resiliency, WorkflowAccessPolicy } from '@skein/proto';
+import type { Component, Configuration, HTTPEndpoint, MCPServer, MCPToolPolicy, MultiAppRunFile, Resiliency, WorkflowAccessPolicy } from '@skein/proto';
 import type { AccessControl, App, CircuitBreaker, Common, ComponentPolicies, Retry, Rule, TlsDocument, Tracing } from '@skein/proto';
 
 /** A Dapr-compatible Configuration resource. */
@@ -18,8 +18,10 @@ export type MCPToolPolicyResource = MCPToolPolicy;
 export type ResiliencyResource = Resiliency;
 /** Dapr's WorkflowAccessPolicy (`dapr.io/v1alpha1`): which other apps may act on the workflows of the apps it scopes. */
 export type WorkflowAccessPolicyResource = WorkflowAccessPolicy;
+/** Dapr's MCPServer (`dapr.io/v1alpha1`): an MCP server the sidecar connects to as a client and discovers the tools of. */
+export type MCPServerResource = MCPServer;
 /** Every resource kind a sidecar loads, discriminated by `kind`. */
-export type Resource = ConfigurationResource | ComponentResource | HTTPEndpointResource | MCPToolPolicyResource | ResiliencyResource | WorkflowAccessPolicyResource;
+export type Resource = ConfigurationResource | ComponentResource | HTTPEndpointResource | MCPToolPolicyResource | ResiliencyResource | WorkflowAccessPolicyResource | MCPServerResource;
 
 /** `metadata` of any resource: name, namespace, labels, annotations. */
 export type ResourceMetadata = Resource['metadata'];

@@ -1,4 +1,4 @@
-import { AjvSchemaValidator, ConfigError, type ErrorObject } from '@skein/core';
+import { AjvSchemaValidator, ConfigError, type ErrorObject, type ValidationIssue } from '@skein/core';
 import { COMPONENT_METADATA_TYPES, loadComponentMetadataSchema, loadSchema, type ResourceKind } from '@skein/proto';
 
 /** Name of the whole Component schema, `spec.metadata` of each type included. */
@@ -30,8 +30,22 @@ function containedNames(schema: unknown): string[] {
   return (name?.enum ?? []).map(String);
 }
 
+/** How a failed choice between fields begins. */
+const ONE_OF_REASON = 'needs exactly one of';
+
+/** The field each branch of a `oneOf` asks for, when every branch asks for exactly one (`value` | `secretKeyRef` | ...). */
+function oneOfFields(schema: unknown): string[] | undefined {
+  if (!Array.isArray(schema)) return undefined;
+  const fields = schema.map((branch) => (branch as { required?: unknown[] } | undefined)?.required);
+  return fields.every((required) => required?.length === 1 && typeof required[0] === 'string') ? fields.map((required) => String(required?.[0])) : undefined;
+}
+
 /** Turns an ajv error on a Component's `spec.metadata` into the sentence the component compilers use. */
 function metadataReason(error: ErrorObject, document: unknown): string | undefined {
+  if (error.keyword === 'oneOf') {
+    const fields = oneOfFields(error.schema);
+    if (fields) return `${ONE_OF_REASON} ${fields.map((field) => `"${field}"`).join(', ')}`;
+  }
   const type = (document as { spec?: { type?: unknown } } | undefined)?.spec?.type;
   if (typeof type !== 'string') return undefined;
   if (error.keyword === 'enum' && METADATA_NAME.test(error.instancePath)) {
@@ -59,9 +73,18 @@ const validator = new AjvSchemaValidator(schemaOf, {
   explain: metadataReason,
 });
 
+/**
+ * The issue to report. A field that must have exactly one of some fields fails each branch first ("missing
+ * required field ..."), then the choice itself: the choice, naming every field, is what the author needs to read.
+ */
+function firstIssue(issues: readonly ValidationIssue[]): ValidationIssue | undefined {
+  const [first] = issues;
+  return issues.find((issue) => issue.path === first?.path && issue.reason.startsWith(ONE_OF_REASON)) ?? first;
+}
+
 /** Validates `value` against the schema of `name`; throws a ConfigError naming file, path and reason. */
 export function validateAgainstSchema<T>(name: ResourceKind | 'run-template', value: unknown, file: string): T {
-  const [issue] = validator.validate(name, value);
+  const issue = firstIssue(validator.validate(name, value));
   if (issue) throw new ConfigError(file, issue.path, issue.reason);
   if (name === 'Component') {
     const [metadataIssue] = validator.validate(COMPONENT_METADATA, value);

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Harness, type AppHandle } from '../src/harness.js';
+import { httpRequest } from '../src/http.js';
+import { freePort } from '../src/ports.js';
+
+interface McpServerMetadata {
+  name: string;
+  transport: string;
+  status: string;
+  tools: string[];
+  error?: string;
+}
+
+function mcpServer(name: string, endpoint: string, extra = ''): string {
+  return `apiVersion: dapr.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: ${name}\nspec:\n${extra}  endpoint:\n${endpoint}`;
+}
+
+describe('MCPServer resources: tool discovery at start, official SDK server', function () {
+  const harness = new Harness();
+  let natsUrl: string;
+  let sentryAddress: string;
+  let tools: AppHandle;
+  let secretsFile: string;
+  after(() => harness.cleanup());
+
+  before(async () => {
+    const plane = await harness.controlPlane();
+    natsUrl = plane.nats.url;
+    sentryAddress = plane.sentryAddress;
+    tools = await harness.app('mcp-tools-server', { TOOL_PAGES: '3' });
+    secretsFile = join(harness.dir('secrets'), 'secrets.json');
+    writeFileSync(secretsFile, JSON.stringify({ 'mcp-token': { token: 'Bearer from-the-store' } }));
+  });
+
+  /** A resources folder holding a secret store and the given MCPServer documents. */
+  function resources(name: string, ...documents: string[]): string {
+    const dir = harness.dir(name);
+    writeFileSync(
+      join(dir, 'secrets.yaml'),
+      `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: local-secrets }\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n    - { name: secretsFile, value: ${secretsFile} }\n    - { name: multiValued, value: "true" }\n`,
+    );
+    documents.forEach((document, index) => writeFileSync(join(dir, `mcpserver-${index}.yaml`), document));
+    return dir;
+  }
+
+  async function metadataOf(url: string): Promise<McpServerMetadata[]> {
+    const answer = await httpRequest(`${url}/v1.0/metadata`);
+    assert.equal(answer.status, 200);
+    return (JSON.parse(answer.body.toString()) as { mcpServers: McpServerMetadata[] }).mcpServers;
+  }
+
+  /** `skein run` expected to fail: its exit code and what it printed. */
+  async function failedRun(appId: string, dir: string): Promise<{ code: number | null; output: string }> {
+    const proc = harness.skein(`failing ${appId}`, ['run', '--app-id', appId, '--nats-url', natsUrl, '--sentry-address', sentryAddress, '--trust-anchors-file', harness.trustBundle, '--resources-path', dir]);
+    const { code } = await proc.exited;
+    return { code, output: proc.output() };
+  }
+
+  it('discovers every page of tools over streamable HTTP and SSE, sending headers resolved from the secret store and the environment', async () => {
+    const dir = resources(
+      'discover',
+      mcpServer(
+        'tools-http',
+        `    streamableHTTP:\n      url: http://127.0.0.1:${tools.port}/mcp\n      timeout: 10s\n      auth: { secretStore: local-secrets }\n      headers:\n        - { name: Authorization, secretKeyRef: { name: mcp-token, key: token } }\n        - { name: X-Plain, value: plain }\n        - { name: X-From-Env, envRef: MCP_TEST_KEY }\n`,
+      ),
+      mcpServer('tools-sse', `    sse:\n      url: http://127.0.0.1:${tools.port}/sse\n      headers:\n        - { name: X-Transport, value: sse }\n`),
+    );
+    const sidecar = await harness.sidecar({ appId: 'mcp-agent', args: ['--resources-path', dir], env: { MCP_TEST_KEY: 'from-env' } });
+    const servers = await metadataOf(sidecar.url);
+    assert.deepEqual(servers, [
+      { name: 'tools-http', transport: 'streamableHTTP', status: 'ready', tools: ['tool_0', 'tool_1', 'tool_2'] },
+      { name: 'tools-sse', transport: 'sse', status: 'ready', tools: ['tool_0', 'tool_1', 'tool_2'] },
+    ]);
+    const seen = JSON.parse((await httpRequest(`http://127.0.0.1:${tools.port}/seen-headers`)).body.toString()) as Array<Record<string, string>>;
+    const viaHttp = seen.filter((headers) => headers['x-plain'] === 'plain');
+    assert.ok(viaHttp.length >= 4, 'initialize, initialized and three pages');
+    for (const headers of viaHttp) {
+      assert.equal(headers['authorization'], 'Bearer from-the-store');
+      assert.equal(headers['x-from-env'], 'from-env');
+    }
+    assert.ok(seen.some((headers) => headers['x-transport'] === 'sse'));
+    // The secret never reaches the sidecar's logs.
+    assert.doesNotMatch(sidecar.proc.output(), /from-the-store/);
+    await sidecar.proc.stop();
+  });
+
+  it('stops the start with a clear error when a server is down, naming the MCPServer, its file and the reason', async () => {
+    const port = await freePort();
+    const dir = resources('down', mcpServer('payments-mcp', `    streamableHTTP:\n      url: http://127.0.0.1:${port}/mcp\n`));
+    const { code, output } = await failedRun('mcp-down', dir);
+    assert.equal(code, 1);
+    assert.match(output, new RegExp(`skein: ERR_CONFIG_INVALID: .*mcpserver-0\\.yaml: /spec/endpoint/streamableHTTP/url: MCPServer "payments-mcp" could not be loaded from http://127\\.0\\.0\\.1:${port}/mcp: .*(ECONNREFUSED|fetch failed)`));
+  });
+
+  it('with ignoreErrors: true, serves and reports the server unavailable with the reason', async () => {
+    const port = await freePort();
+    const dir = resources(
+      'ignored',
+      mcpServer('optional-mcp', `    streamableHTTP:\n      url: http://127.0.0.1:${port}/mcp\n`, '  ignoreErrors: true\n'),
+      mcpServer('tools-http', `    streamableHTTP:\n      url: http://127.0.0.1:${tools.port}/mcp\n`),
+    );
+    const sidecar = await harness.sidecar({ appId: 'mcp-tolerant', args: ['--resources-path', dir] });
+    const [optional, working] = await metadataOf(sidecar.url);
+    assert.equal(optional?.name, 'optional-mcp');
+    assert.equal(optional.status, 'unavailable');
+    assert.deepEqual(optional.tools, []);
+    assert.match(optional.error ?? '', /MCPServer "optional-mcp" could not be loaded/);
+    assert.equal(working?.status, 'ready');
+    assert.ok(sidecar.proc.records().some((record) => record.msg.startsWith('MCPServer could not be loaded') && record.level === 'error'));
+    await sidecar.proc.stop();
+  });
+
+  it('refuses a server whose tools/list never ends, naming the 500-page bound', async () => {
+    const endless = await harness.app('mcp-tools-server', { ENDLESS_PAGES: '1' });
+    const dir = resources('endless', mcpServer('endless-mcp', `    streamableHTTP:\n      url: http://127.0.0.1:${endless.port}/mcp\n`));
+    const { code, output } = await failedRun('mcp-endless', dir);
+    assert.equal(code, 1);
+    assert.match(output, /MCPServer "endless-mcp" could not be loaded from .*: tools\/list needs more than 500 pages \(the limit\)/);
+    await endless.proc.stop();
+  });
+
+  it('refuses a header whose secret is not in the store, before connecting', async () => {
+    const dir = resources('bad-secret', mcpServer('tools-http', `    streamableHTTP:\n      url: http://127.0.0.1:${tools.port}/mcp\n      headers:\n        - { name: Authorization, secretKeyRef: { name: missing } }\n`));
+    const { code, output } = await failedRun('mcp-bad-secret', dir);
+    assert.equal(code, 1);
+    assert.match(output, /mcpserver-0\.yaml: \/spec\/endpoint\/streamableHTTP\/headers\/0\/secretKeyRef: secret "missing" is not in secret store "local-secrets"/);
+  });
+});
