@@ -36,7 +36,7 @@ import { WorkflowAccessGuard } from './workflow/access-guard.js';
 import { WorkflowEngine } from './workflow/engine.js';
 import { serveTaskHub } from './workflow/grpc-service.js';
 import { NatsWorkflowTelemetry } from './workflow/telemetry-publisher.js';
-import { McpServers } from './mcp-servers/mcp-servers.js';
+import type { McpServers } from './mcp-servers/mcp-servers.js';
 
 const log = logger('sidecar');
 
@@ -174,8 +174,12 @@ export class Sidecar {
   async start(): Promise<SidecarPorts> {
     const { options } = this;
     // A server that cannot be loaded (and does not set ignoreErrors) stops the start before anything listens.
-    this.mcpServers = new McpServers(options.config.mcpServers, { stores: options.config.secretStores, clientInfo: { name: 'skein', version: RUNTIME_VERSION } });
-    await this.mcpServers.load();
+    // Loaded only by a sidecar that has MCPServers: the MCP client library is memory every other sidecar would carry.
+    if (options.config.mcpServers.length > 0) {
+      const { McpServers: Servers } = await import('./mcp-servers/mcp-servers.js');
+      this.mcpServers = new Servers(options.config.mcpServers, { stores: options.config.secretStores, clientInfo: { name: 'skein', version: RUNTIME_VERSION } });
+      await this.mcpServers.load();
+    }
     const svid = await this.identity.start();
     const internalPort = await this.internal.start(svid);
     this.bus = await connectBus(options.natsUrl, { certPem: svid.certPem, keyPem: svid.keyPem, caPem: svid.bundlePem }, `skein-sidecar ${options.appId}`);

@@ -4,6 +4,7 @@ import { formatTable, printable } from '../src/cli/table.js';
 import {
   SidecarError,
   ageFlag,
+  apiTokenFor,
   describeInstance,
   formatSidecarError,
   historyTable,
@@ -39,6 +40,10 @@ describe('skein workflows: tables', function () {
   it('shows control characters from the sidecar as escapes, never as terminal input', function () {
     assert.equal(printable('a\nb\u001b[31mc\u007f'), 'a\\nb\\u001b[31mc\\u007f');
     assert.equal(printable('plain "text" ✓'), 'plain "text" ✓');
+  });
+
+  it('shows the invisible characters that reorder or hide text (bidi controls, zero-width marks) as escapes', function () {
+    assert.equal(printable('evil\u202Etxt.exe\u200b\u2066'), 'evil\\u202etxt.exe\\u200b\\u2066');
   });
 
   it('lists instances with id, workflow, status and times; stuck listings add how long each has been idle', function () {
@@ -136,6 +141,13 @@ describe('skein workflows: stuck and recent instances', function () {
 });
 
 describe('skein workflows: flags', function () {
+  it('sends DAPR_API_TOKEN only to a loopback or https sidecar', function () {
+    assert.equal(apiTokenFor('http://127.0.0.1:3500', 't'), 't');
+    assert.equal(apiTokenFor('https://sidecar.example:3500', 't'), 't');
+    assert.equal(apiTokenFor('http://sidecar.example:3500', undefined), undefined);
+    assert.throws(() => apiTokenFor('http://sidecar.example:3500', 't'), usage(/neither loopback nor https: the token would cross the network in clear/));
+  });
+
   it('finds the sidecar by --sidecar-url, --dapr-http-port, DAPR_HTTP_PORT or 3500, in that order', function () {
     assert.equal(sidecarBaseUrl({}, {}), 'http://127.0.0.1:3500');
     assert.equal(sidecarBaseUrl({}, { DAPR_HTTP_PORT: '3601' }), 'http://127.0.0.1:3601');

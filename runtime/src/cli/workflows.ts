@@ -62,6 +62,14 @@ export function formatSidecarError(error: SidecarError): string {
  * The sidecar's base URL: `--sidecar-url`, else `http://127.0.0.1:<port>` with the port of `--dapr-http-port`,
  * else of `DAPR_HTTP_PORT`, else 3500.
  */
+/** The API token, sent only where it cannot be read on the way: loopback, or https. */
+export function apiTokenFor(baseUrl: string, token: string | undefined): string | undefined {
+  if (token === undefined) return undefined;
+  const { protocol, hostname } = new URL(baseUrl);
+  if (protocol === 'https:' || hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]') return token;
+  throw new UsageError(`DAPR_API_TOKEN is set but ${baseUrl} is neither loopback nor https: the token would cross the network in clear`);
+}
+
 export function sidecarBaseUrl(flags: { 'dapr-http-port'?: string | undefined; 'sidecar-url'?: string | undefined }, env: NodeJS.ProcessEnv): string {
   const url = flags['sidecar-url'];
   if (url !== undefined) {
@@ -428,7 +436,8 @@ export async function workflowsCommand(argv: string[]): Promise<void> {
     return;
   }
   const { subcommand, flags, args } = parsed;
-  const api = new WorkflowApi(sidecarBaseUrl(flags, process.env), process.env['DAPR_API_TOKEN'] || undefined);
+  const baseUrl = sidecarBaseUrl(flags, process.env);
+  const api = new WorkflowApi(baseUrl, apiTokenFor(baseUrl, process.env['DAPR_API_TOKEN'] || undefined));
   try {
     await runSubcommand(api, subcommand, flags, args);
   } catch (error) {

@@ -187,8 +187,14 @@ export class WorkflowStore {
     return this.js.consumers.get(BUCKETS.workflowActivities, this.activityConsumer);
   }
 
+  /**
+   * Writes an instance's summary. One whose payloads together pass a record's size is written without them (a list
+   * then shows the instance without input, output and custom status; reads of the instance still have them): waits
+   * are woken by the summary, so it must always be written.
+   */
   async writeSummary(summary: skein.workflow.v1.IInstanceSummary): Promise<void> {
-    const bytes = InstanceSummary.encode(summary).finish();
+    let bytes = InstanceSummary.encode(summary).finish();
+    if (bytes.length > MAX_RECORD_BYTES) bytes = InstanceSummary.encode({ ...summary, input: null, output: null, customStatus: null }).finish();
     await this.summaries.use((kv) => kv.put(this.summaryKey(summary.instanceId ?? ''), bytes));
   }
 

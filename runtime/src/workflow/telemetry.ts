@@ -47,6 +47,7 @@ export interface RunTrace {
 }
 
 /** Failure messages are repeated in events and spans only this far: they may quote whatever the activity was given. */
+const MAX_FAILURE_TYPE = 128;
 const MAX_FAILURE_MESSAGE = 256;
 
 const TRACE_PARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
@@ -92,7 +93,8 @@ function iso(value: dt.IHistoryEvent['timestamp']): string {
 }
 
 function failureOf(details: dt.ITaskFailureDetails | null | undefined): { type: string; message: string } {
-  return { type: details?.errorType || 'Error', message: truncate(details?.errorMessage ?? '', MAX_FAILURE_MESSAGE) };
+  // Both come from the app's code: bounded like every other caller-chosen string in telemetry.
+  return { type: truncate(details?.errorType || 'Error', MAX_FAILURE_TYPE), message: truncate(details?.errorMessage ?? '', MAX_FAILURE_MESSAGE) };
 }
 
 /** One execution as the mapping needs it. */
