@@ -56,6 +56,13 @@ const waitsForever = async function* waitsForever(ctx: WorkflowContext): AsyncGe
   return yield ctx.waitForExternalEvent('never');
 };
 
+/** Takes six `part` events and returns the total of their lengths. */
+const collector = async function* collector(ctx: WorkflowContext): AsyncGenerator<unknown, number, string> {
+  let total = 0;
+  for (let i = 0; i < 6; i++) total += (yield ctx.waitForExternalEvent('part')).length;
+  return total;
+};
+
 const counter = async function* counter(ctx: WorkflowContext, n: number): AsyncGenerator<unknown, number, unknown> {
   yield ctx.createTimer(0);
   if (n < 3) {
@@ -88,6 +95,7 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
       .registerWorkflow(failing)
       .registerWorkflow(waitsForever)
       .registerWorkflow(counter)
+      .registerWorkflow(collector)
       .registerActivity(double)
       .registerActivity(greet)
       .registerActivity(explode);
@@ -218,6 +226,18 @@ describe('workflows: Dapr\'s workflow SDK (@dapr/dapr WorkflowRuntime and DaprWo
     } finally {
       raw.close();
     }
+  });
+
+  it('takes waiting events that together pass what one step may record over several steps: six 200 KB events before a scheduled start', async function () {
+    // A scheduled start: the events wait in the inbox until it is due, and the first step finds all of them.
+    const id = await client.scheduleNewWorkflow(collector, undefined, undefined, new Date(Date.now() + 1500));
+    const part = 'x'.repeat(200 * 1024);
+    // As JSON strings: 200 KiB of payload each, 1.2 MB together, more than one step's record holds.
+    for (let i = 0; i < 6; i++) await client.raiseEvent(id, 'part', part);
+    assert.equal((await client.getWorkflowState(id, false))?.runtimeStatus, WorkflowRuntimeStatus.PENDING, 'all six arrived before the start was due');
+    const state = await client.waitForWorkflowCompletion(id, true, 30);
+    assert.equal(state?.runtimeStatus, WorkflowRuntimeStatus.COMPLETED, state?.workflowFailureDetails?.getErrorMessage());
+    assert.equal(state?.serializedOutput, String(6 * part.length));
   });
 
   it('refuses to start over an active instance id, and says which', async function () {

@@ -570,7 +570,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     }
     // What one step consumes is bounded by size (its record repeats it): the rest waits for the next step.
     const inboxCount = fitting(state.inbox, STEP_INPUT_BUDGET);
-    const inboxBytes = state.inbox.slice(0, inboxCount).reduce((total, event) => total + HistoryEvent.encode(event).finish().length, 0);
+    const inboxBytes = activation.held.length === 0 ? 0 : state.inbox.slice(0, inboxCount).reduce((total, event) => total + HistoryEvent.encode(event).finish().length, 0);
     const holding = activation.held.slice(0, inboxCount < state.inbox.length ? 0 : fitting(activation.held.map((held) => held.event), STEP_INPUT_BUDGET - inboxBytes, inboxCount === 0));
     const { request, newEvents } = state.request(this.clock.now(), holding.map((held) => held.event), inboxCount);
     const response = await this.runOnWorker(state.instanceId, request);
@@ -861,6 +861,8 @@ const STEP_INPUT_BUDGET = Math.floor(MAX_RECORD_BYTES / 2);
  * must make progress even on one large event, which its payload limit keeps under the budget).
  */
 function fitting(events: readonly dt.IHistoryEvent[], budget: number, atLeastOne = true): number {
+  // The common step takes one event, whose payload limit keeps it well under the budget: nothing to measure.
+  if (events.length <= 1 && (atLeastOne || budget >= STEP_INPUT_BUDGET / 2)) return events.length;
   let used = 0;
   for (let i = 0; i < events.length; i++) {
     used += HistoryEvent.encode(events[i] as dt.IHistoryEvent).finish().length;
