@@ -7,20 +7,12 @@ import { accessDeniedError, compileAccessControl, evaluateAccessControl, type Ac
 import { normalizeOperation } from '../src/acl/operation.js';
 import { loadConfiguration } from '../src/config/load.js';
 import type { AccessControlSpec } from '../src/config/types.js';
-import { ConfigError, type SpiffeId } from '@skein/core';
+import type { SpiffeId } from '@skein/core';
+import { configError } from './config-error.js';
 
 const id = (appId: string, namespace = 'default', trustDomain = 'public'): SpiffeId => ({ appId, namespace, trustDomain });
 const allowed = (compiled: CompiledAccessControl, request: AccessRequest): boolean => evaluateAccessControl(compiled, request).allowed;
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 describe('access control (Configuration.spec.accessControl)', () => {
   let dir: string;

@@ -9,7 +9,7 @@ import { base64url, exportJWK, exportSPKI, generateKeyPair, SignJWT, type Crypto
 import { bearerChallenge, BearerValidator, compileBearerOptions, insufficientScopeChallenge, type BearerOptions, type BearerResult } from '../src/auth/bearer.js';
 import { loadResourceFile } from '../src/config/load.js';
 import type { ComponentResource } from '../src/config/types.js';
-import { ConfigError } from '@skein/core';
+import { configError } from './config-error.js';
 
 const ISSUER = 'https://issuer.test';
 const AUDIENCE = 'mcp-server';
@@ -104,15 +104,6 @@ function component(metadata: Array<{ name: string; value?: string; envRef?: stri
   return { apiVersion: 'dapr.io/v1alpha1', kind: 'Component', metadata: { name }, spec: { type: 'middleware.http.bearer', version: 'v1', metadata } };
 }
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 async function sign(key: KeyPair, claims: JWTPayload = {}, options: { expiresIn?: string | number; notBefore?: number; issuer?: string; audience?: string | string[]; header?: Record<string, unknown> } = {}): Promise<string> {
   const jwt = new SignJWT({ sub: 'user-42', scope: 'inventory:read', ...claims })

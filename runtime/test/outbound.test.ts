@@ -22,16 +22,8 @@ import {
 import { compileOutbound } from '../src/outbound/outbound-config.js';
 import { OutboundPipeline } from '../src/outbound/outbound.js';
 import type { Call, CallResponse } from '../src/pipeline/pipeline.js';
+import { configError } from './config-error.js';
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 function stores(secrets: Record<string, Record<string, string>> = {}, name = 'local'): SecretStores {
   return new SecretStores(new Map([[name, new Map(Object.entries(secrets).map(([secret, keys]) => [secret, new Map(Object.entries(keys))]))]]));

@@ -4,20 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileSidecarConfig, loadSidecarConfig, type CompiledSidecarConfig } from '../src/config/compile.js';
 import { loadResources } from '../src/config/load.js';
-import { ConfigError } from '@skein/core';
+import { configError } from './config-error.js';
 
 const DAPR = 'dapr.io/v1alpha1';
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    assert.equal(error.code, 'ERR_CONFIG_INVALID');
-    return error;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 /** Where a resource applies: `metadata.namespace` and `scopes`, as Dapr writes them. */
 interface Placement {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadResourceFile } from '../src/config/load.js';
 import type { MCPToolPolicyResource, MCPToolPolicyRule } from '../src/config/types.js';
-import { ConfigError } from '@skein/core';
 import { compileToolPolicy, evaluateToolPolicy, filterToolsList, filterToolsListResponse, scopesOf, toolPolicyAppliesTo, type CompiledToolPolicy } from '../src/policy/tool-policy.js';
+import { configError } from './config-error.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/policies/inventory-tools.yaml', import.meta.url));
 const TOOLS = ['get_inventory', 'get_schema', 'update_stock', 'drop_table'] as const;
@@ -15,15 +15,6 @@ function policy(rules: MCPToolPolicyRule[], defaultAction?: 'allow' | 'deny'): M
   return { apiVersion: 'skein.dev/v1alpha1', kind: 'MCPToolPolicy', metadata: { name: 'test' }, spec: { rules, ...(defaultAction ? { defaultAction } : {}) } };
 }
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 function loadSample(): CompiledToolPolicy {
   const [loaded] = loadResourceFile(SAMPLE);

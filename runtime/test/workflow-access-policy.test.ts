@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, SkeinError, type Decision } from '@skein/core';
+import { SkeinError, type Decision } from '@skein/core';
 import { durabletask as dt } from '@skein/proto';
 import { compileSidecarConfig } from '../src/config/compile.js';
 import { loadResourceFile, loadResources } from '../src/config/load.js';
@@ -16,6 +16,7 @@ import {
   workflowOperationOf,
   type WorkflowAccessRequest,
 } from '../src/workflow/access-policy.js';
+import { configError } from './config-error.js';
 
 const ORDERS = { appId: 'orders', namespace: 'default' };
 
@@ -206,16 +207,6 @@ describe('WorkflowAccessPolicy', function () {
       return file;
     }
 
-    function configError(run: () => unknown): ConfigError {
-      try {
-        run();
-      } catch (error) {
-        assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-        assert.equal(error.code, 'ERR_CONFIG_INVALID');
-        return error;
-      }
-      assert.fail('expected a ConfigError');
-    }
 
     const VALID = `apiVersion: dapr.io/v1alpha1
 kind: WorkflowAccessPolicy

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createCsr, generateKeyPem, signSvid } from '@skein/core';
 import { Harness, type AppHandle, type SidecarHandle } from '../src/harness.js';
 import { eventually } from '../src/eventually.js';
 import { httpRequest, type HttpResult } from '../src/http.js';
+import { nextDecisions } from '../src/decisions.js';
 
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '200ms', '--lease-ttl', '2s'];
 
@@ -33,10 +34,6 @@ interface DaprError {
   message: string;
 }
 
-interface DecisionEvent {
-  appId: string;
-  decision: { allowed: boolean; source: string; rule: string; caller: string; target: string; method?: string };
-}
 
 
 
@@ -53,19 +50,7 @@ describe('actors: App-ID access control of the actor\'s app applies to actor cal
     const all = await Promise.all(hosts.map(async (host) => (await httpRequest(`http://127.0.0.1:${host.app.port}/_events`)).json<{ turns: Array<{ actorId: string }> }>()));
     return all.flatMap((events) => events.turns).filter((turn) => turn.actorId === actorId).length;
   };
-  /** The next `count` decisions the actor's app publishes; resolves once the server has the subscription. */
-  const decisions = async (count: number): Promise<{ sub: Subscription; events(): Promise<DecisionEvent[]> }> => {
-    const sub = nc.subscribe('skein.decisions.default.ledger', { max: count });
-    await nc.flush();
-    return {
-      sub,
-      events: async () => {
-        const out: DecisionEvent[] = [];
-        for await (const message of sub) out.push(message.json<DecisionEvent>());
-        return out;
-      },
-    };
-  };
+  const decisions = (count: number): ReturnType<typeof nextDecisions> => nextDecisions(nc, 'skein.decisions.default.ledger', count);
 
   before(async function () {
     const { nats } = await harness.controlPlane();

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { LogLevel, WorkflowRuntime, type WorkflowActivityContext, type WorkflowContext } from '@dapr/dapr';
 import { createCsr, generateKeyPem, signSvid } from '@skein/core';
 import { Harness, type SidecarHandle } from '../src/harness.js';
 import { eventually } from '../src/eventually.js';
 import { httpRequest, type HttpResult } from '../src/http.js';
+import { nextDecisions } from '../src/decisions.js';
 
 const PLACEMENT_ARGS = ['--host-ttl', '2s', '--dissemination-timeout', '4s', '--batch-window', '100ms', '--lease-ttl', '2s'];
 
@@ -53,10 +54,6 @@ interface StateJson {
   properties: Record<string, string>;
 }
 
-interface DecisionEvent {
-  appId: string;
-  decision: { allowed: boolean; source: string; rule: string; caller: string; target: string; method?: string };
-}
 
 const API = '/v1.0-beta1/workflows/dapr';
 
@@ -88,19 +85,7 @@ describe('workflows across apps: ?appID= over the HTTP API, judged by the target
     assert.equal(error.errorCode, 'ERR_WORKFLOW_ACCESS_DENIED');
     return error;
   };
-  /** The next `count` decisions `orders` publishes; resolves once the server has the subscription. */
-  const decisions = async (count: number): Promise<{ sub: Subscription; events(): Promise<DecisionEvent[]> }> => {
-    const sub = nc.subscribe('skein.decisions.default.orders', { max: count, timeout: 15_000 });
-    await nc.flush();
-    return {
-      sub,
-      events: async () => {
-        const out: DecisionEvent[] = [];
-        for await (const message of sub) out.push(message.json<DecisionEvent>());
-        return out;
-      },
-    };
-  };
+  const decisions = (count: number): ReturnType<typeof nextDecisions> => nextDecisions(nc, 'skein.decisions.default.orders', count, 15_000);
 
   /** A worker of `appId`'s workflows, in this process, on the app's own sidecar. */
   const worker = async (sidecar: SidecarHandle): Promise<void> => {
