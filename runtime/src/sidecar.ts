@@ -217,6 +217,11 @@ export class Sidecar {
         telemetry: new NatsWorkflowTelemetry(this.bus.nc, { appId: options.appId, namespace: options.namespace }, () => this.tracing),
         ...(options.workflowWorkItemTimeoutMs === undefined ? {} : { orchestrationTimeoutMs: options.workflowWorkItemTimeoutMs }),
       });
+      // The MCPServers' ListTools and CallTool.<tool> workflows run on the sidecar's own worker.
+      if (this.mcpServers) {
+        const { ToolWorkflowWorker } = await import('./mcp-servers/tool-worker.js');
+        this.workflows.attachInternalWorker(new ToolWorkflowWorker(this.mcpServers));
+      }
     }
     this.outbound = new OutboundPipeline(options.config.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);
     const universal = new UniversalApi(

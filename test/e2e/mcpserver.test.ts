@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Harness, type AppHandle } from '../src/harness.js';
+import { eventually } from '../src/eventually.js';
 import { httpRequest } from '../src/http.js';
 import { freePort } from '../src/ports.js';
 
@@ -126,5 +127,69 @@ describe('MCPServer resources: tool discovery at start, official SDK server', fu
     const { code, output } = await failedRun('mcp-bad-secret', dir);
     assert.equal(code, 1);
     assert.match(output, /mcpserver-0\.yaml: \/spec\/endpoint\/streamableHTTP\/headers\/0\/secretKeyRef: secret "missing" is not in secret store "local-secrets"/);
+  });
+});
+
+describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar's own worker, durably", function () {
+  this.timeout(60_000);
+  const harness = new Harness();
+  let tools: AppHandle;
+  let url = '';
+  after(() => harness.cleanup());
+
+  before(async () => {
+    await harness.controlPlane();
+    const placement = await harness.placement('mcp-wf', ['--batch-window', '50ms']);
+    await placement.proc.waitForRecord('became leader');
+    tools = await harness.app('mcp-tools-server', { TOOL_PAGES: '2' });
+    const dir = harness.dir('mcp-wf-resources');
+    writeFileSync(join(dir, 'weather.yaml'), mcpServer('weather', `    streamableHTTP:\n      url: http://127.0.0.1:${tools.port}/mcp\n`));
+    // No app and no workflow SDK: the MCPServer's workflows need neither.
+    const sidecar = await harness.sidecar({ appId: 'mcp-gateway', args: ['--resources-path', dir, '--placement-address', placement.address] });
+    url = sidecar.url;
+  });
+
+  /** Starts a workflow over Dapr's HTTP API and waits for it to finish; its output, parsed. */
+  async function run(name: string, input: unknown, instanceId: string): Promise<{ status: string; output: unknown }> {
+    const started = await eventually(async () => {
+      const answer = await httpRequest(`${url}/v1.0-beta1/workflows/dapr/${name}/start?instanceID=${instanceId}`, { method: 'POST', body: JSON.stringify(input) });
+      return answer.status === 202 ? answer : undefined;
+    }, 20_000, 'the workflow actor type to be placed');
+    assert.equal(started.status, 202, started.body);
+    return eventually(async () => {
+      const got = (await httpRequest(`${url}/v1.0-beta1/workflows/dapr/${instanceId}`)).json<{ runtimeStatus: string; properties: Record<string, string> }>();
+      if (got.runtimeStatus === 'RUNNING' || got.runtimeStatus === 'PENDING') return undefined;
+      return { status: got.runtimeStatus, output: JSON.parse(got.properties['dapr.workflow.output'] ?? 'null') as unknown };
+    }, 20_000, `workflow ${instanceId} to finish`);
+  }
+
+  const calls = async (): Promise<Array<{ name: string; arguments: unknown }>> => JSON.parse((await httpRequest(`http://127.0.0.1:${tools.port}/calls`)).body.toString()) as Array<{ name: string; arguments: unknown }>;
+
+  it('answers ListTools from the tools discovered at start', async () => {
+    const listed = await run('dapr.internal.mcp.weather.ListTools', {}, 'list-1');
+    assert.equal(listed.status, 'COMPLETED');
+    assert.deepEqual((listed.output as { tools: Array<{ name: string }> }).tools.map((tool) => tool.name), ['tool_0', 'tool_1']);
+  });
+
+  it('calls the tool as an activity and completes with its CallToolResult', async () => {
+    const called = await run('dapr.internal.mcp.weather.CallTool.tool_1', { arguments: { city: 'Lisbon' } }, 'call-1');
+    assert.equal(called.status, 'COMPLETED');
+    assert.deepEqual(called.output, { content: [{ type: 'text', text: 'called tool_1 for {"city":"Lisbon"}' }] });
+    assert.deepEqual((await calls()).filter((call) => call.name === 'tool_1'), [{ name: 'tool_1', arguments: { city: 'Lisbon' } }]);
+    const { events } = (await httpRequest(`${url}/v1.0-beta1/workflows/dapr/call-1/history`)).json<{ events: Array<{ kind: string; details: { name?: string } }> }>();
+    assert.ok(events.some((event) => event.kind === 'taskScheduled' && event.details.name === 'dapr.internal.mcp.callTool'), JSON.stringify(events));
+  });
+
+  it('completes with isError and never contacts the server when a required argument is missing, the tool is unknown or the input is malformed', async () => {
+    const before = (await calls()).length;
+    const missing = await run('dapr.internal.mcp.weather.CallTool.tool_0', { arguments: {} }, 'missing-1');
+    assert.deepEqual(missing, { status: 'COMPLETED', output: { content: [{ type: 'text', text: "tool 'tool_0' needs the argument 'city'" }], isError: true } });
+    const unknown = await run('dapr.internal.mcp.weather.CallTool.no.such.tool', { arguments: { city: 'x' } }, 'unknown-1');
+    assert.deepEqual(unknown.output, { content: [{ type: 'text', text: `MCPServer "weather" has no tool 'no.such.tool'` }], isError: true });
+    const malformed = await run('dapr.internal.mcp.weather.CallTool.tool_0', { arguments: [1, 2] }, 'malformed-1');
+    assert.match((malformed.output as { content: Array<{ text: string }> }).content[0]?.text ?? '', /the input of a CallTool workflow is \{"arguments": \{\.\.\.\}\}: "arguments" must be an object/);
+    const otherServer = await run('dapr.internal.mcp.nowhere.ListTools', {}, 'nowhere-1');
+    assert.deepEqual(otherServer.output, { content: [{ type: 'text', text: 'MCPServer "nowhere" is not loaded on this sidecar' }], isError: true });
+    assert.equal((await calls()).length, before, 'the server saw none of these');
   });
 });

@@ -37,6 +37,7 @@ interface LoadedServer {
   readonly summary: McpServerSummary;
   readonly tools: readonly DiscoveredTool[];
   readonly client: Client | undefined;
+  readonly timeoutMs: number;
 }
 
 /** Where the sidecar's secrets and environment come from, and the seams tests replace. */
@@ -92,13 +93,13 @@ export class McpServers {
       const connected = client;
       const timeout = target.requestTimeoutMs;
       const tools = await collectTools(async (cursor) => connected.listTools(cursor === undefined ? {} : { cursor }, { timeout }));
-      this.loaded.set(name, { summary: { name, transport, status: 'ready', tools: tools.map((tool) => tool.name) }, tools: Object.freeze(tools), client });
+      this.loaded.set(name, { summary: { name, transport, status: 'ready', tools: tools.map((tool) => tool.name) }, tools: Object.freeze(tools), client, timeoutMs: timeout });
       log.info('MCPServer loaded', { name, transport, tools: tools.length });
     } catch (error) {
       await client?.close().catch(() => undefined);
       const reason = reasonOf(error);
       const sentence = error instanceof ConfigError ? reason : `MCPServer "${name}" could not be loaded from ${target?.url.href ?? transport}: ${reason}`;
-      this.loaded.set(name, { summary: { name, transport, status: 'unavailable', tools: [], error: sentence }, tools: [], client: undefined });
+      this.loaded.set(name, { summary: { name, transport, status: 'unavailable', tools: [], error: sentence }, tools: [], client: undefined, timeoutMs: 0 });
       if (!resource.spec.ignoreErrors) {
         throw error instanceof ConfigError ? error : new ConfigError(file, `/spec/endpoint/${transport}/url`, sentence);
       }
@@ -122,6 +123,16 @@ export class McpServers {
   tools(name: string): readonly DiscoveredTool[] | undefined {
     const server = this.loaded.get(name);
     return server?.summary.status === 'ready' ? server.tools : undefined;
+  }
+
+  /**
+   * Calls a tool on a ready server's warm session and returns its `CallToolResult` as the server sent it. A protocol
+   * or transport failure rejects (the caller decides what the workflow sees).
+   */
+  async callTool(name: string, tool: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const server = this.loaded.get(name);
+    if (!server?.client || server.summary.status !== 'ready') throw new SkeinError('ERR_MCP_SERVER_UNAVAILABLE', `MCPServer "${name}" is not loaded${server?.summary.error ? `: ${server.summary.error}` : ''}`);
+    return await server.client.callTool({ name: tool, arguments: args }, undefined, { timeout: server.timeoutMs });
   }
 
   /** Closes every session. */

@@ -46,6 +46,12 @@ export interface WorkItemSink {
   send(item: dt.IWorkItem): void;
 }
 
+/** A worker inside the sidecar for workflows of its own (MCPServer tools): it takes the items it handles. */
+export interface InternalWorker extends WorkItemSink {
+  handles(item: dt.IWorkItem): boolean;
+  attach(answers: { completeOrchestration(response: dt.IOrchestratorResponse): void; completeActivity(response: dt.IActivityResponse): Promise<void> }): void;
+}
+
 /** What the engine needs from the sidecar. */
 export interface WorkflowEngineOptions {
   appId: string;
@@ -134,6 +140,8 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
   private readonly activations = new Map<string, Activation>();
   private readonly runs = new Map<string, PendingRun>();
   private readonly activities = new Map<string, PendingActivity>();
+  /** The sidecar's own worker (MCPServer workflows), when it has one. */
+  private internal: InternalWorker | undefined;
   private activityLoop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
   /** The client side of this app's instances; `otherApps` holds the clients of other apps' (see `forApp`). */
@@ -157,6 +165,17 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
   // ---------------------------------------------------------------- workers
 
   /** A worker opened `GetWorkItems`: register the actor type (first time), start taking activities. */
+  /**
+   * Adds the sidecar's own worker: the instance actor type is placed here and activities are taken even when the
+   * app runs no workflow worker, and the items it handles never go to the app's.
+   */
+  attachInternalWorker(worker: InternalWorker): void {
+    this.internal = worker;
+    worker.attach({ completeOrchestration: (response) => this.completeOrchestration(response), completeActivity: (response) => this.completeActivity(response) });
+    if (!this.context) this.context = this.options.registerActorType(this.actorType, this);
+    this.activityLoop ??= this.takeActivities().finally(() => (this.activityLoop = undefined));
+  }
+
   addWorker(sink: WorkItemSink): void {
     this.workers.set(sink.id, { sink, outstanding: 0 });
     log.info('workflow worker connected', { appId: this.options.appId, worker: sink.id, workers: this.workers.size });
@@ -167,6 +186,11 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
 
   /** Sends a work item to the next worker with room, or keeps it until one has room. */
   private dispatch(item: dt.IWorkItem, sent: (worker: string) => void): void {
+    if (this.internal?.handles(item)) {
+      sent(this.internal.id);
+      this.internal.send(item);
+      return;
+    }
     const slot = this.slotWithRoom();
     if (!slot) {
       this.backlog.push({ item, sent });
@@ -301,14 +325,14 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
 
   /** Takes this app's activities off its work queue while workers are connected, and hands each to one. */
   private async takeActivities(): Promise<void> {
-    while (this.workers.size > 0 && !this.stopping.signal.aborted) {
+    while ((this.workers.size > 0 || this.internal) && !this.stopping.signal.aborted) {
       try {
         const consumer = await this.store.activities();
         const messages = await consumer.consume({ max_messages: 256 });
         const stop = (): void => void messages.close();
         this.stopping.signal.addEventListener('abort', stop, { once: true });
         for await (const message of messages) {
-          if (this.workers.size === 0) {
+          if (this.workers.size === 0 && !this.internal) {
             message.nak();
             break;
           }
@@ -331,6 +355,11 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
     } catch (error) {
       log.error('dropping an undecodable activity', { reason: (error as Error).message });
       message.term();
+      return;
+    }
+    if (this.workers.size === 0 && !this.internal?.handles({ activityRequest: request })) {
+      // Only the sidecar's own worker is here: the app's activities wait for a worker of the app.
+      message.nak(5000);
       return;
     }
     const instanceId = request.orchestrationInstance?.instanceId ?? '';

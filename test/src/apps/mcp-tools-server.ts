@@ -2,7 +2,7 @@
  * A test MCP server on the official SDK's low-level `Server`, over streamable HTTP at `/mcp` (stateless) and the
  * legacy HTTP+SSE transport at `/sse` + `/messages`. `tools/list` answers one tool a page over `TOOL_PAGES` pages
  * (default 3), or forever with `ENDLESS_PAGES=1`. Every request's headers are recorded; `GET /seen-headers` returns
- * them. Listens on $PORT (0: a free one) and prints `{"listening":<port>}`.
+ * them, and `GET /calls` every tools/call it answered. Listens on $PORT (0: a free one) and prints `{"listening":<port>}`.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
@@ -14,6 +14,8 @@ import { listen } from './listen.js';
 const pages = Number(process.env['TOOL_PAGES'] ?? 3);
 const endless = process.env['ENDLESS_PAGES'] === '1';
 const seen: IncomingHttpHeaders[] = [];
+/** Every tools/call the server answered: the tool and its arguments (`GET /calls`). */
+const calls: Array<{ name: string; arguments: unknown }> = [];
 
 function buildServer(): Server {
   const server = new Server({ name: 'skein-test-tools', version: '0.1.0' }, { capabilities: { tools: {} } });
@@ -23,7 +25,10 @@ function buildServer(): Server {
     const more = endless || page + 1 < pages;
     return { tools: [tool], ...(more ? { nextCursor: String(page + 1) } : {}) };
   });
-  server.setRequestHandler(CallToolRequestSchema, (request) => ({ content: [{ type: 'text', text: `called ${request.params.name}` }] }));
+  server.setRequestHandler(CallToolRequestSchema, (request) => {
+    calls.push({ name: request.params.name, arguments: request.params.arguments ?? {} });
+    return { content: [{ type: 'text', text: `called ${request.params.name} for ${JSON.stringify(request.params.arguments ?? {})}` }] };
+  });
   return server;
 }
 
@@ -31,6 +36,10 @@ const sse = new Map<string, SSEServerTransport>();
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
+  if (url.pathname === '/calls') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(calls));
+    return;
+  }
   if (url.pathname === '/seen-headers') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(seen));
     return;
