@@ -111,9 +111,11 @@ export async function upCommand(argv: string[]): Promise<void> {
     if (!stopping) writeControlPlaneRecord(home, record);
   };
   update({});
-  const supervisors: Array<{ stop(): Promise<void> }> = [];
+  const supervisors: Array<{ hold(): void; stop(): Promise<void> }> = [];
   const stopAll = async (): Promise<void> => {
     stopping = true;
+    // All at once, before any is stopped: a child that exits meanwhile (Ctrl-C reaches it too) is not restarted.
+    for (const supervisor of supervisors) supervisor.hold();
     // Placement and the sentry first: they are NATS clients.
     for (const supervisor of [...supervisors].reverse()) await supervisor.stop();
     removeControlPlaneRecord(home);

@@ -80,6 +80,14 @@ export class Supervisor<T extends SupervisedProcess> {
   private onExit(started: T, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.stopped || this.running !== started) return;
     this.running = undefined;
+    // A Ctrl-C reaches the whole process group at once: the child may exit before the supervisor's own signal
+    // handler has held it. Decided a turn later, such an exit is a stop, not a crash.
+    setImmediate(() => {
+      if (!this.stopped) this.crashed(started, code, signal);
+    });
+  }
+
+  private crashed(started: T, code: number | null, signal: NodeJS.Signals | null): void {
     this.crashes = consecutiveCrashesAfter(this.crashes, this.now() - this.startedAt, this.backoff);
     const restartInMs = restartDelayMs(this.crashes, this.backoff);
     this.options.events.exited({ name: this.name, pid: started.child.pid, code, signal, restartInMs });
@@ -105,6 +113,13 @@ export class Supervisor<T extends SupervisedProcess> {
       this.options.events.restartFailed(this.name, (error as Error).message, restartInMs);
       this.scheduleRestart(restartInMs);
     }
+  }
+
+  /** No more restarts from now on; the process is left running (stop() ends it). */
+  hold(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** No more restarts; stops the process (one being started too) and resolves once it has exited. */
