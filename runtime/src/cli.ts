@@ -24,17 +24,31 @@ Commands (and --version):
             [--dapr-http-port P | --sidecar-url URL]; skein workflows --help for each one's flags
 
 Flags of run: --app-id, --app-port, --dapr-http-port, --dapr-grpc-port, --dapr-internal-grpc-port,
-  --resources-path (repeatable), --config, --namespace, --nats-url, --sentry-address, --advertise-address,
-  --trust-anchors-file, --join-token, --max-body-size, --log-level, --log-as-json, -f/--run-file,
-  --metrics-port (default 0: a free port), --metrics-address (default 127.0.0.1),
-  --control-plane-timeout (default 60s: how long to wait for the control plane of skein up)
-Flags of up for the telemetry stream: --telemetry-max-age (default 24h), --telemetry-max-bytes (default 1Gi)
+  --resources-path (repeatable), --config, --namespace, --nats-url, --sentry-address, --placement-address,
+  --advertise-address, --trust-anchors-file, --join-token, --max-body-size, --log-level, --log-as-json,
+  -f/--run-file, --metrics-port (default 0: a free port), --metrics-address (default 127.0.0.1),
+  --control-plane-timeout (default 60s: how long to wait for the control plane of skein up),
+  --workflow-work-item-timeout (default 60s: how long a workflow worker has to answer a work item)
+Flags of up: --home, --host, --nats-port, --sentry-port, --placement-port, --advertise-address, --mode
+  development|production, --trust-domain, --workload-cert-ttl, and for the telemetry stream --telemetry-max-age
+  (default 24h), --telemetry-max-bytes (default 1Gi)
+Flags of init: --home, --trust-domain (default public), --ca-ttl (default 8760h)
+Flags of token: --app-id, --namespace, --ttl (default 1h)
 Flags of decisions and traces: --nats-url, --home, --namespace, --cert-file, --key-file, --trust-anchors-file
 `;
+
+/** Commands that print a usage of their own for --help. */
+const COMMANDS_WITH_USAGE = new Set(['decisions', 'traces', 'workflows']);
 
 // Commands load on demand: a short-lived `skein traces` should not pay for loading the whole sidecar.
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // `skein <command> --help`: the usage above, for the commands without one of their own. After `--` it is the app's.
+  const own = rest.indexOf('--') === -1 ? rest : rest.slice(0, rest.indexOf('--'));
+  if (!COMMANDS_WITH_USAGE.has(command ?? '') && (own.includes('--help') || own.includes('-h'))) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
   switch (command) {
     case 'init':
       return (await import('./cli/init.js')).initCommand(rest);

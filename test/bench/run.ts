@@ -563,8 +563,28 @@ function render(report: BenchReport): string {
   return out.join('\n');
 }
 
+const USAGE = `Usage: npm run bench -- [flags]   (node test/dist/bench/run.js [flags])
+
+Parts (--only, comma-separated; default invoke,mcp-chain,tracing): invoke, mcp-chain, tracing, actors, workflows
+Flags: --quick, --profile, --requests N, --calls N, --clients c1,c2 (mcp-chain), --hosts n1,n2 (actors);
+  for invoke: --rate R, --duration S, --connections N, --also-rates r1,r2, --no-mcp
+Results: printed as Markdown and written to bench-results/. See BENCHMARKS.md.
+`;
+
 async function main(): Promise<void> {
-  const settings = readSettings(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  let settings: Settings;
+  try {
+    settings = readSettings(argv);
+  } catch (error) {
+    // A bad flag: its message and the usage, no stack.
+    process.stderr.write(`[bench] ${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
   const startedAt = new Date().toISOString();
   const stamp = startedAt.replace(/[:.]/g, '-');
   const began = performance.now();

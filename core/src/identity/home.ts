@@ -20,7 +20,7 @@ export function caPaths(home: string): { cert: string; key: string; bundle: stri
 export function readCa(home: string): KeyPair {
   const paths = caPaths(home);
   if (!existsSync(paths.cert) || !existsSync(paths.key)) {
-    throw new SkeinError('ERR_CERTIFICATE', `no CA in ${paths.dir}: run \`skein init\` first (or pass --ca-dir)`);
+    throw new SkeinError('ERR_CERTIFICATE', `no CA in ${paths.dir}: run \`skein init\` first (or pass --home with the Skein home that has one)`);
   }
   return { certPem: readFileSync(paths.cert, 'utf8'), keyPem: readFileSync(paths.key, 'utf8') };
 }
