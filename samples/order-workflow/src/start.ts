@@ -86,12 +86,22 @@ async function placeOrder(client: DaprWorkflowClient, order: Order, timeoutSecon
   return EXIT_CANCELLED;
 }
 
+const USAGE = `Usage: node dist/start.js [--order-id ID] [--item widget] [--quantity 1] [--amount-cents 2500] [--card TOKEN]
+                          [--ship-to ADDRESS] [--timeout-seconds 30]
+Places one order through the sidecar on 127.0.0.1:$DAPR_GRPC_PORT (default 50001) and prints its result as JSON.
+Exit status: 0 shipped, 3 cancelled (compensated), 1 failed or not finished in time, 2 bad arguments.
+`;
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return EXIT_SHIPPED;
+  }
   let parsed;
   try {
     parsed = parseCommandLine(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
   const daprPort = process.env['DAPR_GRPC_PORT'] ?? '50001';
