@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { CALL_TOOL_ACTIVITY, missingArguments, parseToolWorkflow, planToolStep, type CachedTool } from '../src/mcp/mcpserver/tool-workflows.js';
 
 const TOOLS: CachedTool[] = [{ name: 'forecast', inputSchema: { type: 'object', required: ['city', 'days'] } }, { name: 'a.b', inputSchema: {} }];
-const toolsOf = (server: string): readonly CachedTool[] | undefined => (server === 'weather' ? TOOLS : undefined);
+const toolsOf = { tools: (server: string): readonly CachedTool[] | undefined => (server === 'weather' ? TOOLS : undefined) };
 
 function started(name: string, input: unknown): object {
   return { eventId: -1, executionStarted: { name, input: { value: JSON.stringify(input) }, orchestrationInstance: { instanceId: 'i1' } } };
@@ -55,5 +55,50 @@ describe('MCPServer workflows (pure: names, argument checks, one orchestration s
     assert.deepEqual(step('dapr.internal.mcp.elsewhere.ListTools', {}), { content: [{ type: 'text', text: 'MCPServer "elsewhere" is not loaded on this sidecar' }], isError: true });
     assert.match(JSON.stringify(step('dapr.internal.mcp.weather.CallTool.forecast', { arguments: 'Oslo' })), /\\"arguments\\" must be an object/);
     assert.deepEqual(step('dapr.internal.mcp.weather.ListTools', {}), { tools: TOOLS });
+  });
+
+  describe('hooks, run as child workflows in array order', function () {
+    const hooks = {
+      beforeCallTool: [{ workflow: { workflowName: 'rbac' } }, { workflow: { workflowName: 'fill' }, mutate: true }],
+      afterCallTool: [{ workflow: { workflowName: 'redact' }, mutate: true }, { workflow: { workflowName: 'audit' } }],
+      afterListTools: [{ workflow: { workflowName: 'broken' } }],
+    };
+    const servers = { ...toolsOf, hooks: () => hooks, appId: 'gateway' };
+    const start = started('dapr.internal.mcp.weather.CallTool.forecast', { arguments: { city: 'Oslo' } });
+    const childDone = (id: number, result: unknown): object => ({ subOrchestrationInstanceCompleted: { taskScheduledId: id, result: { value: JSON.stringify(result) } } });
+    const childFailed = (id: number, message: string): object => ({ subOrchestrationInstanceFailed: { taskScheduledId: id, failureDetails: { errorMessage: message } } });
+    const created = (id: number): object => ({ eventId: id, subOrchestrationInstanceCreated: {} });
+    const step = (past: object[]): ReturnType<typeof planToolStep> => planToolStep({ instanceId: 'c1', pastEvents: [start, ...past], newEvents: [] }, servers);
+
+    it("gives each hook the seed's input; a mutating before-hook replaces the arguments the call and the later hooks get", function () {
+      assert.deepEqual(step([]).actions, [{ id: 1, createSubOrchestration: { instanceId: 'c1-hook-1', name: 'rbac', input: { value: JSON.stringify({ name: 'weather', toolName: 'forecast', arguments: { city: 'Oslo' } }) } } }]);
+      assert.deepEqual(step([created(1)]).actions, [], 'waiting for the hook');
+      const second = step([created(1), childDone(1, 'ignored: rbac does not mutate')]);
+      assert.equal(second.actions?.[0]?.createSubOrchestration?.name, 'fill');
+      const afterFill = [created(1), childDone(1, null), created(2), childDone(2, { city: 'Oslo', days: 3 })];
+      assert.deepEqual(step(afterFill).actions, [{ id: 3, scheduleTask: { name: CALL_TOOL_ACTIVITY, input: { value: JSON.stringify({ server: 'weather', tool: 'forecast', arguments: { city: 'Oslo', days: 3 } }) } } }]);
+      const called = [...afterFill, { eventId: 3, taskScheduled: {} }, { taskCompleted: { taskScheduledId: 3, result: { value: JSON.stringify({ content: [{ type: 'text', text: 'secret forecast' }] }) } } }];
+      assert.deepEqual(JSON.parse(step(called).actions?.[0]?.createSubOrchestration?.input?.value ?? '{}'), { name: 'weather', toolName: 'forecast', arguments: { city: 'Oslo', days: 3 }, result: { content: [{ type: 'text', text: 'secret forecast' }] } });
+      const redacted = [...called, created(4), childDone(4, { content: [{ type: 'text', text: '[redacted]' }] })];
+      assert.equal(step(redacted).actions?.[0]?.createSubOrchestration?.name, 'audit');
+      assert.deepEqual(resultOf(step([...redacted, created(5), childDone(5, 'logged')])), { content: [{ type: 'text', text: '[redacted]' }] }, 'the mutated result, not the audit output');
+    });
+
+    it('stops the chain with isError when a before-hook fails (the server never sees the call); fails the workflow when an after-hook fails', function () {
+      const denied = step([created(1), childFailed(1, 'shop may not call forecast')]);
+      assert.deepEqual(resultOf(denied), { content: [{ type: 'text', text: "hook 'rbac' stopped the call of tool 'forecast': shop may not call forecast" }], isError: true });
+      const called = [created(1), childDone(1, null), created(2), childDone(2, { city: 'Oslo', days: 1 }), { eventId: 3, taskScheduled: {} }, { taskCompleted: { taskScheduledId: 3, result: { value: '{}' } } }];
+      const failed = step([...called, created(4), childFailed(4, 'redactor down')]);
+      assert.equal(failed.actions?.[0]?.completeOrchestration?.orchestrationStatus, 3);
+      assert.match(failed.actions?.[0]?.completeOrchestration?.failureDetails?.errorMessage ?? '', /hook 'redact' failed after tool 'forecast' ran: redactor down/);
+    });
+
+    it('keeps the listing when an afterListTools hook fails, and refuses hooks on another app', function () {
+      const list = started('dapr.internal.mcp.weather.ListTools', {});
+      const listed = planToolStep({ instanceId: 'l1', pastEvents: [list, created(1), childFailed(1, 'boom')], newEvents: [] }, servers);
+      assert.deepEqual(resultOf(listed), { tools: TOOLS });
+      const remote = { ...toolsOf, hooks: () => ({ beforeCallTool: [{ workflow: { workflowName: 'rbac', appID: 'policy-app' } }] }), appId: 'gateway' };
+      assert.deepEqual(resultOf(planToolStep({ instanceId: 'c2', newEvents: [start] }, remote)), { content: [{ type: 'text', text: "hook workflow 'rbac' runs on app 'policy-app': hooks on another app are not supported yet" }], isError: true });
+    });
   });
 });

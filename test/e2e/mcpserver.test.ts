@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LogLevel, WorkflowRuntime, type WorkflowContext } from '@dapr/dapr';
 import { Harness, type AppHandle } from '../src/harness.js';
 import { eventually } from '../src/eventually.js';
 import { httpRequest } from '../src/http.js';
@@ -130,11 +131,23 @@ describe('MCPServer resources: tool discovery at start, official SDK server', fu
   });
 });
 
+/** A beforeCallTool hook: refuses calls for the city 'Atlantis'. */
+const rbac = async function* rbac(_ctx: WorkflowContext, input: { name: string; toolName: string; arguments: { city?: string } }): AsyncGenerator<unknown, null, unknown> {
+  if (input.arguments.city === 'Atlantis') throw new Error(`no calls of ${input.toolName} on ${input.name} for Atlantis`);
+  return null;
+};
+
+/** A mutating afterCallTool hook: replaces the city in the result's text. */
+const redact = async function* redact(_ctx: WorkflowContext, input: { arguments: { city?: string }; result: { content: Array<{ type: string; text: string }> } }): AsyncGenerator<unknown, unknown, unknown> {
+  return { ...input.result, content: input.result.content.map((part) => ({ ...part, text: part.text.replaceAll(input.arguments.city ?? '', '[city]') })) };
+};
+
 describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar's own worker, durably", function () {
   this.timeout(60_000);
   const harness = new Harness();
   let tools: AppHandle;
   let url = '';
+  let hooks: WorkflowRuntime | undefined;
   after(() => harness.cleanup());
 
   before(async () => {
@@ -144,9 +157,18 @@ describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar'
     tools = await harness.app('mcp-tools-server', { TOOL_PAGES: '2' });
     const dir = harness.dir('mcp-wf-resources');
     writeFileSync(join(dir, 'weather.yaml'), mcpServer('weather', `    streamableHTTP:\n      url: http://127.0.0.1:${tools.port}/mcp\n`));
-    // No app and no workflow SDK: the MCPServer's workflows need neither.
+    const middleware = '  middleware:\n    beforeCallTool:\n      - workflow: { workflowName: rbac }\n    afterCallTool:\n      - workflow: { workflowName: redact }\n        mutate: true\n';
+    writeFileSync(join(dir, 'guarded.yaml'), mcpServer('guarded', `    streamableHTTP:\n      url: http://127.0.0.1:${tools.port}/mcp\n`, middleware));
+    // No app: the MCPServer's own workflows need none. The hooks are workflows of the app, run by its SDK worker.
     const sidecar = await harness.sidecar({ appId: 'mcp-gateway', args: ['--resources-path', dir, '--placement-address', placement.address] });
     url = sidecar.url;
+    const ready = await sidecar.proc.waitForRecord('ready', { what: 'sidecar' });
+    hooks = new WorkflowRuntime({ daprHost: '127.0.0.1', daprPort: String(ready['grpcPort']), logger: { level: LogLevel.Error } }).registerWorkflow(rbac).registerWorkflow(redact);
+    await hooks.start();
+    await sidecar.proc.waitForRecord('workflow worker connected');
+  });
+  after(async () => {
+    await hooks?.stop().catch(() => undefined);
   });
 
   /** Starts a workflow over Dapr's HTTP API and waits for it to finish; its output, parsed. */
@@ -191,5 +213,18 @@ describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar'
     const otherServer = await run('dapr.internal.mcp.nowhere.ListTools', {}, 'nowhere-1');
     assert.deepEqual(otherServer.output, { content: [{ type: 'text', text: 'MCPServer "nowhere" is not loaded on this sidecar' }], isError: true });
     assert.equal((await calls()).length, before, 'the server saw none of these');
+  });
+
+  it('runs the hooks as workflows of the app: a before-hook refuses a call the server never sees, a mutating after-hook rewrites the result', async () => {
+    const before = (await calls()).length;
+    const denied = await run('dapr.internal.mcp.guarded.CallTool.tool_0', { arguments: { city: 'Atlantis' } }, 'hooked-denied');
+    assert.equal(denied.status, 'COMPLETED');
+    const deniedResult = denied.output as { content: Array<{ text: string }>; isError?: boolean };
+    assert.equal(deniedResult.isError, true);
+    assert.match(deniedResult.content[0]?.text ?? '', /hook 'rbac' stopped the call of tool 'tool_0': .*no calls of tool_0 on guarded for Atlantis/);
+    assert.equal((await calls()).length, before, 'the server never saw the refused call');
+    const allowed = await run('dapr.internal.mcp.guarded.CallTool.tool_0', { arguments: { city: 'Porto' } }, 'hooked-allowed');
+    assert.deepEqual(allowed, { status: 'COMPLETED', output: { content: [{ type: 'text', text: 'called tool_0 for {"city":"[city]"}' }] } });
+    assert.deepEqual((await calls()).slice(before), [{ name: 'tool_0', arguments: { city: 'Porto' } }], 'the server got the arguments; the caller got the redacted result');
   });
 });

@@ -13,6 +13,7 @@ import type { SecretStores } from '../secrets/secret-stores.js';
 import type { MCPServerResource } from '../config/types.js';
 import { compileMcpServerTarget, transportOf, type McpServerTarget, type McpServerTransportKind } from '../mcp/mcpserver/mcp-server-spec.js';
 import { collectTools, type DiscoveredTool } from '../mcp/mcpserver/tool-discovery.js';
+import type { ToolHooks } from '../mcp/mcpserver/tool-workflows.js';
 import { FIRST_BYTE_TIMEOUT_MS, firstByteTimeoutFetch } from './first-byte-fetch.js';
 
 const log = logger('mcpserver');
@@ -117,6 +118,11 @@ export class McpServers {
   /** Every server, loaded or not, by name. */
   summaries(): McpServerSummary[] {
     return this.entries.map(({ resource }) => this.loaded.get(resource.metadata.name)?.summary).filter((summary): summary is McpServerSummary => summary !== undefined).map((summary) => ({ ...summary, tools: [...summary.tools] }));
+  }
+
+  /** The middleware hooks of a server (`spec.middleware`), as loaded. */
+  hooks(name: string): ToolHooks | undefined {
+    return this.entries.find((entry) => entry.resource.metadata.name === name)?.resource.spec.middleware;
   }
 
   /** The cached tools of a ready server; undefined when it is not loaded. */

@@ -19,10 +19,12 @@ export interface ToolWorkerAnswers {
 export class ToolWorkflowWorker {
   readonly id = 'skein-mcpserver-tools';
   private readonly servers: McpServers;
+  private readonly appId: string;
   private answers: ToolWorkerAnswers | undefined;
 
-  constructor(servers: McpServers) {
+  constructor(servers: McpServers, appId: string) {
     this.servers = servers;
+    this.appId = appId;
   }
 
   /** Connects the worker to the engine that gives it work. */
@@ -43,7 +45,7 @@ export class ToolWorkflowWorker {
     const answers = this.answers;
     if (!answers) return;
     if (item.orchestratorRequest) {
-      const response = planToolStep(item.orchestratorRequest, (server) => this.servers.tools(server));
+      const response = planToolStep(item.orchestratorRequest, { tools: (server) => this.servers.tools(server), hooks: (server) => this.servers.hooks(server), appId: this.appId });
       // Answered after the engine has finished handing the item over, as a remote worker would.
       queueMicrotask(() => {
         try {
