@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { logger, connectBus, type Bus, formatSpiffeId, SkeinError, asSkeinError, ensureTelemetryStream } from '@skein/core';
@@ -239,6 +240,7 @@ export class Sidecar {
         httpEndpoints: [...options.config.outbound.endpoints.keys()].map((name) => ({ name })),
         unplacedActorTypes: () => this.unplacedActorTypes,
         mcpServers: () => this.mcpServers?.summaries() ?? [],
+        ...(this.mcpServers && this.workflows ? { mcpEndpoint: (server: string, req: IncomingMessage, res: ServerResponse) => this.serveMcpEndpoint(server, req, res) } : {}),
       },
       this.outbound,
       this.actors,
@@ -345,6 +347,14 @@ export class Sidecar {
   registerInternalActorType(actorType: string, host: ActorHost, settings?: InternalTypeSettings): InternalTypeContext {
     if (!this.actors) throw new SkeinError('ERR_ACTOR_RUNTIME_NOT_FOUND', 'the actor runtime is not enabled on this sidecar: start it with a placement address');
     return this.actors.registerInternalType(actorType, host, settings);
+  }
+
+  /** An MCPServer of this sidecar over MCP (the endpoint module loads on first use). */
+  private async serveMcpEndpoint(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const workflows = this.workflows;
+    if (!workflows) throw new SkeinError('ERR_API_NOT_SUPPORTED', 'MCPServers are served over MCP only with the workflow engine (a placement service)');
+    const { serveMcpEndpoint } = await import('./mcp-servers/mcp-endpoint.js');
+    await serveMcpEndpoint(req, res, server, workflows, this.mcpServers?.tools(server) !== undefined);
   }
 
   /** `host:port` other sidecars dial: this sidecar's key on the placement rings. */

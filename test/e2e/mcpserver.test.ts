@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LogLevel, WorkflowRuntime, type WorkflowContext } from '@dapr/dapr';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Harness, type AppHandle } from '../src/harness.js';
 import { eventually } from '../src/eventually.js';
 import { httpRequest } from '../src/http.js';
@@ -226,5 +228,24 @@ describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar'
     const allowed = await run('dapr.internal.mcp.guarded.CallTool.tool_0', { arguments: { city: 'Porto' } }, 'hooked-allowed');
     assert.deepEqual(allowed, { status: 'COMPLETED', output: { content: [{ type: 'text', text: 'called tool_0 for {"city":"[city]"}' }] } });
     assert.deepEqual((await calls()).slice(before), [{ name: 'tool_0', arguments: { city: 'Porto' } }], 'the server got the arguments; the caller got the redacted result');
+  });
+
+  it('serves each MCPServer back over MCP at /v1.0/mcp/<server>: an official SDK client lists and calls through the workflows, hooks included', async () => {
+    const client = new Client({ name: 'plain-agent', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/v1.0/mcp/guarded`)));
+    try {
+      const listed = await client.listTools();
+      assert.deepEqual(listed.tools.map((tool) => tool.name), ['tool_0', 'tool_1']);
+      const called = await client.callTool({ name: 'tool_1', arguments: { city: 'Braga' } });
+      assert.deepEqual(called, { content: [{ type: 'text', text: 'called tool_1 for {"city":"[city]"}' }] });
+      const refused = await client.callTool({ name: 'tool_1', arguments: { city: 'Atlantis' } });
+      assert.equal(refused.isError, true);
+      assert.match((refused.content as Array<{ text: string }>)[0]?.text ?? '', /hook 'rbac' stopped the call of tool 'tool_1'/);
+    } finally {
+      await client.close();
+    }
+    const unknown = await httpRequest(`${url}/v1.0/mcp/nowhere`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    assert.equal(unknown.status, 404, unknown.body);
+    assert.match(unknown.json<{ message: string }>().message, /this sidecar has no MCPServer named "nowhere"/);
   });
 });

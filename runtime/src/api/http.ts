@@ -9,6 +9,9 @@ import type { UniversalApi } from './universal.js';
 import { ACTORS_PREFIX, serveActorRequest } from './http-actors.js';
 import { WORKFLOWS_PATH, serveWorkflowRequest } from './http-workflows.js';
 
+/** `/v1.0/mcp/<server>`: an MCPServer served back over MCP. */
+const MCP_ENDPOINT = /^\/v1\.0\/mcp\/([^/]+)\/?$/;
+
 const log = logger('api');
 
 /** Options of the sidecar's HTTP API. */
@@ -181,6 +184,13 @@ export class HttpApi {
       const { workflows } = this.api;
       if (workflows && WORKFLOWS_PATH.test(path)) {
         await serveWorkflowRequest(workflows, req, res, path, query, { appId: this.api.appId, maxBodyBytes: this.api.maxBodyBytes });
+        return;
+      }
+      const mcpServer = MCP_ENDPOINT.exec(path);
+      if (mcpServer) {
+        const serve = this.api.mcpEndpoint();
+        if (!serve) throw new SkeinError('ERR_API_NOT_SUPPORTED', 'MCPServers are served at /v1.0/mcp/<server> by a sidecar that loads them and runs the workflow engine (it needs a placement service)');
+        await serve(decodeURIComponent(mcpServer[1] ?? ''), req, res);
         return;
       }
       // RFC 9728's path-inserted form of an MCP server reached through this sidecar: fetch the metadata the callee serves.

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { SkeinError } from '@skein/core';
 import type { Call, CallResponse } from '../pipeline/pipeline.js';
@@ -43,6 +44,8 @@ export interface SidecarState {
   httpEndpoints?: ReadonlyArray<{ name: string }>;
   /** The MCPServers the sidecar loaded, and what was discovered. */
   mcpServers?(): McpServerSummary[];
+  /** Serves `/v1.0/mcp/<server>`: the MCPServer as an MCP endpoint over its workflows (needs the workflow engine). */
+  mcpEndpoint?: (server: string, req: IncomingMessage, res: ServerResponse) => Promise<void>;
   /** Actor types the app declares that this sidecar cannot host, because it has no placement service. */
   unplacedActorTypes?(): readonly string[];
 }
@@ -59,6 +62,12 @@ export interface CallRunner {
  */
 export class UniversalApi {
   private readonly state: SidecarState;
+
+  /** `/v1.0/mcp/<server>`, when the sidecar serves its MCPServers over MCP; undefined otherwise. */
+  mcpEndpoint(): ((server: string, req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined {
+    const serve = this.state.mcpEndpoint;
+    return serve ? (server, req, res) => serve.call(this.state, server, req, res) : undefined;
+  }
   private readonly invoker: CallRunner;
 
   /** The actor API; fails with ERR_ACTOR_RUNTIME_NOT_FOUND when the sidecar runs without actors. */
