@@ -221,7 +221,7 @@ export class Sidecar {
       // The MCPServers' ListTools and CallTool.<tool> workflows run on the sidecar's own worker.
       if (this.mcpServers) {
         const { ToolWorkflowWorker } = await import('./mcp-servers/tool-worker.js');
-        this.workflows.attachInternalWorker(new ToolWorkflowWorker(this.mcpServers, options.appId));
+        this.workflows.attachInternalWorker(new ToolWorkflowWorker(this.mcpServers, options.appId, (made) => sink.publish(made)));
       }
     }
     this.outbound = new OutboundPipeline(options.config.outbound, this.invoker, { appId: options.appId, namespace: options.namespace, maxBodyBytes: options.maxBodyBytes }, {}, this.tracing, this.metrics);

@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { LogLevel, WorkflowRuntime, type WorkflowContext } from '@dapr/dapr';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { connect } from '@nats-io/transport-node';
+import { mintOperatorTls, readCa } from '@skein/core';
 import { Harness, type AppHandle } from '../src/harness.js';
+import { nextDecisions } from '../src/decisions.js';
 import { eventually } from '../src/eventually.js';
 import { httpRequest } from '../src/http.js';
 import { freePort } from '../src/ports.js';
@@ -217,9 +220,16 @@ describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar'
     assert.equal((await calls()).length, before, 'the server saw none of these');
   });
 
-  it('runs the hooks as workflows of the app: a before-hook refuses a call the server never sees, a mutating after-hook rewrites the result', async () => {
+  it('runs the hooks as workflows of the app: a before-hook refuses a call the server never sees (a decision event says so), a mutating after-hook rewrites the result', async () => {
     const before = (await calls()).length;
+    const natsUrl = harness.natsHandle?.url ?? '';
+    const nc = await connect({ servers: natsUrl, tls: (({ certPem, keyPem, caPem }) => ({ cert: certPem, key: keyPem, ca: caPem }))(mintOperatorTls(readCa(harness.home), 'e2e-hooks')) });
+    const published = await nextDecisions(nc, 'skein.decisions.default.mcp-gateway', 1, 15_000);
     const denied = await run('dapr.internal.mcp.guarded.CallTool.tool_0', { arguments: { city: 'Atlantis' } }, 'hooked-denied');
+    const [made] = await published.events();
+    await nc.close();
+    assert.deepEqual({ ...made?.decision, reason: undefined }, { allowed: false, source: 'mcp-hook', rule: 'MCPServer/guarded/beforeCallTool/rbac', reason: undefined, caller: 'mcp-gateway', target: 'guarded', method: 'tools/call', tool: 'tool_0' });
+    assert.match((made?.decision as { reason?: string } | undefined)?.reason ?? '', /no calls of tool_0 on guarded for Atlantis/);
     assert.equal(denied.status, 'COMPLETED');
     const deniedResult = denied.output as { content: Array<{ text: string }>; isError?: boolean };
     assert.equal(deniedResult.isError, true);

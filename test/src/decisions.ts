@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 /** A decision event as the tests read it off `skein.decisions.<namespace>.<appId>`. */
 export interface DecisionEvent {
   appId: string;
-  decision: { allowed: boolean; source: string; rule: string; caller: string; target: string; method?: string };
+  decision: { allowed: boolean; source: string; rule: string; caller: string; target: string; method?: string; tool?: string; reason?: string };
 }
 
 /**

@@ -4,7 +4,7 @@
 import type { DecisionEvent, DecisionSource } from './decision.js';
 
 /** The sources a decision can come from, for validating `--source`. */
-export const DECISION_SOURCES: readonly DecisionSource[] = Object.freeze(['acl', 'tool-policy', 'jwt', 'workflow-policy']);
+export const DECISION_SOURCES: readonly DecisionSource[] = Object.freeze(['acl', 'tool-policy', 'jwt', 'workflow-policy', 'mcp-hook']);
 
 /** What `skein decisions` filters on, besides the subject (app, namespace) and the time window. */
 export interface DecisionFilter {

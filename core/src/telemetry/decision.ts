@@ -5,7 +5,7 @@
  */
 
 /** Which check decided. */
-export type DecisionSource = 'acl' | 'tool-policy' | 'jwt' | 'workflow-policy';
+export type DecisionSource = 'acl' | 'tool-policy' | 'jwt' | 'workflow-policy' | 'mcp-hook';
 
 /** The outcome of one policy check, with the rule that decided and why. Always frozen. */
 export interface Decision {

@@ -3,7 +3,7 @@ import { TELEMETRY_READER_FLAGS, abortOnSignal, connectReader, limitFlag, sinceF
 import { SUBJECTS, type DecisionEvent, type DecisionSource, DECISION_SOURCES, decisionHeader, formatDecisionLine, matchesDecision, parseDecisionEvent, type DecisionFilter, readTelemetry } from '@skein/core';
 
 /** Usage of `skein decisions`. */
-export const DECISIONS_USAGE = `Usage: skein decisions [--app ID] [--namespace NS] [--source acl|tool-policy|jwt|workflow-policy] [--denied]
+export const DECISIONS_USAGE = `Usage: skein decisions [--app ID] [--namespace NS] [--source acl|tool-policy|jwt|workflow-policy|mcp-hook] [--denied]
                        [--since 10m|<time>] [--limit N] [--json] [--follow]
   Lists the policy decisions kept in the telemetry stream, oldest first: the last --limit (default 50) that match.
   Connection: --nats-url (default: the running skein up), --home, --cert-file/--key-file, --trust-anchors-file.

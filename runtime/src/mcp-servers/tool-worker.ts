@@ -3,9 +3,9 @@
  * `dapr.internal.mcp.*` workflows and their call activity, plans each step (tool-workflows.ts) and performs each
  * call on the server's warm session. The app's workers never see these items.
  */
-import { logger } from '@skein/core';
+import { decision, logger, type Decision } from '@skein/core';
 import type { durabletask as dt } from '@skein/proto';
-import { CALL_TOOL_ACTIVITY, parseToolWorkflow, planToolStep, toolError, type CallToolInput } from '../mcp/mcpserver/tool-workflows.js';
+import { CALL_TOOL_ACTIVITY, parseToolWorkflow, planToolStepOf, toolError, type CallToolInput } from '../mcp/mcpserver/tool-workflows.js';
 import type { McpServers } from './mcp-servers.js';
 
 const log = logger('mcpserver');
@@ -20,11 +20,14 @@ export class ToolWorkflowWorker {
   readonly id = 'skein-mcpserver-tools';
   private readonly servers: McpServers;
   private readonly appId: string;
+  private readonly publish: (made: Decision) => void;
   private answers: ToolWorkerAnswers | undefined;
 
-  constructor(servers: McpServers, appId: string) {
+  /** `publish` takes the decision of each hook that stops a call, beside the ACL and tool-policy decisions. */
+  constructor(servers: McpServers, appId: string, publish: (made: Decision) => void = () => undefined) {
     this.servers = servers;
     this.appId = appId;
+    this.publish = publish;
   }
 
   /** Connects the worker to the engine that gives it work. */
@@ -45,7 +48,18 @@ export class ToolWorkflowWorker {
     const answers = this.answers;
     if (!answers) return;
     if (item.orchestratorRequest) {
-      const response = planToolStep(item.orchestratorRequest, { tools: (server) => this.servers.tools(server), hooks: (server) => this.servers.hooks(server), appId: this.appId });
+      const { response, stopped } = planToolStepOf(item.orchestratorRequest, { tools: (server) => this.servers.tools(server), hooks: (server) => this.servers.hooks(server), appId: this.appId });
+      if (stopped) {
+        this.publish(decision({
+          allowed: false,
+          source: 'mcp-hook',
+          rule: `MCPServer/${stopped.server}/${stopped.tool === undefined ? 'beforeListTools' : 'beforeCallTool'}/${stopped.hook}`,
+          reason: stopped.reason,
+          caller: this.appId,
+          target: stopped.server,
+          ...(stopped.tool === undefined ? { method: 'tools/list' } : { method: 'tools/call', tool: stopped.tool }),
+        }));
+      }
       // Answered after the engine has finished handing the item over, as a remote worker would.
       queueMicrotask(() => {
         try {

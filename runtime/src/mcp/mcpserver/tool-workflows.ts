@@ -102,6 +102,23 @@ function outcomeOf(events: readonly dt.IHistoryEvent[], id: number): Outcome {
  * after the before-hooks, before the server is contacted.
  */
 export function planToolStep(request: dt.IOrchestratorRequest, servers: ToolServers): dt.IOrchestratorResponse {
+  return planToolStepOf(request, servers).response;
+}
+
+/** A step, and the before-hook that stopped the call or listing when this step ends it so. */
+export interface ToolStep {
+  response: dt.IOrchestratorResponse;
+  stopped?: { server: string; tool: string | undefined; hook: string; reason: string } | undefined;
+}
+
+/** {@link planToolStep}, telling which hook stopped the chain (for its decision event). */
+export function planToolStepOf(request: dt.IOrchestratorRequest, servers: ToolServers): ToolStep {
+  let stopped: ToolStep['stopped'];
+  const response = walk(request, servers, (found) => (stopped = found));
+  return { response, ...(stopped ? { stopped } : {}) };
+}
+
+function walk(request: dt.IOrchestratorRequest, servers: ToolServers, onStopped: (stopped: NonNullable<ToolStep['stopped']>) => void): dt.IOrchestratorResponse {
   const instanceId = request.instanceId ?? '';
   const events = [...(request.pastEvents ?? []), ...(request.newEvents ?? [])];
   const started = events.find((event) => event.executionStarted)?.executionStarted;
@@ -142,7 +159,10 @@ export function planToolStep(request: dt.IOrchestratorRequest, servers: ToolServ
     const input = workflow.kind === 'call' ? { name: workflow.server, toolName, arguments: args } : { name: workflow.server };
     const outcome = child(hook, id, input);
     if (isResponse(outcome)) return outcome;
-    if (outcome.kind === 'failed') return complete(toolError(`hook '${hook.workflow.workflowName}' stopped the ${workflow.kind === 'call' ? `call of tool '${workflow.tool}'` : 'listing'}: ${outcome.message}`));
+    if (outcome.kind === 'failed') {
+      onStopped({ server: workflow.server, tool: toolName, hook: hook.workflow.workflowName, reason: outcome.message });
+      return complete(toolError(`hook '${hook.workflow.workflowName}' stopped the ${workflow.kind === 'call' ? `call of tool '${workflow.tool}'` : 'listing'}: ${outcome.message}`));
+    }
     if (outcome.kind !== 'done') return respond([]);
     if (hook.mutate && workflow.kind === 'call' && typeof outcome.result === 'object' && outcome.result !== null && !Array.isArray(outcome.result)) args = outcome.result as Record<string, unknown>;
   }
