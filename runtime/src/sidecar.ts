@@ -354,7 +354,10 @@ export class Sidecar {
     const workflows = this.workflows;
     if (!workflows) throw new SkeinError('ERR_API_NOT_SUPPORTED', 'MCPServers are served over MCP only with the workflow engine (a placement service)');
     const { serveMcpEndpoint } = await import('./mcp-servers/mcp-endpoint.js');
-    await serveMcpEndpoint(req, res, server, workflows, this.mcpServers?.tools(server) !== undefined);
+    const servers = this.mcpServers;
+    const hooks = servers?.hooks(server);
+    const listHooks = (hooks?.beforeListTools?.length ?? 0) + (hooks?.afterListTools?.length ?? 0);
+    await serveMcpEndpoint(req, res, server, workflows, servers?.tools(server) !== undefined, listHooks === 0 ? () => servers?.tools(server) : undefined);
   }
 
   /** `host:port` other sidecars dial: this sidecar's key on the placement rings. */

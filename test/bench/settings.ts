@@ -2,10 +2,10 @@
 import { parseArgs } from 'node:util';
 
 /** The parts of a run, in the order a full run measures them. */
-export const PARTS = ['invoke', 'mcp-chain', 'tracing', 'actors', 'workflows'] as const;
-/** Parts a run without `--only` measures; `actors` and `workflows` are opt-in (each alone takes minutes). */
+export const PARTS = ['invoke', 'mcp-chain', 'tracing', 'actors', 'workflows', 'mcpserver'] as const;
+/** Parts a run without `--only` measures; `actors`, `workflows` and `mcpserver` are opt-in. */
 export const DEFAULT_PARTS: readonly Part[] = ['invoke', 'mcp-chain', 'tracing'];
-/** One part: `invoke` (1 KB POST, MCP baseline, profile), `mcp-chain` (MCP governance chain), `tracing` (sampling 1 vs 0), `actors` (actor calls, reminders, placement), `workflows` (Dapr SDK workflows). */
+/** One part: `invoke` (1 KB POST, MCP baseline, profile), `mcp-chain` (MCP governance chain), `tracing` (sampling 1 vs 0), `actors` (actor calls, reminders, placement), `workflows` (Dapr SDK workflows), `mcpserver` (MCPServer tool workflows). */
 export type Part = (typeof PARTS)[number];
 
 /** What each phase does. */

@@ -25,9 +25,12 @@ async function runWorkflow(workflows: Workflows, name: string, input: unknown, s
   return JSON.parse(state.output ?? 'null') as unknown;
 }
 
-function mcpServerFor(server: string, workflows: Workflows, signal: AbortSignal): Server {
+function mcpServerFor(server: string, workflows: Workflows, cached: (() => readonly unknown[] | undefined) | undefined, signal: AbortSignal): Server {
   const mcp = new Server({ name: `skein-mcpserver-${server}`, version: '0.1.0' }, { capabilities: { tools: {} } });
   mcp.setRequestHandler(ListToolsRequestSchema, async () => {
+    // Without list hooks the ListTools workflow would only return the cache: answer from it.
+    const tools = cached?.();
+    if (tools) return { tools: tools as Tool[] };
     const listed = (await runWorkflow(workflows, `dapr.internal.mcp.${server}.ListTools`, {}, signal)) as { tools?: Tool[]; isError?: boolean; content?: Array<{ text?: string }> } | null;
     if (!listed?.tools) throw new McpError(ErrorCode.InternalError, listed?.content?.[0]?.text ?? `MCPServer "${server}" listed no tools`);
     return { tools: listed.tools };
@@ -41,14 +44,14 @@ function mcpServerFor(server: string, workflows: Workflows, signal: AbortSignal)
 
 /**
  * Serves one MCP request for `server`. `known` says whether the sidecar loaded an MCPServer of that name: an
- * unknown one is a 404 before any MCP exchange.
+ * unknown one is a 404 before any MCP exchange. `cached` gives the discovered tools when no list hook applies.
  */
-export async function serveMcpEndpoint(req: IncomingMessage, res: ServerResponse, server: string, workflows: Workflows, known: boolean): Promise<void> {
+export async function serveMcpEndpoint(req: IncomingMessage, res: ServerResponse, server: string, workflows: Workflows, known: boolean, cached?: () => readonly unknown[] | undefined): Promise<void> {
   if (!known) throw new SkeinError('ERR_NOT_FOUND', `this sidecar has no MCPServer named "${server}"`);
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-  const mcp = mcpServerFor(server, workflows, aborted.signal);
+  const mcp = mcpServerFor(server, workflows, cached, aborted.signal);
   res.once('close', () => void transport.close().then(() => mcp.close()));
   await mcp.connect(transport);
   await transport.handleRequest(req, res);
