@@ -75,9 +75,9 @@ export const ERROR_CATALOGUE = {
   ERR_WORKFLOW_ACCESS_DENIED: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   /** Skein's own: no workflow worker (an app running a workflow SDK) is connected for the app. */
   ERR_WORKFLOW_NO_WORKER: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  /** Skein's own: an activity result for a task the instance's history does not (yet) show scheduled; it runs again. */
   /** Skein's own: an MCPServer named by a tool workflow is not loaded (or does not exist) on this sidecar. */
   ERR_MCP_SERVER_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  /** Skein's own: an activity result for a task the instance's history does not (yet) show scheduled; it runs again. */
   ERR_WORKFLOW_TASK_NOT_SCHEDULED: { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
 } as const satisfies Record<string, { http: number; grpc: GrpcStatus; jsonrpc?: number }>;
 

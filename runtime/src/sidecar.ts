@@ -351,8 +351,8 @@ export class Sidecar {
 
   /** An MCPServer of this sidecar over MCP (the endpoint module loads on first use). */
   private async serveMcpEndpoint(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const workflows = this.workflows;
-    if (!workflows) throw new SkeinError('ERR_API_NOT_SUPPORTED', 'MCPServers are served over MCP only with the workflow engine (a placement service)');
+    // Wired only when both exist (see the UniversalApi state).
+    const workflows = this.workflows as WorkflowEngine;
     const { serveMcpEndpoint } = await import('./mcp-servers/mcp-endpoint.js');
     const servers = this.mcpServers;
     const hooks = servers?.hooks(server);

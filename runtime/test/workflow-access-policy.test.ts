@@ -66,7 +66,7 @@ describe('WorkflowAccessPolicy', function () {
       const glob = compileNameGlob(`${'*a'.repeat(50)}b`);
       const started = process.hrtime.bigint();
       assert.ok(!glob.matches('a'.repeat(256)));
-      assert.ok(process.hrtime.bigint() - started < 50_000_000n);
+      assert.ok(process.hrtime.bigint() - started < 1_000_000_000n, "linear in the text, not exponential (a backtracking matcher would not finish)");
     });
   });
 

@@ -82,7 +82,7 @@ describe('MCPServer resources: tool discovery at start, official SDK server', fu
     ]);
     const seen = JSON.parse((await httpRequest(`http://127.0.0.1:${tools.port}/seen-headers`)).body.toString()) as Array<Record<string, string>>;
     const viaHttp = seen.filter((headers) => headers['x-plain'] === 'plain');
-    assert.ok(viaHttp.length >= 4, 'initialize, initialized and three pages');
+    assert.ok(viaHttp.length >= 5, 'initialize, initialized and three pages');
     for (const headers of viaHttp) {
       assert.equal(headers['authorization'], 'Bearer from-the-store');
       assert.equal(headers['x-from-env'], 'from-env');
@@ -241,6 +241,7 @@ describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar'
   });
 
   it('serves each MCPServer back over MCP at /v1.0/mcp/<server>: an official SDK client lists and calls through the workflows, hooks included', async () => {
+    const before = (await calls()).length;
     const client = new Client({ name: 'plain-agent', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/v1.0/mcp/guarded`)));
     try {
@@ -251,6 +252,7 @@ describe("MCPServer workflows: ListTools and CallTool.<tool> run on the sidecar'
       const refused = await client.callTool({ name: 'tool_1', arguments: { city: 'Atlantis' } });
       assert.equal(refused.isError, true);
       assert.match((refused.content as Array<{ text: string }>)[0]?.text ?? '', /hook 'rbac' stopped the call of tool 'tool_1'/);
+      assert.deepEqual((await calls()).slice(before), [{ name: 'tool_1', arguments: { city: 'Braga' } }], 'the refused call never reached the server');
     } finally {
       await client.close();
     }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readWhole } from '../pipeline/read-body.js';
+import { readRequestBody } from '../pipeline/read-body.js';
 import { SkeinError, forwardableHeaders, headersObject } from '@skein/core';
 import type { ActorOperations } from './universal-actors.js';
 
@@ -14,14 +14,6 @@ function methodNotAllowed(verb: string, route: string): SkeinError {
 }
 
 /** Reads a whole body up to `limit` bytes (actor calls are not streamed, as in Dapr). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-  if (declared !== undefined && declared > limit) {
-    return Promise.reject(new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${declared} bytes is larger than the limit of ${limit} bytes`));
-  }
-  return readWhole(req, limit, 'the request body');
-}
-
 function send(res: ServerResponse, status: number, body?: string | Buffer, headers: Record<string, string | string[]> = {}): void {
   if (body === undefined || status === 204) {
     res.writeHead(status, headers).end();
@@ -59,7 +51,7 @@ export async function serveActorRequest(actors: ActorOperations, req: IncomingMe
     case 'method': {
       if (!['GET', 'POST', 'PUT', 'DELETE'].includes(verb)) throw methodNotAllowed(verb, route);
       if (rest.length !== 1) throw new SkeinError('ERR_BAD_REQUEST', 'invalid request: the actor method must be one path segment: /v1.0/actors/<type>/<id>/method/<method>');
-      const body = await readBody(req, maxBodyBytes);
+      const body = await readRequestBody(req, maxBodyBytes);
       const headers = forwardableHeaders(req.rawHeaders).filter(([header]) => !NOT_FORWARDED.has(header));
       const reply = await actors.invoke(actorType, actorId, { method: name, verb, headers, body }, abort.signal);
       send(res, reply.status, reply.body, headersObject(reply.headers));
@@ -68,7 +60,7 @@ export async function serveActorRequest(actors: ActorOperations, req: IncomingMe
     case 'state': {
       if (rest.length === 0) {
         if (verb !== 'POST' && verb !== 'PUT') throw methodNotAllowed(verb, route);
-        await actors.stateTransaction(actorType, actorId, await readBody(req, maxBodyBytes));
+        await actors.stateTransaction(actorType, actorId, await readRequestBody(req, maxBodyBytes));
         send(res, 204);
         return;
       }
@@ -84,7 +76,7 @@ export async function serveActorRequest(actors: ActorOperations, req: IncomingMe
       if (rest.length !== 1) throw new SkeinError('ERR_BAD_REQUEST', `invalid request: use /v1.0/actors/<type>/<id>/${kind}/<name>`);
       const timer = kind === 'timers';
       if (verb === 'POST' || verb === 'PUT') {
-        const body = await readBody(req, maxBodyBytes);
+        const body = await readRequestBody(req, maxBodyBytes);
         if (timer) await actors.createTimer(actorType, actorId, name, body, abort.signal);
         else await actors.createReminder(actorType, actorId, name, body);
         send(res, 204);

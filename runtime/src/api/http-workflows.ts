@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { SkeinError, isValidAppId, type ErrorCode } from '@skein/core';
-import { readWhole } from '../pipeline/read-body.js';
+import { readRequestBody } from '../pipeline/read-body.js';
 import { WorkflowStatus, statusName, validateInstanceId, type HistoryEntry, type ListQuery, type WorkflowClients, type WorkflowState, type Workflows } from '../workflow/api.js';
 
 /**
@@ -76,11 +76,7 @@ function notFound(verb: string, path: string): SkeinError {
 
 /** Reads a whole body up to `limit` bytes; an empty body is no payload, anything else is passed on as sent. */
 async function readPayload(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-  if (declared !== undefined && declared > limit) {
-    throw new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${declared} bytes is larger than the limit of ${limit} bytes`);
-  }
-  const body = await readWhole(req, limit, 'the request body');
+  const body = await readRequestBody(req, limit);
   return body.length === 0 ? undefined : body.toString('utf8');
 }
 

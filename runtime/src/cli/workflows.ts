@@ -58,10 +58,6 @@ export function formatSidecarError(error: SidecarError): string {
   return `error: ${error.errorCode === undefined ? '' : `${printable(error.errorCode)}: `}${printable(error.message)}`;
 }
 
-/**
- * The sidecar's base URL: `--sidecar-url`, else `http://127.0.0.1:<port>` with the port of `--dapr-http-port`,
- * else of `DAPR_HTTP_PORT`, else 3500.
- */
 /** The API token, sent only where it cannot be read on the way: loopback, or https. */
 export function apiTokenFor(baseUrl: string, token: string | undefined): string | undefined {
   if (token === undefined) return undefined;
@@ -70,6 +66,10 @@ export function apiTokenFor(baseUrl: string, token: string | undefined): string 
   throw new UsageError(`DAPR_API_TOKEN is set but ${baseUrl} is neither loopback nor https: the token would cross the network in clear`);
 }
 
+/**
+ * The sidecar's base URL: `--sidecar-url`, else `http://127.0.0.1:<port>` with the port of `--dapr-http-port`,
+ * else of `DAPR_HTTP_PORT`, else 3500.
+ */
 export function sidecarBaseUrl(flags: { 'dapr-http-port'?: string | undefined; 'sidecar-url'?: string | undefined }, env: NodeJS.ProcessEnv): string {
   const url = flags['sidecar-url'];
   if (url !== undefined) {

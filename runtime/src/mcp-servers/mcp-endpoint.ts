@@ -11,6 +11,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { SkeinError } from '@skein/core';
 import { WorkflowStatus, statusName, type Workflows } from '../workflow/api.js';
+import { toolWorkflowName } from '../mcp/mcpserver/tool-workflows.js';
 
 /** How long a tools/list or tools/call waits for its workflow. */
 const WAIT_MS = 5 * 60_000;
@@ -31,12 +32,12 @@ function mcpServerFor(server: string, workflows: Workflows, cached: (() => reado
     // Without list hooks the ListTools workflow would only return the cache: answer from it.
     const tools = cached?.();
     if (tools) return { tools: tools as Tool[] };
-    const listed = (await runWorkflow(workflows, `dapr.internal.mcp.${server}.ListTools`, {}, signal)) as { tools?: Tool[]; isError?: boolean; content?: Array<{ text?: string }> } | null;
+    const listed = (await runWorkflow(workflows, toolWorkflowName({ server, kind: 'list' }), {}, signal)) as { tools?: Tool[]; isError?: boolean; content?: Array<{ text?: string }> } | null;
     if (!listed?.tools) throw new McpError(ErrorCode.InternalError, listed?.content?.[0]?.text ?? `MCPServer "${server}" listed no tools`);
     return { tools: listed.tools };
   });
   mcp.setRequestHandler(CallToolRequestSchema, async (request) => {
-    const result = await runWorkflow(workflows, `dapr.internal.mcp.${server}.CallTool.${request.params.name}`, { arguments: request.params.arguments ?? {} }, signal);
+    const result = await runWorkflow(workflows, toolWorkflowName({ server, kind: 'call', tool: request.params.name }), { arguments: request.params.arguments ?? {} }, signal);
     return result as CallToolResult;
   });
   return mcp;

@@ -8,6 +8,15 @@ import { SkeinError } from '@skein/core';
  * fails or closes before its end rejects with that failure. Plain stream events, not an async iterator: this runs
  * on every call, and the iterator's promise per chunk showed in the profiles.
  */
+/** A request body whole, refused at once when its declared content-length already passes `limit`. */
+export function readRequestBody(req: Readable & { headers: Record<string, string | string[] | undefined> }, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  if (declared !== undefined && declared > limit) {
+    return Promise.reject(new SkeinError('ERR_BODY_TOO_LARGE', `the request body of ${declared} bytes is larger than the limit of ${limit} bytes`));
+  }
+  return readWhole(req, limit, 'the request body');
+}
+
 export function readWhole(body: Buffer | Readable, limit: number, what = 'the body', overLimit?: () => SkeinError): Promise<Buffer> {
   const tooLarge = (): SkeinError => overLimit?.() ?? new SkeinError('ERR_BODY_TOO_LARGE', `${what} is larger than the limit of ${limit} bytes`);
   if (Buffer.isBuffer(body)) return body.length > limit ? Promise.reject(tooLarge()) : Promise.resolve(body);

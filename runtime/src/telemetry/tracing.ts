@@ -93,12 +93,6 @@ class GivenIdGenerator implements IdGenerator {
 }
 
 /**
- * A sidecar's tracing: an OpenTelemetry provider whose spans go to the configured OTLP/HTTP endpoint and to any
- * extra exporters (the telemetry stream), always through batching processors, so a slow or dead collector never
- * delays a call. Context travels as W3C `traceparent`/`tracestate`; a malformed header is ignored and a new trace
- * starts.
- */
-/**
  * The OTLP/HTTP exporter, loaded only by a sidecar that sends to a collector: with its transformer and metrics
  * packages it is about 8 MiB of resident memory that every other sidecar would carry for nothing.
  */
@@ -106,6 +100,12 @@ function otlpExporter(): typeof OtlpExporterClass {
   return (createRequire(import.meta.url)('@opentelemetry/exporter-trace-otlp-http') as { OTLPTraceExporter: typeof OtlpExporterClass }).OTLPTraceExporter;
 }
 
+/**
+ * A sidecar's tracing: an OpenTelemetry provider whose spans go to the configured OTLP/HTTP endpoint and to any
+ * extra exporters (the telemetry stream), always through batching processors, so a slow or dead collector never
+ * delays a call. Context travels as W3C `traceparent`/`tracestate`; a malformed header is ignored and a new trace
+ * starts.
+ */
 export class Tracing {
   readonly tracer: Tracer;
   readonly enabled: boolean;

@@ -4,7 +4,7 @@ import { ERROR_CATALOGUE, SkeinError, asSkeinError, logger, sleep, type Clock, t
 import { durabletask as dt, skein } from '@skein/proto';
 import type { ActorCall, ActorReply } from '../actors/actor-host.js';
 import { WorkflowStatus, isTerminal, validateInstanceId, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowState, type Workflows } from './api.js';
-import { failureOf, text, timestamp, toNumber, wrap } from './instance.js';
+import { createExecutionId, failureOf, text, timestamp, toNumber, wrap } from './instance.js';
 import { WorkflowStore } from './store.js';
 
 const log = logger('workflow');
@@ -69,7 +69,7 @@ export class WorkflowClient implements Workflows {
       executionStarted: {
         name: request.name,
         input: wrap(request.input),
-        orchestrationInstance: { instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
+        orchestrationInstance: { instanceId, executionId: wrap(createExecutionId()) },
         ...(request.scheduledStart ? { scheduledStartTimestamp: timestamp(request.scheduledStart.getTime()) } : {}),
         ...(request.traceParent ? { parentTraceContext: { traceParent: request.traceParent, traceState: wrap(request.traceState) } } : {}),
       },

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SkeinError, asSkeinError, logger, sleep, systemClock, type Clock, type TimerHandle } from '@skein/core';
@@ -7,7 +6,7 @@ import type { ActorCall, ActorHost, ActorMethodCall, ActorRef, ActorReply, Inter
 import { WorkflowStatus, type HistoryEntry, type ListPage, type ListQuery, type StartRequest, type WorkflowClients, type WorkflowState, type Workflows } from './api.js';
 import type { WorkflowAccessCheck } from './access-guard.js';
 import { EXECUTION_HEADER, MAX_PAYLOAD_BYTES, WorkflowClient, checkPayload, type StateJson } from './client.js';
-import { InstanceState, deliveryKey, text, timestamp, wrap, type Effect } from './instance.js';
+import { InstanceState, createExecutionId, deliveryKey, text, timestamp, wrap, type Effect } from './instance.js';
 import { ACTIVITY_ACK_WAIT_MS, HistoryConflict, MAX_RECORD_BYTES, WorkflowStore } from './store.js';
 import { recordTelemetry, runTrace, traceParentOf } from './telemetry.js';
 import type { WorkflowTelemetrySink } from './telemetry-publisher.js';
@@ -394,7 +393,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
       executionStarted: {
         name: started.name,
         input: started.input,
-        orchestrationInstance: { instanceId: activation.state.instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
+        orchestrationInstance: { instanceId: activation.state.instanceId, executionId: wrap(createExecutionId()) },
         ...(started.scheduledStartTimestamp ? { scheduledStartTimestamp: started.scheduledStartTimestamp } : {}),
         ...(started.parentTraceContext ? { parentTraceContext: started.parentTraceContext } : {}),
       },
@@ -708,7 +707,7 @@ export class WorkflowEngine implements WorkflowClients, ActorHost {
             executionStarted: {
               name: effect.name,
               input: wrap(effect.input),
-              orchestrationInstance: { instanceId: effect.instanceId, executionId: wrap(randomUUID().replaceAll('-', '')) },
+              orchestrationInstance: { instanceId: effect.instanceId, executionId: wrap(createExecutionId()) },
               parentInstance: { taskScheduledId: effect.taskId, name: wrap(started?.name ?? ''), orchestrationInstance: { instanceId: state.instanceId, executionId: wrap(executionId) } },
               // The child's run is a span of the parent's trace, under the parent's workflow span.
               parentTraceContext: { traceParent: traceParentOf(runTrace(state.instanceId, executionId, started?.parentTraceContext)) },

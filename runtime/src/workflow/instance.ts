@@ -9,6 +9,11 @@ import { WorkflowStatus, isTerminal, type HistoryEntry, type WorkflowFailure, ty
  */
 
 type HistoryEvent = dt.IHistoryEvent;
+
+/** A fresh execution id (durabletask's form: a UUID without dashes). */
+export function createExecutionId(): string {
+  return randomUUID().replaceAll('-', '');
+}
 type HistoryRecord = skein.workflow.v1.IHistoryRecord;
 
 /** A timestamp as protobuf carries it. */
@@ -77,8 +82,12 @@ export class InstanceState {
   private seen = new Set<string>();
   /** Instance ids of every child started, across executions (for recursive terminate and purge). */
   readonly children = new Set<string>();
-  /** Task ids of the activities this execution's history shows scheduled. */
-  private scheduled = new Set<number>();
+  /** The TaskScheduled events of this execution's history, by task id. */
+  private scheduled = new Map<number, HistoryEvent>();
+  // Derived from the history as it is applied, so that reading the status costs nothing however long it is.
+  private historyStart: HistoryEvent | undefined;
+  private completedEvent: dt.IExecutionCompletedEvent | undefined;
+  private suspended = false;
 
   constructor(instanceId: string) {
     this.instanceId = instanceId;
@@ -95,6 +104,16 @@ export class InstanceState {
     return this.scheduled.has(taskId);
   }
 
+  /** The TaskScheduled event of activity `taskId` in this execution's history. */
+  scheduledTask(taskId: number): HistoryEvent | undefined {
+    return this.scheduled.get(taskId);
+  }
+
+  /** The ExecutionStarted event of the current execution, in the history or still in the inbox. */
+  get startEvent(): HistoryEvent | undefined {
+    return this.historyStart ?? this.inbox.find((event) => event.executionStarted);
+  }
+
   /** True once an ExecutionStarted has been received. */
   get exists(): boolean {
     return this.started !== undefined;
@@ -102,29 +121,17 @@ export class InstanceState {
 
   /** The ExecutionStarted of the current execution, in the history or still in the inbox. */
   get started(): dt.IExecutionStartedEvent | undefined {
-    for (const event of this.history) if (event.executionStarted) return event.executionStarted;
-    for (const event of this.inbox) if (event.executionStarted) return event.executionStarted;
-    return undefined;
+    return this.startEvent?.executionStarted ?? undefined;
   }
 
   get completion(): dt.IExecutionCompletedEvent | undefined {
-    for (let i = this.history.length - 1; i >= 0; i--) {
-      const completed = this.history[i]?.executionCompleted;
-      if (completed) return completed;
-    }
-    return undefined;
+    return this.completedEvent;
   }
 
   get status(): WorkflowStatus {
-    const completion = this.completion;
-    if (completion) return (completion.orchestrationStatus ?? WorkflowStatus.COMPLETED);
-    if (!this.history.some((event) => event.executionStarted)) return WorkflowStatus.PENDING;
-    for (let i = this.history.length - 1; i >= 0; i--) {
-      const event = this.history[i];
-      if (event?.executionSuspended) return WorkflowStatus.SUSPENDED;
-      if (event?.executionResumed) break;
-    }
-    return WorkflowStatus.RUNNING;
+    if (this.completedEvent) return (this.completedEvent.orchestrationStatus ?? WorkflowStatus.COMPLETED);
+    if (!this.historyStart) return WorkflowStatus.PENDING;
+    return this.suspended ? WorkflowStatus.SUSPENDED : WorkflowStatus.RUNNING;
   }
 
   get terminal(): boolean {
@@ -150,33 +157,46 @@ export class InstanceState {
     const step = record.stepped;
     if (!step) return;
     this.inbox.splice(0, step.consumed ?? 0);
-    for (const event of step.events ?? []) {
-      this.history.push(event);
-      // A held result reaches the history through its step alone: its key is seen from here on.
-      const key = deliveryKey(event);
-      if (key !== undefined) this.seen.add(key);
-      if (event.taskScheduled) this.scheduled.add(event.eventId ?? 0);
-      const child = event.subOrchestrationInstanceCreated?.instanceId;
-      if (child) this.children.add(child);
-    }
+    for (const event of step.events ?? []) this.record(event);
     if (step.customStatus) this.customStatus = step.customStatus;
     if (step.newExecutionId) {
-      this.history = [];
-      this.seen = new Set();
-      this.scheduled = new Set();
+      this.clearExecution();
       this.executionId = step.newExecutionId;
       this.inbox.unshift(...(step.restartEvents ?? []));
     }
+  }
+
+  /** Adds one event to the history, and to what is derived from it. */
+  private record(event: HistoryEvent): void {
+    this.history.push(event);
+    // A held result reaches the history through its step alone: its key is seen from here on.
+    const key = deliveryKey(event);
+    if (key !== undefined) this.seen.add(key);
+    if (event.taskScheduled) this.scheduled.set(event.eventId ?? 0, event);
+    else if (event.executionStarted) this.historyStart ??= event;
+    else if (event.executionCompleted) this.completedEvent = event.executionCompleted;
+    else if (event.executionSuspended) this.suspended = true;
+    else if (event.executionResumed) this.suspended = false;
+    const child = event.subOrchestrationInstanceCreated?.instanceId;
+    if (child) this.children.add(child);
+  }
+
+  /** Forgets the current execution's history (a new execution begins). */
+  private clearExecution(): void {
+    this.history = [];
+    this.seen = new Set();
+    this.scheduled = new Map();
+    this.historyStart = undefined;
+    this.completedEvent = undefined;
+    this.suspended = false;
   }
 
   /** A new ExecutionStarted in the inbox replaces a finished execution (starting over a terminal instance). */
   private beginExecution(started: dt.IExecutionStartedEvent): void {
     const executionId = started.orchestrationInstance?.executionId?.value;
     if (this.history.length > 0 || this.inbox.length > 0) {
-      this.history = [];
+      this.clearExecution();
       this.inbox = [];
-      this.seen = new Set();
-      this.scheduled = new Set();
       this.customStatus = undefined;
     }
     if (executionId) this.executionId = executionId;
@@ -251,7 +271,7 @@ export class InstanceState {
         const status: number = orchestrationStatus ?? WorkflowStatus.COMPLETED;
         if (status === WorkflowStatus.CONTINUED_AS_NEW) {
           const started = this.started;
-          newExecutionId = randomUUID().replaceAll('-', '');
+          newExecutionId = createExecutionId();
           restartEvents = [
             {
               eventId: -1,
@@ -287,11 +307,8 @@ export class InstanceState {
    * idempotent or at-least-once).
    */
   pendingEffects(): Effect[] {
-    const finished = new Set<string>();
-    for (const event of [...this.history, ...this.inbox]) {
-      const key = deliveryKey(event);
-      if (key !== undefined) finished.add(key);
-    }
+    // The delivery keys of the history and the inbox: what has finished.
+    const finished = this.seen;
     const effects: Effect[] = [];
     for (const event of this.history) {
       const id = event.eventId ?? 0;

@@ -80,7 +80,7 @@ export function traceParentOf(run: RunTrace): string {
 
 /** The ExecutionStarted of the instance's current execution, in its history or still in its inbox. */
 function startedEvent(state: InstanceState): dt.IHistoryEvent | undefined {
-  return state.history.find((event) => event.executionStarted) ?? state.inbox.find((event) => event.executionStarted);
+  return state.startEvent;
 }
 
 function bytes(value: { value?: string | null } | null | undefined): number | undefined {
@@ -161,7 +161,7 @@ function received(state: InstanceState, source: TelemetrySource, events: readonl
     const result = event.taskCompleted ?? event.taskFailed;
     if (result) {
       const taskId = result.taskScheduledId ?? 0;
-      const scheduled = state.history.find((past) => past.taskScheduled && (past.eventId ?? 0) === taskId);
+      const scheduled = state.scheduledTask(taskId);
       const activityName = scheduled?.taskScheduled?.name ?? '';
       const startMs = scheduled ? millisOf(scheduled.timestamp) : millisOf(event.timestamp);
       const endMs = millisOf(event.timestamp);

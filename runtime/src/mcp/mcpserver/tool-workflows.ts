@@ -5,15 +5,18 @@
  * dots included. Pure: an orchestration step is a function of the instance's history and the discovered tools.
  */
 import type { durabletask as dt } from '@skein/proto';
+import { WorkflowStatus } from '../../workflow/api.js';
 
 const PREFIX = 'dapr.internal.mcp.';
 /** The activity that performs a tool call on the server's warm session. */
 export const CALL_TOOL_ACTIVITY = 'dapr.internal.mcp.callTool';
-/** The orchestration statuses durabletask gives a completed and a failed instance. */
-const COMPLETED = 1;
-const FAILED = 3;
 
 export type ToolWorkflow = { server: string; kind: 'list' } | { server: string; kind: 'call'; tool: string };
+
+/** The workflow name of a server's ListTools, or of CallTool for one of its tools. */
+export function toolWorkflowName(workflow: ToolWorkflow): string {
+  return workflow.kind === 'list' ? `${PREFIX}${workflow.server}.ListTools` : `${PREFIX}${workflow.server}.CallTool.${workflow.tool}`;
+}
 
 /** The MCPServer and tool a workflow name addresses; undefined for any other name. */
 export function parseToolWorkflow(name: string): ToolWorkflow | undefined {
@@ -123,8 +126,8 @@ function walk(request: dt.IOrchestratorRequest, servers: ToolServers, onStopped:
   const events = [...(request.pastEvents ?? []), ...(request.newEvents ?? [])];
   const started = events.find((event) => event.executionStarted)?.executionStarted;
   const respond = (actions: dt.IOrchestratorAction[]): dt.IOrchestratorResponse => ({ instanceId, actions });
-  const complete = (result: unknown): dt.IOrchestratorResponse => respond([{ id: -1, completeOrchestration: { orchestrationStatus: COMPLETED, result: { value: JSON.stringify(result) } } }]);
-  const fail = (message: string): dt.IOrchestratorResponse => respond([{ id: -1, completeOrchestration: { orchestrationStatus: FAILED, failureDetails: { errorType: 'MCPServerHookError', errorMessage: message, isNonRetriable: true } } }]);
+  const complete = (result: unknown): dt.IOrchestratorResponse => respond([{ id: -1, completeOrchestration: { orchestrationStatus: WorkflowStatus.COMPLETED, result: { value: JSON.stringify(result) } } }]);
+  const fail = (message: string): dt.IOrchestratorResponse => respond([{ id: -1, completeOrchestration: { orchestrationStatus: WorkflowStatus.FAILED, failureDetails: { errorType: 'MCPServerHookError', errorMessage: message, isNonRetriable: true } } }]);
   const workflow = parseToolWorkflow(started?.name ?? '');
   if (!workflow) return complete(toolError(`'${started?.name ?? ''}' is not an MCPServer workflow`));
   const tools = servers.tools(workflow.server);
