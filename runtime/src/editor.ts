@@ -1,0 +1,8 @@
+/**
+ * What the editor (the Skein VS Code extension) uses of the runtime, and nothing else: checking resource YAML as
+ * the sidecar checks it at load, the schema help for hover and completion, and where a local control plane is.
+ * A narrow entry so the extension bundles these pure modules, not the sidecar.
+ */
+export { checkResourceText, documentKind, pointerSegments, rangeOf, type ResourceDiagnostic, type TextPosition, type DocumentKind } from './config/check.js';
+export { fieldHelpAt, fieldSuggestionsAt, parentPathOfLine, type FieldHelp, type FieldSuggestion } from './config/schema-help.js';
+export { readControlPlane, controlPlaneFile, type ControlPlaneStatus, type ControlPlaneRecord } from './cli/control-plane.js';
