@@ -6,3 +6,6 @@
 export { checkResourceText, documentKind, pointerSegments, rangeOf, type ResourceDiagnostic, type TextPosition, type DocumentKind } from './config/check.js';
 export { fieldHelpAt, fieldSuggestionsAt, parentPathOfLine, type FieldHelp, type FieldSuggestion } from './config/schema-help.js';
 export { readControlPlane, controlPlaneFile, type ControlPlaneStatus, type ControlPlaneRecord } from './cli/control-plane.js';
+export { parseToolWorkflow, toolWorkflowName, type ToolWorkflow } from './mcp/mcpserver/tool-workflows.js';
+export { WorkflowApi, SidecarError, summarizeEvent } from './cli/workflows.js';
+export type { HistoryEventJson, WorkflowStateJson } from './api/http-workflows.js';

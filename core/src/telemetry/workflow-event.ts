@@ -75,3 +75,23 @@ export interface WorkflowEvent {
   /** The instance that started this one, for a child workflow's `workflow.created`. */
   readonly parentInstanceId?: string;
 }
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A message of the stream as a `WorkflowEvent` of version 1, or undefined when it is not one. Checks the fields
+ * readers key on (type, time, app, instance, execution); optional fields of the wrong type are dropped.
+ */
+export function parseWorkflowEvent(data: unknown): WorkflowEvent | undefined {
+  if (!isRecord(data) || data['version'] !== 1 || !WORKFLOW_EVENT_TYPES.includes(data['type'] as WorkflowEventType)) return undefined;
+  for (const field of ['time', 'appId', 'namespace', 'instanceId', 'workflowName', 'executionId', 'traceId', 'spanId']) if (typeof data[field] !== 'string') return undefined;
+  if (Number.isNaN(Date.parse(data['time'] as string))) return undefined;
+  const event: Record<string, unknown> = { ...data };
+  for (const field of ['activityName', 'fireAt', 'eventName', 'parentInstanceId']) if (event[field] !== undefined && typeof event[field] !== 'string') delete event[field];
+  for (const field of ['taskId', 'timerId', 'durationMs', 'payloadBytes']) if (event[field] !== undefined && typeof event[field] !== 'number') delete event[field];
+  const failure = event['failure'];
+  if (failure !== undefined && !(isRecord(failure) && typeof failure['type'] === 'string' && typeof failure['message'] === 'string')) delete event['failure'];
+  return event as unknown as WorkflowEvent;
+}

@@ -273,7 +273,7 @@ export function sidecarErrorOf(status: number, body: string): SidecarError {
 }
 
 /** A client of the sidecar's workflow API. */
-class WorkflowApi {
+export class WorkflowApi {
   constructor(
     private readonly baseUrl: string,
     private readonly apiToken: string | undefined,
