@@ -97,6 +97,9 @@ export class MeshConnection {
   private nc: NatsConnection | undefined;
   private current: MeshStatus = { kind: 'connecting', detail: 'starting' };
   private running: Promise<void> | undefined;
+  /** Per subject filter, the stream sequence of the last message handed on: a new connection resumes after it. */
+  private readonly sequences = new Map<string, number>();
+  private servedUrl: string | undefined;
 
   constructor(settings: MeshSettings, listener: MeshListener) {
     this.settings = settings;
@@ -117,14 +120,18 @@ export class MeshConnection {
     this.listener.status(status);
   }
 
-  private async wait(ms: number): Promise<void> {
-    if (this.stopped.signal.aborted) return;
+  /** Sleeps `ms`, or less when the connection is closed (or `signal` aborts) meanwhile. */
+  private async wait(ms: number, signal?: AbortSignal): Promise<void> {
+    const signals = [this.stopped.signal, ...(signal ? [signal] : [])];
+    if (signals.some((one) => one.aborted)) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.stopped.signal.addEventListener('abort', () => {
+      const done = (): void => {
         clearTimeout(timer);
+        for (const one of signals) one.removeEventListener('abort', done);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(done, ms);
+      for (const one of signals) one.addEventListener('abort', done, { once: true });
     });
   }
 
@@ -146,6 +153,9 @@ export class MeshConnection {
         continue;
       }
       this.nc = nc;
+      // Another NATS (a new `skein up`) has a stream of its own: read it from the start of the history window.
+      if (target.url !== this.servedUrl) this.sequences.clear();
+      this.servedUrl = target.url;
       await this.serve(nc, target.url);
       this.nc = undefined;
     }
@@ -153,35 +163,67 @@ export class MeshConnection {
 
   /** Reads the stream and counts apps until the connection closes, or the control plane moved elsewhere. */
   private async serve(nc: NatsConnection, url: string): Promise<void> {
-    const reading = new AbortController();
-    const stopReading = (): void => reading.abort();
-    this.stopped.signal.addEventListener('abort', stopReading, { once: true });
+    const serving = new AbortController();
+    const stopServing = (): void => serving.abort();
+    this.stopped.signal.addEventListener('abort', stopServing, { once: true });
     let apps = 0;
     let reconnecting = false;
+    let readers = this.startReaders(nc);
     void (async () => {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect' || status.type === 'reconnecting') {
+          if (!reconnecting) this.report({ kind: 'disconnected', reason: `lost NATS at ${url}; reconnecting` });
           reconnecting = true;
-          this.report({ kind: 'disconnected', reason: `lost NATS at ${url}; reconnecting` });
         } else if (status.type === 'reconnect') {
           reconnecting = false;
+          // The consumers of the old server session are gone with it: read again, after the last message seen.
+          readers.stop();
+          readers = this.startReaders(nc);
           this.report({ kind: 'connected', url, apps });
         }
       }
     })();
-    const since = new Date(Date.now() - this.settings.historyMs);
-    const follow = (subject: string, take: (data: unknown) => void): Promise<void> =>
-      (async () => {
-        while (!reading.signal.aborted) {
-          try {
-            for await (const item of readTelemetry(nc, { subject, since, follow: true, signal: reading.signal })) if (item.kind === 'message') take(item.data);
-          } catch {
-            // No stream yet (no sidecar ran), or the server went away: look again shortly.
-          }
-          await this.wait(POLL_MS);
+    this.report({ kind: 'connected', url, apps });
+    while (!serving.signal.aborted && !nc.isClosed()) {
+      if (!reconnecting) {
+        const counted = await countApps(nc);
+        if (counted !== undefined && counted !== apps && !reconnecting) {
+          apps = counted;
+          this.report({ kind: 'connected', url, apps });
         }
-      })();
-    const readers = [
+      } else if (!this.settings.natsUrl) {
+        // A new `skein up` serves NATS on another port: follow it.
+        const target = resolveTarget(this.settings);
+        if (!('reason' in target) && target.url !== url) break;
+      }
+      await this.wait(POLL_MS, serving.signal);
+    }
+    readers.stop();
+    this.stopped.signal.removeEventListener('abort', stopServing);
+    await nc.close().catch(() => undefined);
+    await readers.done;
+  }
+
+  /** Follows the three telemetry families on `nc`, each resuming after the last message it handed on. */
+  private startReaders(nc: NatsConnection): { stop(): void; done: Promise<unknown> } {
+    const reading = new AbortController();
+    const since = new Date(Date.now() - this.settings.historyMs);
+    const follow = async (subject: string, take: (data: unknown) => void): Promise<void> => {
+      while (!reading.signal.aborted && !this.stopped.signal.aborted) {
+        const last = this.sequences.get(subject);
+        try {
+          for await (const item of readTelemetry(nc, { subject, ...(last === undefined ? { since } : { afterSequence: last }), follow: true, signal: reading.signal })) {
+            if (item.kind !== 'message') continue;
+            this.sequences.set(subject, item.sequence);
+            take(item.data);
+          }
+        } catch {
+          // No stream yet (no sidecar ran), or the server went away: look again shortly.
+        }
+        await this.wait(POLL_MS, reading.signal);
+      }
+    };
+    const done = Promise.allSettled([
       follow(`${SUBJECTS.spans}.>`, (data) => {
         const span = parseSpanEvent(data);
         if (span) this.listener.span(span);
@@ -194,26 +236,8 @@ export class MeshConnection {
         const event = parseWorkflowEvent(data);
         if (event) this.listener.workflow(event);
       }),
-    ];
-    this.report({ kind: 'connected', url, apps });
-    while (!reading.signal.aborted && !nc.isClosed()) {
-      if (!reconnecting) {
-        const counted = await countApps(nc);
-        if (counted !== undefined && counted !== apps) {
-          apps = counted;
-          this.report({ kind: 'connected', url, apps });
-        }
-      } else if (!this.settings.natsUrl) {
-        // A new `skein up` serves NATS on another port: follow it.
-        const target = resolveTarget(this.settings);
-        if (!('reason' in target) && target.url !== url) break;
-      }
-      await this.wait(POLL_MS);
-    }
-    reading.abort();
-    this.stopped.signal.removeEventListener('abort', stopReading);
-    await nc.close().catch(() => undefined);
-    await Promise.allSettled(readers);
+    ]);
+    return { stop: () => reading.abort(), done };
   }
 
   /** The NATS connection while connected (for the workflow view's reads). */

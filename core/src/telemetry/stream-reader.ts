@@ -9,6 +9,8 @@ export interface TelemetryReadOptions {
   subject: string;
   /** Only messages stored at or after this time. */
   since?: Date;
+  /** Only messages stored after this stream sequence (resuming a read); wins over `since`. */
+  afterSequence?: number;
   /** Keep reading new messages after the stored ones, until `signal` aborts. */
   follow?: boolean;
   signal?: AbortSignal;
@@ -21,7 +23,7 @@ export interface TelemetryReadOptions {
 const IDLE_END_MS = 5000;
 
 /** A stored message, parsed as JSON (undefined when it is not JSON), or the mark that everything stored was read. */
-export type TelemetryItem = { kind: 'message'; subject: string; data: unknown } | { kind: 'caught-up' };
+export type TelemetryItem = { kind: 'message'; subject: string; data: unknown; sequence: number } | { kind: 'caught-up' };
 
 function parse(text: string): unknown {
   try {
@@ -38,7 +40,13 @@ function parse(text: string): unknown {
  */
 export async function* readTelemetry(nc: NatsConnection, options: TelemetryReadOptions): AsyncGenerator<TelemetryItem> {
   const js = jetstream(nc);
-  const consumerOptions: Partial<OrderedConsumerOptions> = { filter_subjects: options.subject, ...(options.since ? { opt_start_time: options.since.toISOString() } : { deliver_policy: DeliverPolicy.All }) };
+  const start: Partial<OrderedConsumerOptions> =
+    options.afterSequence !== undefined
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.afterSequence + 1 }
+      : options.since
+        ? { opt_start_time: options.since.toISOString() }
+        : { deliver_policy: DeliverPolicy.All };
+  const consumerOptions: Partial<OrderedConsumerOptions> = { filter_subjects: options.subject, ...start };
   let consumer;
   try {
     consumer = await js.consumers.get(BUCKETS.telemetry, consumerOptions);
@@ -70,7 +78,7 @@ export async function* readTelemetry(nc: NatsConnection, options: TelemetryReadO
     let caughtUp = pending === 0;
     for await (const message of messages) {
       clearTimeout(idle);
-      yield { kind: 'message', subject: message.subject, data: parse(message.string()) };
+      yield { kind: 'message', subject: message.subject, data: parse(message.string()), sequence: message.seq };
       arm();
       if (!caughtUp && message.info.pending === 0) {
         caughtUp = true;
