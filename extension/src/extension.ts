@@ -11,6 +11,7 @@ import { TraceStore } from './model/traces.js';
 import { DecisionStore } from './model/decisions.js';
 import { WorkflowStore } from './model/workflows.js';
 import { locateRule } from './model/rule-location.js';
+import { dryRunToolPolicy, formatDryRun } from './model/dry-run.js';
 import { DecisionsTree, TracesTree, WorkflowsTree, decisionOf, instanceOf } from './views/trees.js';
 import { InstancePanel, TracePanel } from './views/panels.js';
 import { registerEditing } from './views/editing.js';
@@ -190,6 +191,23 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
     instancePanels.set(key, new InstancePanel(appId, instanceId, workflows, actions, context.extensionUri, () => instancePanels.delete(key)));
   };
 
+  const dryRunOutput = vscode.window.createOutputChannel('Skein: policy dry run');
+  const dryRun = (): void => {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showWarningMessage('Skein: open the MCPToolPolicy file to dry-run first');
+      return;
+    }
+    const count = vscode.workspace.getConfiguration('skein').get<number>('dryRunCalls') ?? 500;
+    const run = dryRunToolPolicy(editor.document.getText(), decisions.recentToolCalls(count).map((item) => item.event));
+    const lines = formatDryRun(run);
+    dryRunOutput.clear();
+    dryRunOutput.appendLine(`Dry run of ${editor.document.uri.fsPath}${editor.document.isDirty ? ' (unsaved)' : ''} against the last ${count} recorded tool-policy decisions`);
+    lines.forEach((line) => dryRunOutput.appendLine(line));
+    dryRunOutput.show(true);
+    void vscode.window.showInformationMessage(`Skein dry run: ${lines[0] ?? ''}`);
+  };
+
   const terminal = (name: string, command: string): void => {
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     const created = vscode.window.createTerminal({ name, ...(folder ? { cwd: folder } : {}) });
@@ -220,6 +238,8 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
       await mesh?.close();
       connect();
     }),
+    dryRunOutput,
+    vscode.commands.registerCommand('skein.dryRunPolicy', dryRun),
     vscode.commands.registerCommand('skein.up', () => terminal('skein up', 'npm run skein -- up')),
     vscode.commands.registerCommand('skein.demo', () => terminal('Skein demo', 'npm start')),
     vscode.commands.registerCommand('skein.openTrace', async (traceId?: string) => {

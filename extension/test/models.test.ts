@@ -5,6 +5,7 @@ import { DecisionStore } from '../src/model/decisions.js';
 import { WorkflowStore } from '../src/model/workflows.js';
 import { locateRule, ruleTarget } from '../src/model/rule-location.js';
 import { parseFromWebview } from '../src/webview/protocol.js';
+import { dryRunToolPolicy, formatDryRun } from '../src/model/dry-run.js';
 
 const BASE = 1_780_000_000_000n * 1_000_000n;
 
@@ -268,5 +269,58 @@ describe('webview messages', () => {
     assert.equal(parseFromWebview({ type: 'openInstance', instanceId: '../../etc' }), undefined);
     assert.equal(parseFromWebview('ready'), undefined);
     assert.equal(parseFromWebview({ type: 'eval', code: '1' }), undefined);
+  });
+});
+
+describe('policy dry run', () => {
+  const recorded = (tool: string, allowed: boolean, rule: string, caller = 'agent'): DecisionEvent => ({
+    version: 1,
+    time: '2026-12-04T10:00:00.000Z',
+    appId: 'mcp-server',
+    namespace: 'default',
+    decision: { allowed, source: 'tool-policy', rule, reason: 'then', caller: `spiffe://public/ns/default/${caller}`, target: 'mcp-server', method: 'tools/call', tool },
+  });
+  const edited = `apiVersion: skein.dev/v1alpha1
+kind: MCPToolPolicy
+metadata:
+  name: tools
+scopes: [mcp-server]
+spec:
+  defaultAction: deny
+  rules:
+    - name: no-deletes
+      action: deny
+      tools: ["delete_*"]
+    - name: big-reads
+      action: deny
+      tools: ["read_file"]
+      when: args.size > 100
+    - name: agent-tools
+      action: allow
+      callers: { appIds: [agent] }
+`;
+
+  it('shows which recorded calls the edited policy would decide differently, with the runtime compiler', () => {
+    const run = dryRunToolPolicy(edited, [recorded('delete_file', true, 'agent-tools'), recorded('write_file', true, 'agent-tools'), recorded('write_file', false, 'default', 'intruder'), recorded('read_file', true, 'agent-tools')]);
+    assert.deepEqual(run.policies, ['tools']);
+    assert.equal(run.replayed, 4);
+    assert.deepEqual(run.rows.map((row) => [row.tool, row.change, row.after.rule, row.certain]), [
+      ['delete_file', 'now-denied', 'no-deletes', true],
+      ['write_file', 'same', 'agent-tools', true],
+      ['write_file', 'same', 'default', true],
+      ['read_file', 'now-denied', 'big-reads', false],
+    ]);
+    assert.equal(run.nowDenied, 2);
+    assert.equal(run.uncertain, 1);
+    const lines = formatDryRun(run);
+    assert.match(lines[0] ?? '', /4 recorded calls replayed; 2 allowed → denied, 0 denied → allowed, 1 depend on arguments/);
+    assert.equal(lines.length, 3);
+    assert.match(lines[2] ?? '', /read_file {2}ALLOW → DENY {2}rule agent-tools → big-reads {2}\(uncertain\)/);
+  });
+
+  it('replays only calls to the apps the policy protects, and says when the file does not compile', () => {
+    const other = { ...recorded('x', true, 'r'), appId: 'elsewhere' };
+    assert.equal(dryRunToolPolicy(edited, [other]).replayed, 0);
+    assert.deepEqual(formatDryRun(dryRunToolPolicy(edited.replace('args.size > 100', 'args.size >'), [])), ['No MCPToolPolicy in this file compiles; fix its problems first.']);
   });
 });

@@ -9,7 +9,7 @@ import { RESOURCE_KINDS, type ResourceKind } from '@skein/proto';
 import { ConfigError } from '@skein/core';
 import { validateAgainstSchema } from './validate.js';
 import { checkMcpServerResource } from '../mcp/mcpserver/mcp-server-spec.js';
-import { compileToolPolicy } from '../policy/tool-policy.js';
+import { compileToolPolicy, type CompiledToolPolicy } from '../policy/tool-policy.js';
 import { compileResiliency } from '../resiliency/resiliency-config.js';
 import { compileAccessControl } from '../acl/access-control.js';
 import { compileWorkflowAccess } from '../workflow/access-policy.js';
@@ -183,4 +183,26 @@ export function checkResourceText(text: string): ResourceDiagnostic[] {
     }
   });
   return diagnostics;
+}
+
+/** The MCPToolPolicies of a text, compiled as the sidecar compiles them; documents with problems are left out. */
+export function compileToolPoliciesOfText(text: string): CompiledToolPolicy[] {
+  const out: CompiledToolPolicy[] = [];
+  for (const document of parseAllDocuments(text)) {
+    if (document.errors.length > 0) continue;
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: 100 });
+    } catch {
+      continue;
+    }
+    if (documentKind(value) !== 'MCPToolPolicy') continue;
+    try {
+      validateAgainstSchema('MCPToolPolicy', value, IN_EDITOR);
+      out.push(compileToolPolicy(value as MCPToolPolicyResource, IN_EDITOR));
+    } catch (error) {
+      if (!configProblem(error)) throw error;
+    }
+  }
+  return out;
 }

@@ -272,3 +272,37 @@ export function filterToolsListResponse(compiled: CompiledToolPolicy, caller: To
   if (kept.length === tools.length) return message;
   return { ...message, result: { ...(result as Record<string, unknown>), tools: kept } };
 }
+
+/** A recorded call decided again: the decision, and whether the record held everything the decision needed. */
+export interface ReplayedDecision {
+  readonly decision: Decision;
+  /**
+   * False when the deciding rule looks at what a record does not keep (the arguments of a `when`, the token's
+   * claims or scopes): the rule applies to the call only if those held as they did then.
+   */
+  readonly certain: boolean;
+}
+
+/**
+ * Decides a call recorded by a decision event (caller, method and tool; never its arguments or token) against
+ * `compiled`, as a policy dry run does. The first rule whose callers, methods and tools match decides; a rule that
+ * also needs the arguments or the token decides as if its condition held, flagged uncertain. Pure.
+ */
+export function replayToolDecision(compiled: CompiledToolPolicy, call: Omit<ToolPolicyRequest, 'arguments' | 'claims'>): ReplayedDecision {
+  const caller = call.caller ?? call.callerAppId ?? 'anonymous';
+  const method = truncate(call.method, MAX_ECHOED_NAME);
+  const tool = call.toolName === undefined ? undefined : truncate(call.toolName, MAX_ECHOED_NAME);
+  const what = tool === undefined ? method : `${method} "${tool}"`;
+  const made = (allowed: boolean, rule: string, reason: string): Decision => decision({ allowed, source: 'tool-policy', rule, reason, caller, target: compiled.target, method, tool });
+  for (const rule of compiled.rules) {
+    if (rule.appIds.patterns !== undefined && (call.callerAppId === undefined || !rule.appIds.matches(call.callerAppId))) continue;
+    if (!rule.methods.matches(call.method)) continue;
+    if (rule.tools && (call.toolName === undefined || !rule.tools.matches(call.toolName))) continue;
+    const certain = rule.condition === undefined && rule.claims === undefined && rule.requiredScopes.length === 0;
+    const needs = [rule.condition ? `its condition "${rule.condition.expression}" holds` : '', rule.claims ? 'the token has the claims it names' : '', rule.requiredScopes.length > 0 ? `the token has scope ${rule.requiredScopes.join(' ')}` : ''].filter(Boolean).join(' and ');
+    const reason = `rule "${rule.name}" ${rule.action === 'allow' ? 'allows' : 'denies'} ${what}${certain ? '' : ` if ${needs}`}`;
+    return { decision: made(rule.action === 'allow', rule.name, reason), certain };
+  }
+  const allowed = compiled.defaultAction === 'allow';
+  return { decision: made(allowed, 'default', `no rule of policy "${compiled.name}" matches ${what}, so the default action "${compiled.defaultAction}" applies`), certain: true };
+}
