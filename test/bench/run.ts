@@ -11,6 +11,7 @@
  * - `tracing`: the 1 KB POST and MCP `tools/call` with tracing sampling 1.0 vs 0.0 (tracing-overhead.ts).
  * - `workflows` (opt-in): Dapr SDK workflows through a sidecar against the raw JetStream floor (workflows.ts).
  * - `mcpserver` (opt-in): MCP tool calls as MCPServer CallTool workflows against the SDK calling the server (mcpserver.ts).
+ * - `editor` (opt-in): the VS Code extension's view models with 10,000 spans and 1,000 workflow instances (editor.ts).
  * - `actors` (opt-in, not in the default run): actor calls and activation through the sidecars, reminders fired per
  *   second, placement table computation, dissemination to many simulated hosts, ring lookup cost (actors.ts).
  *
@@ -40,6 +41,7 @@ import { renderActors, runActors, type ActorsReport } from './actors.js';
 import { startFloor, type FloorHop } from './floor.js';
 import { renderWorkflows, runWorkflows, type WorkflowsReport } from './workflows.js';
 import { renderMcpServer, runMcpServer, type McpServerReport } from './mcpserver.js';
+import { renderEditor, runEditor, type EditorReport } from './editor.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench-results');
@@ -244,6 +246,7 @@ interface BenchReport {
   actors?: ActorsReport;
   workflows?: WorkflowsReport;
   mcpServer?: McpServerReport;
+  editor?: EditorReport;
   elapsedSeconds: number;
 }
 
@@ -557,20 +560,21 @@ function render(report: BenchReport): string {
   out.push(`\`${report.command}\` · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${m.memoryGiB.toFixed(1)} GiB · Linux ${m.kernel} · load average ${m.loadAverageStart.map((n) => n.toFixed(2)).join(' ')} at start, ${m.loadAverageEnd.map((n) => n.toFixed(2)).join(' ')} at end`, '');
   const took = (seconds: number | undefined): string => (seconds === undefined ? '' : `${seconds.toFixed(0)} s`);
   const { commit, modifiedFiles } = report.revision;
-  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'}, actors ${took(report.actors?.elapsedSeconds) || '–'}, workflows ${took(report.workflows?.elapsedSeconds) || '–'}, mcpserver ${took(report.mcpServer?.elapsedSeconds) || '–'})`, '');
+  out.push(`Commit ${commit}${modifiedFiles > 0 ? ` with ${modifiedFiles} modified file(s)` : ''} · parts: ${report.settings.parts.join(', ')} · wall time ${took(report.elapsedSeconds)} (invoke ${took(report.invoke?.elapsedSeconds) || '–'}, mcp-chain ${took(report.mcpChain?.elapsedSeconds) || '–'}, tracing ${took(report.tracing?.elapsedSeconds) || '–'}, actors ${took(report.actors?.elapsedSeconds) || '–'}, workflows ${took(report.workflows?.elapsedSeconds) || '–'}, mcpserver ${took(report.mcpServer?.elapsedSeconds) || '–'}, editor ${took(report.editor?.elapsedSeconds) || '–'})`, '');
   if (report.invoke) out.push(renderInvoke(report.invoke, report.settings));
   if (report.mcpChain) out.push(renderMcpChain(report.mcpChain, report.settings));
   if (report.tracing) out.push(renderTracing(report.tracing, report.settings));
   if (report.actors) out.push(renderActors(report.actors, report.settings));
   if (report.workflows) out.push(renderWorkflows(report.workflows));
   if (report.mcpServer) out.push(renderMcpServer(report.mcpServer));
+  if (report.editor) out.push(renderEditor(report.editor));
   return out.join('\n');
 }
 
 const USAGE = `Usage: npm run bench -- [flags]   (node test/dist/bench/run.js [flags])
 
 Parts (--only, comma-separated; default invoke,mcp-chain,tracing): invoke, mcp-chain, tracing, actors, workflows,
-  mcpserver
+  mcpserver, editor
 Flags: --quick, --profile, --requests N, --calls N, --clients c1,c2 (mcp-chain), --hosts n1,n2 (actors);
   for invoke: --rate R, --duration S, --connections N, --also-rates r1,r2, --no-mcp
 Results: printed as Markdown and written to bench-results/. See BENCHMARKS.md.
@@ -608,6 +612,7 @@ async function main(): Promise<void> {
     const actors = settings.parts.includes('actors') ? await runActors(harness, settings) : undefined;
     const workflows = settings.parts.includes('workflows') ? await runWorkflows(harness, settings) : undefined;
     const mcpServer = settings.parts.includes('mcpserver') ? await runMcpServer(harness, settings) : undefined;
+    const editor = settings.parts.includes('editor') ? runEditor() : undefined;
     const report: BenchReport = {
       startedAt,
       command: `node test/dist/bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -620,6 +625,7 @@ async function main(): Promise<void> {
       ...(actors ? { actors } : {}),
       ...(workflows ? { workflows } : {}),
       ...(mcpServer ? { mcpServer } : {}),
+      ...(editor ? { editor } : {}),
       elapsedSeconds: (performance.now() - began) / 1000,
     };
     const text = render(report);

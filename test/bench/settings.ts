@@ -2,10 +2,10 @@
 import { parseArgs } from 'node:util';
 
 /** The parts of a run, in the order a full run measures them. */
-export const PARTS = ['invoke', 'mcp-chain', 'tracing', 'actors', 'workflows', 'mcpserver'] as const;
-/** Parts a run without `--only` measures; `actors`, `workflows` and `mcpserver` are opt-in. */
+export const PARTS = ['invoke', 'mcp-chain', 'tracing', 'actors', 'workflows', 'mcpserver', 'editor'] as const;
+/** Parts a run without `--only` measures; `actors`, `workflows`, `mcpserver` and `editor` are opt-in. */
 export const DEFAULT_PARTS: readonly Part[] = ['invoke', 'mcp-chain', 'tracing'];
-/** One part: `invoke` (1 KB POST, MCP baseline, profile), `mcp-chain` (MCP governance chain), `tracing` (sampling 1 vs 0), `actors` (actor calls, reminders, placement), `workflows` (Dapr SDK workflows), `mcpserver` (MCPServer tool workflows). */
+/** One part: `invoke` (1 KB POST, MCP baseline, profile), `mcp-chain` (MCP governance chain), `tracing` (sampling 1 vs 0), `actors` (actor calls, reminders, placement), `workflows` (Dapr SDK workflows), `mcpserver` (MCPServer tool workflows), `editor` (the VS Code extension's view models at 10,000 spans). */
 export type Part = (typeof PARTS)[number];
 
 /** What each phase does. */

@@ -168,9 +168,18 @@ export interface SpanNode {
   readonly children: SpanNode[];
 }
 
-function byStart(a: SpanEvent, b: SpanEvent): number {
-  const order = earlier({ start: BigInt(a.startTimeUnixNano), end: BigInt(a.endTimeUnixNano) }, { start: BigInt(b.startTimeUnixNano), end: BigInt(b.endTimeUnixNano) });
-  return order !== 0 ? order : a.name.localeCompare(b.name);
+/** Start and end of each span, parsed once per tree: a sort compares each span many times. */
+function spanTimes(spans: Iterable<SpanEvent>): Map<SpanEvent, { start: bigint; end: bigint }> {
+  const times = new Map<SpanEvent, { start: bigint; end: bigint }>();
+  for (const span of spans) times.set(span, { start: BigInt(span.startTimeUnixNano), end: BigInt(span.endTimeUnixNano) });
+  return times;
+}
+
+function byStartOf(times: Map<SpanEvent, { start: bigint; end: bigint }>): (a: SpanEvent, b: SpanEvent) => number {
+  return (a, b) => {
+    const order = earlier(times.get(a) as { start: bigint; end: bigint }, times.get(b) as { start: bigint; end: bigint });
+    return order !== 0 ? order : a.name.localeCompare(b.name);
+  };
 }
 
 /**
@@ -193,6 +202,7 @@ export function buildSpanTree(spans: readonly SpanEvent[]): SpanNode[] {
       roots.push(span);
     }
   }
+  const byStart = byStartOf(spanTimes(unique.values()));
   const placed = new Set<string>();
   const grow = (span: SpanEvent, depth: number): SpanNode => {
     placed.add(span.spanId);

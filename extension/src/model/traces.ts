@@ -286,12 +286,16 @@ export function layoutWaterfall(traceId: string, spans: readonly SpanEvent[]): W
   };
   forest.forEach(walk);
   if (nodes.length === 0) return { traceId, totalMs: 0, startTime: '', apps: [], error: false, rows: [] };
-  let start = BigInt(nodes[0]?.span.startTimeUnixNano ?? '0');
+  let first = (nodes[0] as SpanNode).span;
+  let start = BigInt(first.startTimeUnixNano);
   let end = start;
   for (const { span } of nodes) {
     const from = BigInt(span.startTimeUnixNano);
     const to = BigInt(span.endTimeUnixNano);
-    if (from < start) start = from;
+    if (from < start) {
+      start = from;
+      first = span;
+    }
     if (to > end) end = to;
   }
   const totalMs = Number(end - start) / 1e6;
@@ -317,6 +321,5 @@ export function layoutWaterfall(traceId: string, spans: readonly SpanEvent[]): W
       truncated: span.truncated === true,
     };
   });
-  const first = nodes.reduce((earliest, node) => (BigInt(node.span.startTimeUnixNano) < BigInt(earliest.span.startTimeUnixNano) ? node : earliest));
-  return { traceId, totalMs, startTime: first.span.startTime, apps: [...new Set(rows.map((row) => row.appId))], error: rows.some((row) => row.error), rows };
+  return { traceId, totalMs, startTime: first.startTime, apps: [...new Set(rows.map((row) => row.appId))], error: rows.some((row) => row.error), rows };
 }
