@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Makes a fresh clone ready to run: checks Node, installs npm dependencies when the lock file changed,
-// installs nats-server from Debian when it is absent (as root), and builds every package.
+// installs nats-server from Debian when it is absent (as root), the editor test tools (scripts/editor-tools.mjs),
+// and builds every package.
 // Uses only Node's standard library, since it runs before anything is installed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -51,6 +52,11 @@ if (!process.env.SKEIN_NATS_SERVER && !natsCandidates.some((path) => existsSync(
     fail('apt-get could not install nats-server; install it by hand (apt-get install nats-server) and run this again.');
   }
 }
+
+// Editor test tools (Chromium, code-server, playwright-core) for the real-editor tests: installed when missing, a
+// stamp check otherwise. SKEIN_SKIP_EDITOR_TOOLS=1 leaves them out; the editor tests then fail saying what to run.
+if (process.env.SKEIN_SKIP_EDITOR_TOOLS) say('leaving out the editor test tools (SKEIN_SKIP_EDITOR_TOOLS is set)');
+else if (run(process.execPath, [join(root, 'scripts', 'editor-tools.mjs')]) !== 0) fail('the editor test tools are missing; see the output above.');
 
 if (process.argv.includes('--no-build')) process.exit(0);
 say('building');
