@@ -79,6 +79,8 @@ export class Harness {
   readonly root: string;
   readonly home: string;
   readonly processes: ManagedProcess[] = [];
+  /** Run first by `cleanup()`, newest first: things to close gracefully before every group is killed. */
+  private readonly cleanups: (() => Promise<void>)[] = [];
   natsHandle: NatsHandle | undefined;
   sentryAddress: string | undefined;
 
@@ -221,8 +223,14 @@ export class Harness {
     return { proc, port: (JSON.parse(line) as { listening: number }).listening };
   }
 
-  /** Kills every process group this harness started and removes its temp folder. */
+  /** Registers `close` to run at `cleanup()`, before the process groups are killed (a failure there is ignored). */
+  onCleanup(close: () => Promise<void>): void {
+    this.cleanups.unshift(close);
+  }
+
+  /** Runs what `onCleanup` registered, kills every process group this harness started and removes its temp folder. */
   async cleanup(): Promise<void> {
+    for (const close of this.cleanups.splice(0)) await close().catch(() => undefined);
     await Promise.all(this.processes.map((proc) => proc.stop(3000)));
     rmSync(this.root, { recursive: true, force: true });
     Harness.live.delete(this);
