@@ -3,6 +3,8 @@
  * decisions and workflow instances live, checks resource YAML as it is typed, and puts the mesh's commands in the
  * palette under "Skein". The views read pure models (`model/`); this file wires them to VS Code.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { parseDuration, type DecisionEvent } from '@skein/core';
 import { WorkflowApi, summarizeEvent } from '@skein/runtime/editor';
@@ -240,8 +242,14 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
     }),
     dryRunOutput,
     vscode.commands.registerCommand('skein.dryRunPolicy', dryRun),
-    vscode.commands.registerCommand('skein.up', () => terminal('skein up', 'npm run skein -- up')),
-    vscode.commands.registerCommand('skein.demo', () => terminal('Skein demo', 'npm start')),
+    vscode.commands.registerCommand('skein.up', () => terminal('skein up', `${skeinCommand()} up`)),
+    vscode.commands.registerCommand('skein.demo', () => {
+      if (!workspaceScripts()['start']?.includes('mcp-demo')) {
+        void vscode.window.showWarningMessage('Skein: the demo is started from a checkout of Skein (npm start there); this workspace is not one');
+        return;
+      }
+      terminal('Skein demo', 'npm start');
+    }),
     vscode.commands.registerCommand('skein.openTrace', async (traceId?: string) => {
       const id = traceId ?? (await vscode.window.showInputBox({ prompt: 'Trace id (32 hex digits, or the start of one)' }))?.trim().toLowerCase();
       if (!id) return;
@@ -351,6 +359,23 @@ async function openRule(event: DecisionEvent): Promise<void> {
   const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(location.uri));
   const range = new vscode.Range(location.range.start.line, location.range.start.character, location.range.end.line, location.range.end.character);
   await vscode.window.showTextDocument(document, { selection: range });
+}
+
+/** The `scripts` of the first workspace folder's package.json (none when it has none). */
+function workspaceScripts(): Record<string, string> {
+  const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  if (!folder) return {};
+  try {
+    const manifest = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    return manifest.scripts ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** How to run the CLI here: the checkout's own script in a Skein checkout, else `skein` from the PATH. */
+function skeinCommand(): string {
+  return workspaceScripts()['skein'] ? 'npm run skein --' : 'skein';
 }
 
 function jsonProblem(value: string): string | undefined {

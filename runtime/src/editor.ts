@@ -4,7 +4,7 @@
  * A narrow entry so the extension bundles these pure modules, not the sidecar.
  */
 export { checkResourceText, documentKind, pointerSegments, rangeOf, type ResourceDiagnostic, type TextPosition, type DocumentKind } from './config/check.js';
-export { fieldHelpAt, fieldSuggestionsAt, parentPathOfLine, type FieldHelp, type FieldSuggestion } from './config/schema-help.js';
+export { fieldHelpAt, fieldSuggestionsAt, valueSuggestionsAt, parentPathOfLine, type FieldHelp, type FieldSuggestion } from './config/schema-help.js';
 export { readControlPlane, controlPlaneFile, type ControlPlaneStatus, type ControlPlaneRecord } from './cli/control-plane.js';
 export { parseToolWorkflow, toolWorkflowName, type ToolWorkflow } from './mcp/mcpserver/tool-workflows.js';
 export { WorkflowApi, SidecarError, summarizeEvent } from './cli/workflows.js';

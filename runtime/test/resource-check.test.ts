@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { checkResourceText, type ResourceDiagnostic } from '../src/config/check.js';
-import { fieldHelpAt, fieldSuggestionsAt, parentPathOfLine } from '../src/config/schema-help.js';
+import { fieldHelpAt, fieldSuggestionsAt, parentPathOfLine, valueSuggestionsAt } from '../src/config/schema-help.js';
 
 /** The text a diagnostic's range covers. */
 function covered(text: string, diagnostic: ResourceDiagnostic): string {
@@ -194,5 +194,13 @@ describe('schema help (hover and completion)', () => {
     for (const name of ['action', 'tools', 'when', 'callers', 'methods']) assert.ok(names.includes(name), `${name} in ${names.join(',')}`);
     const top = fieldSuggestionsAt('kind: MCPToolPolicy\n\n', 1);
     assert.ok(top.find((suggestion) => suggestion.name === 'spec')?.required);
+  });
+
+  it('suggests the values a field takes: enums, booleans, and the kinds', () => {
+    assert.ok(valueSuggestionsAt('\n', 0, 'kind').includes('MCPToolPolicy'));
+    const text = 'kind: MCPToolPolicy\nspec:\n  defaultAction: \n';
+    assert.deepEqual(valueSuggestionsAt(text, 2, 'defaultAction'), ['allow', 'deny']);
+    const rules = 'kind: MCPToolPolicy\nspec:\n  rules:\n    - name: a\n      action: \n';
+    assert.deepEqual(valueSuggestionsAt(rules, 4, 'action'), ['allow', 'deny']);
   });
 });

@@ -4,7 +4,7 @@
  * Schemas in `@skein/proto`. Works with or without other YAML extensions installed.
  */
 import * as vscode from 'vscode';
-import { checkResourceText, fieldHelpAt, fieldSuggestionsAt } from '@skein/runtime/editor';
+import { checkResourceText, fieldHelpAt, fieldSuggestionsAt, valueSuggestionsAt } from '@skein/runtime/editor';
 
 /** A YAML file is a Skein resource file when a document names a Dapr or Skein apiVersion, or is a run file. */
 export function isResourceText(text: string): boolean {
@@ -71,8 +71,14 @@ export function registerEditing(): vscode.Disposable[] {
     vscode.languages.registerCompletionItemProvider(SELECTOR, {
       provideCompletionItems(document, position) {
         const text = document.getText();
-        if (!isResourceText(text)) return undefined;
+        // A new file gets the kinds at its first `kind:`; after that only Skein resource files are helped.
+        if (!isResourceText(text) && !/^kind:\s*\w*$/m.test(text)) return undefined;
         const before = document.lineAt(position.line).text.slice(0, position.character);
+        // After `key: `, the values the schema allows there.
+        const valueOf = /^\s*(?:- )?([A-Za-z0-9_]+):\s+[A-Za-z0-9_.-]*$/.exec(before);
+        if (valueOf) {
+          return valueSuggestionsAt(text, position.line, valueOf[1] as string).map((value) => new vscode.CompletionItem(value, vscode.CompletionItemKind.EnumMember));
+        }
         // Field names are completed where a key is being typed: at the start of a line or after a list dash.
         if (!/^\s*(- )?[A-Za-z0-9_]*$/.test(before)) return undefined;
         return fieldSuggestionsAt(text, position.line).map((suggestion) => {
@@ -84,7 +90,7 @@ export function registerEditing(): vscode.Disposable[] {
           return item;
         });
       },
-    }),
+    }, ' ', ':'),
     { dispose: () => pending.forEach((timer) => clearTimeout(timer)) },
   ];
 }

@@ -4,7 +4,7 @@
  * (the same files the runtime validates with). Pure apart from reading those schemas once.
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
-import { COMPONENT_METADATA_TYPES, loadComponentMetadataSchema, loadSchema, type ComponentMetadataType } from '@skein/proto';
+import { COMPONENT_METADATA_TYPES, RESOURCE_KINDS, loadComponentMetadataSchema, loadSchema, type ComponentMetadataType } from '@skein/proto';
 import { documentKind, type DocumentKind } from './check.js';
 
 /** A JSON Schema, as far as help reads it. */
@@ -236,6 +236,25 @@ export function fieldSuggestionsAt(text: string, line: number, kindHint?: Docume
     }
   }
   return [...seen.values()];
+}
+
+/**
+ * The values that may follow `key:` on `line` of `text`: a schema's `enum`/`const` values, `true`/`false` for a
+ * boolean, and the supported kinds for a document's `kind`.
+ */
+export function valueSuggestionsAt(text: string, line: number, key: string): string[] {
+  const lines = text.split('\n');
+  const parent = parentPathOfLine(text, line);
+  if (key === 'kind' && parent.length === 0) return [...RESOURCE_KINDS];
+  const kind = kindWrittenAbove(lines, line);
+  if (!kind) return [];
+  const found = schemasAt(kind, [...parent, key]);
+  const values = new Set<string>();
+  for (const schema of found) {
+    for (const value of [...(schema.enum ?? []), ...(schema.const !== undefined ? [schema.const] : [])]) values.add(String(value));
+    if (schema.type === 'boolean') ['true', 'false'].forEach((value) => values.add(value));
+  }
+  return [...values];
 }
 
 /** The `kind:` of the document `line` is in, read from the lines themselves. */
