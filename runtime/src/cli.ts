@@ -20,7 +20,7 @@ Commands (and --version):
   traces    list recent traces: skein traces [--app ID] [--tool T] [--status ok|error] [--since 10m] [--limit N] [--json]
             or show one as a waterfall: skein traces <traceId>
   workflows list, show, steer and rerun the workflow instances of a sidecar (through its HTTP API):
-            skein workflows list|show|history|start|raise|suspend|resume|terminate|purge|stuck|rerun
+            skein workflows list|show|history|start|raise|suspend|resume|terminate|purge|stuck|rerun|replay
             [--dapr-http-port P | --sidecar-url URL]; skein workflows --help for each one's flags
 
 Flags of run: --app-id, --app-port, --dapr-http-port, --dapr-grpc-port, --dapr-internal-grpc-port,

@@ -22,6 +22,9 @@ export const WORKFLOWS_USAGE = `Usage: skein workflows <subcommand> [flags]
   suspend <id>, resume <id>, terminate <id> (with its children), purge <id> (a finished instance, with its children)
   stuck [--for 5m] [--name N] [--json]
                         RUNNING instances whose history has not changed for --for (default 5m)
+  replay <id> [--until N] -- <app command>
+                        runs the app's workflow code over the instance's recorded history, nothing run
+                        again (under a debugger, its breakpoints hit); skein workflows replay --help
   rerun <id> [--id NEW_ID]
                         starts a NEW instance of the same workflow with the same input and prints its id;
                         the original instance is left as it is
@@ -430,6 +433,7 @@ export function parseWorkflowsArgs(argv: readonly string[]): { subcommand: Subco
  * A failed call prints `error: <errorCode>: <message>` and sets exit code 1.
  */
 export async function workflowsCommand(argv: string[]): Promise<void> {
+  if (argv[0] === 'replay') return (await import('./replay.js')).replayCommand(argv.slice(1));
   const parsed = parseWorkflowsArgs(argv);
   if (parsed === 'help') {
     process.stdout.write(WORKFLOWS_USAGE);

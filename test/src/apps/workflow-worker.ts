@@ -53,9 +53,12 @@ const step = async (_ctx: WorkflowActivityContext, value: string): Promise<strin
   return `${value}!`;
 };
 
+// RELAY_CHANGED=1 is a later version of `relay` whose second call is another activity: what a replay calls non-deterministic.
+const relayChanged = process.env['RELAY_CHANGED'] === '1';
+
 const relay = async function* relay(ctx: WorkflowContext, value: string): AsyncGenerator<unknown, string, string> {
   const once: string = yield ctx.callActivity(step, value);
-  return yield ctx.callActivity(step, once);
+  return yield ctx.callActivity(relayChanged ? charge : step, once);
 };
 
 const timed = async function* timed(ctx: WorkflowContext, seconds: number): AsyncGenerator<unknown, string, unknown> {
