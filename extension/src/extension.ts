@@ -3,12 +3,13 @@
  * decisions and workflow instances live, checks resource YAML as it is typed, and puts the mesh's commands in the
  * palette under "Skein". The views read pure models (`model/`); this file wires them to VS Code.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { parseDuration, type DecisionEvent } from '@skein/core';
 import { WorkflowApi, summarizeEvent } from '@skein/runtime/editor';
-import { MeshConnection, localSidecars, meshHome, type MeshSettings, type MeshStatus } from './mesh.js';
+import { MeshConnection, localSidecars, meshHome, type LocalSidecar, type MeshSettings, type MeshStatus } from './mesh.js';
+import { replayLaunchConfiguration } from './model/replay-debug.js';
 import { TraceStore } from './model/traces.js';
 import { DecisionStore } from './model/decisions.js';
 import { WorkflowStore } from './model/workflows.js';
@@ -135,10 +136,34 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
     tracePanels.set(traceId, panel);
   };
 
+  const localSidecar = (appId: string): LocalSidecar => {
+    const sidecar = localSidecars(settingsOf().home).get(appId);
+    if (!sidecar) throw new Error(`no sidecar of ${appId} runs on this machine (skein list shows them); its workflows can be watched but not acted on from here`);
+    return sidecar;
+  };
+  const debugInstance = async (appId: string, instanceId: string, until?: number): Promise<void> => {
+    try {
+      const sidecar = localSidecar(appId);
+      const view = workflows.instance(appId, instanceId);
+      const folder = vscode.workspace.workspaceFolders?.[0];
+      const configuration = replayLaunchConfiguration({
+        instanceId,
+        workflowName: view?.workflowName ?? 'workflow',
+        grpcPort: sidecar.grpcPort,
+        ...(until === undefined ? {} : { until }),
+        appCommand: sidecar.command,
+        cliPath: skeinCliPath(),
+        cwd: folder?.uri.fsPath ?? process.cwd(),
+      });
+      const started = await vscode.debug.startDebugging(folder, { ...configuration, args: [...configuration.args], skipFiles: [...configuration.skipFiles] });
+      if (!started) void vscode.window.showErrorMessage(`Skein: the debugger did not start the replay of ${instanceId}`);
+    } catch (error) {
+      void vscode.window.showErrorMessage(`Skein: cannot debug ${instanceId}: ${(error as Error).message}`);
+    }
+  };
   const sidecarOf = (appId: string): WorkflowApi => {
-    const port = localSidecars(settingsOf().home).get(appId);
-    if (port === undefined) throw new Error(`no sidecar of ${appId} runs on this machine (skein list shows them); its workflows can be watched but not acted on from here`);
-    return new WorkflowApi(`http://127.0.0.1:${port}`, process.env['DAPR_API_TOKEN']);
+    const sidecar = localSidecar(appId);
+    return new WorkflowApi(`http://127.0.0.1:${sidecar.httpPort}`, process.env['DAPR_API_TOKEN']);
   };
   const actions = {
     async details(appId: string, instanceId: string): Promise<InstanceDetails> {
@@ -190,7 +215,7 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
       void existing.load();
       return;
     }
-    instancePanels.set(key, new InstancePanel(appId, instanceId, workflows, actions, context.extensionUri, () => instancePanels.delete(key)));
+    instancePanels.set(key, new InstancePanel(appId, instanceId, workflows, { ...actions, debug: (until) => debugInstance(appId, instanceId, until) }, context.extensionUri, () => instancePanels.delete(key)));
   };
 
   const dryRunOutput = vscode.window.createOutputChannel('Skein: policy dry run');
@@ -334,6 +359,10 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
     vscode.commands.registerCommand('skein.workflow.raise', workflowAction('raise')),
     vscode.commands.registerCommand('skein.workflow.purge', workflowAction('purge')),
     vscode.commands.registerCommand('skein.workflow.rerun', workflowAction('rerun')),
+    vscode.commands.registerCommand('skein.workflow.debug', async (node: unknown) => {
+      const view = instanceOf(node);
+      if (view) await debugInstance(view.appId, view.instanceId);
+    }),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
       if (!event.affectsConfiguration('skein')) return;
       await mesh?.close();
@@ -371,6 +400,26 @@ function workspaceScripts(): Record<string, string> {
   } catch {
     return {};
   }
+}
+
+/**
+ * The `skein` CLI script the debugger launches for a replay: the `skein.cliPath` setting, else the checkout's own
+ * build (in a Skein checkout), else the one installed in the workspace, else `skein` on the PATH.
+ */
+function skeinCliPath(): string {
+  const configured = vscode.workspace.getConfiguration('skein').get<string>('cliPath');
+  if (configured && configured.trim() !== '') return configured;
+  const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const candidates = folder ? [join(folder, 'runtime', 'dist', 'src', 'cli.js'), join(folder, 'node_modules', '@skein', 'runtime', 'dist', 'src', 'cli.js')] : [];
+  for (const dir of (process.env['PATH'] ?? '').split(':')) if (dir) candidates.push(join(dir, 'skein'));
+  for (const candidate of candidates) {
+    try {
+      return realpathSync(candidate);
+    } catch {
+      // Not there.
+    }
+  }
+  throw new Error('no skein CLI found: set skein.cliPath to its cli.js, or open a Skein checkout or a workspace that installs @skein/runtime');
 }
 
 /** How to run the CLI here: the checkout's own script in a Skein checkout, else `skein` from the PATH. */

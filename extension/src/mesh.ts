@@ -63,9 +63,18 @@ export function resolveTarget(settings: MeshSettings): { url: string; tls: () =>
 /** How often the connection looks again for a control plane, and counts the live apps. */
 const POLL_MS = 2000;
 
-/** The sidecars of the local mesh that `skein run` recorded: App ID → its HTTP API port. */
-export function localSidecars(home: string): Map<string, number> {
-  const out = new Map<string, number>();
+/** A sidecar of the local mesh, as `skein run` recorded it. */
+export interface LocalSidecar {
+  readonly appId: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  /** The app's command line (empty when `skein run` started no app). */
+  readonly command: readonly string[];
+}
+
+/** The sidecars of the local mesh that `skein run` recorded in `<home>/runs/`, by App ID (live processes only). */
+export function localSidecars(home: string): Map<string, LocalSidecar> {
+  const out = new Map<string, LocalSidecar>();
   let names: string[];
   try {
     names = readdirSync(join(home, 'runs'));
@@ -74,14 +83,15 @@ export function localSidecars(home: string): Map<string, number> {
   }
   for (const name of names.filter((entry) => entry.endsWith('.json')).sort()) {
     try {
-      const record = JSON.parse(readFileSync(join(home, 'runs', name), 'utf8')) as { appId?: unknown; httpPort?: unknown; pid?: unknown };
-      if (typeof record.appId !== 'string' || !Number.isInteger(record.httpPort) || !Number.isInteger(record.pid)) continue;
+      const record = JSON.parse(readFileSync(join(home, 'runs', name), 'utf8')) as { appId?: unknown; httpPort?: unknown; grpcPort?: unknown; pid?: unknown; command?: unknown };
+      if (typeof record.appId !== 'string' || !Number.isInteger(record.httpPort) || !Number.isInteger(record.grpcPort) || !Number.isInteger(record.pid)) continue;
       try {
         process.kill(record.pid as number, 0);
       } catch {
         continue;
       }
-      out.set(record.appId, record.httpPort as number);
+      const command = Array.isArray(record.command) ? record.command.filter((part): part is string => typeof part === 'string') : [];
+      out.set(record.appId, { appId: record.appId, httpPort: record.httpPort as number, grpcPort: record.grpcPort as number, command });
     } catch {
       // A record being written, or not one: skipped.
     }

@@ -6,6 +6,7 @@ import { WorkflowStore } from '../src/model/workflows.js';
 import { locateRule, ruleTarget } from '../src/model/rule-location.js';
 import { parseFromWebview } from '../src/webview/protocol.js';
 import { dryRunToolPolicy, formatDryRun } from '../src/model/dry-run.js';
+import { replayLaunchConfiguration } from '../src/model/replay-debug.js';
 
 const BASE = 1_780_000_000_000n * 1_000_000n;
 
@@ -322,5 +323,27 @@ spec:
     const other = { ...recorded('x', true, 'r'), appId: 'elsewhere' };
     assert.equal(dryRunToolPolicy(edited, [other]).replayed, 0);
     assert.deepEqual(formatDryRun(dryRunToolPolicy(edited.replace('args.size > 100', 'args.size >'), [])), ['No MCPToolPolicy in this file compiles; fix its problems first.']);
+  });
+});
+
+describe('debugging an instance (the replay launch configuration)', () => {
+  it('runs skein workflows replay under the Node debugger with the app as its child, up to the chosen event', () => {
+    const configuration = replayLaunchConfiguration({ instanceId: 'o-1', workflowName: 'order', grpcPort: 50002, until: 3, appCommand: ['node', 'dist/worker.js'], cliPath: '/x/cli.js', cwd: '/w' });
+    assert.equal(configuration.type, 'node');
+    assert.equal(configuration.program, '/x/cli.js');
+    assert.deepEqual(configuration.args, ['workflows', 'replay', 'o-1', '--dapr-grpc-port', '50002', '--until', '3', '--', 'node', 'dist/worker.js']);
+    assert.equal(configuration.autoAttachChildProcesses, true);
+    assert.equal(configuration.name, 'Replay order o-1 to event 3');
+  });
+
+  it('says why when the app was not started by skein run', () => {
+    assert.throws(() => replayLaunchConfiguration({ instanceId: 'o-1', workflowName: 'order', grpcPort: 1, appCommand: [], cliPath: '/x', cwd: '/w' }), /its command is unknown/);
+  });
+
+  it('accepts a debug message from the instance view only with a sane event number', () => {
+    assert.deepEqual(parseFromWebview({ type: 'debug', until: 4 }), { type: 'debug', until: 4 });
+    assert.deepEqual(parseFromWebview({ type: 'debug' }), { type: 'debug' });
+    assert.equal(parseFromWebview({ type: 'debug', until: -1 }), undefined);
+    assert.equal(parseFromWebview({ type: 'debug', until: '3; rm' }), undefined);
   });
 });

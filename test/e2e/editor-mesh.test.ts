@@ -117,7 +117,7 @@ describe('the editor\'s mesh connection (the VS Code extension\'s data layer) ag
     await eventually(async () => (connection.status.kind === 'connected' ? true : undefined), 20_000, 'connected to the recorded NATS');
     assert.equal(connection.status.kind === 'connected' && connection.status.url, natsUrl);
     const sidecars = localSidecars(harness.home);
-    assert.equal(sidecars.get('agent'), agent.httpPort, 'skein run records each sidecar\'s HTTP port in the home');
+    assert.equal(sidecars.get('agent')?.httpPort, agent.httpPort, 'skein run records each sidecar\'s HTTP port in the home');
   });
 
   it('says why when there is no mesh, and keeps looking', async function () {

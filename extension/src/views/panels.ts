@@ -90,6 +90,8 @@ export class TracePanel extends Panel {
 export interface InstanceActions {
   details(appId: string, instanceId: string): Promise<InstanceDetails>;
   act(action: Extract<FromWebview, { type: 'action' }>['action'], appId: string, instanceId: string): Promise<void>;
+  /** Replays the instance under the debugger, up to a history event (from 1) or all of it. */
+  debug(until: number | undefined): Promise<void>;
 }
 
 /** A workflow instance: timeline, payloads and history from its sidecar, actions. */
@@ -129,6 +131,7 @@ export class InstancePanel extends Panel {
 
   protected async handle(message: FromWebview): Promise<void> {
     if (message.type === 'openTrace') await vscode.commands.executeCommand('skein.openTrace', message.traceId);
+    else if (message.type === 'debug') await this.actions.debug(message.until);
     else if (message.type === 'openInstance') await vscode.commands.executeCommand('skein.openInstance', this.appId, message.instanceId);
     else if (message.type === 'action') {
       try {

@@ -126,6 +126,10 @@ function drawInstance(view: InstanceView, details: InstanceDetails | undefined, 
     button.addEventListener('click', () => vscode.postMessage({ type: 'action', action }));
     actions.append(button);
   }
+  const debug = element('button', 'action action-debug', 'Debug (replay)');
+  debug.title = 'Replay the recorded history through the app\'s workflow code under the debugger; nothing runs again';
+  debug.addEventListener('click', () => vscode.postMessage({ type: 'debug' }));
+  actions.append(debug);
   const trace = element('button', 'link', 'Open its trace');
   trace.addEventListener('click', () => vscode.postMessage({ type: 'openTrace', traceId: view.traceId }));
   actions.append(trace);
@@ -140,11 +144,16 @@ function drawInstance(view: InstanceView, details: InstanceDetails | undefined, 
   if (details) {
     for (const section of [block('Input', details.input), block('Output', details.output), block('Custom status', details.customStatus), block('Failure', details.failure)]) if (section) parts.push(section);
     const history = element('table', 'history');
-    for (const event of details.history) {
-      const row = element('tr');
-      row.append(element('td', undefined, event.time), element('td', undefined, event.type), element('td', undefined, event.summary));
+    details.history.forEach((event, index) => {
+      const row = element('tr', 'history-row');
+      const replay = element('button', 'link', 'debug to here');
+      replay.title = `Replay up to event ${index + 1} under the debugger`;
+      replay.addEventListener('click', () => vscode.postMessage({ type: 'debug', until: index + 1 }));
+      const cell = element('td');
+      cell.append(replay);
+      row.append(element('td', undefined, String(index + 1)), element('td', undefined, event.time), element('td', undefined, event.type), element('td', undefined, event.summary), cell);
       history.append(row);
-    }
+    });
     parts.push(element('h3', undefined, 'History'), history);
   }
   root.replaceChildren(...parts);

@@ -31,7 +31,8 @@ export type FromWebview =
   | { readonly type: 'copyTraceId'; readonly traceId: string }
   | { readonly type: 'openTrace'; readonly traceId: string }
   | { readonly type: 'openInstance'; readonly instanceId: string }
-  | { readonly type: 'action'; readonly action: InstanceAction };
+  | { readonly type: 'action'; readonly action: InstanceAction }
+  | { readonly type: 'debug'; readonly until?: number };
 
 const ID = /^[A-Za-z0-9._:@-]{1,256}$/;
 
@@ -54,6 +55,11 @@ export function parseFromWebview(value: unknown): FromWebview | undefined {
     case 'action': {
       const action = message['action'];
       return typeof action === 'string' && (INSTANCE_ACTIONS as readonly string[]).includes(action) ? { type: 'action', action: action as InstanceAction } : undefined;
+    }
+    case 'debug': {
+      const until = message['until'];
+      if (until === undefined) return { type: 'debug' };
+      return typeof until === 'number' && Number.isInteger(until) && until >= 1 && until <= 1_000_000 ? { type: 'debug', until } : undefined;
     }
     default:
       return undefined;
