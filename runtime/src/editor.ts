@@ -9,5 +9,5 @@ export { readControlPlane, controlPlaneFile, type ControlPlaneStatus, type Contr
 export { parseToolWorkflow, toolWorkflowName, type ToolWorkflow } from './mcp/mcpserver/tool-workflows.js';
 export { WorkflowApi, SidecarError, summarizeEvent } from './cli/workflows.js';
 export type { HistoryEventJson, WorkflowStateJson } from './api/http-workflows.js';
-export { compileToolPoliciesOfText } from './config/check.js';
+export { compileToolPoliciesOfText, readDocuments, type ReadDocument } from './config/check.js';
 export { replayToolDecision, toolPolicyAppliesTo, type ReplayedDecision, type CompiledToolPolicy } from './policy/tool-policy.js';

@@ -2,8 +2,8 @@
  * From a decision to the YAML that made it: which resource kind and which field a decision's `source` and `rule`
  * name, and where that field is in the workspace's resource files. Pure: the files' texts are given.
  */
-import { parseAllDocuments, LineCounter } from 'yaml';
-import { pointerSegments, rangeOf, type TextPosition } from '@skein/runtime/editor';
+import { LineCounter } from 'yaml';
+import { pointerSegments, rangeOf, readDocuments, type TextPosition } from '@skein/runtime/editor';
 import type { DecisionEvent } from '@skein/core';
 
 /** The resource and field a decision names. */
@@ -70,15 +70,8 @@ export function locateRule(event: DecisionEvent, files: ReadonlyArray<{ uri: str
   const candidates: Array<{ uri: string; text: string; contents: Parameters<typeof rangeOf>[0]; value: Record<string, unknown>; lines: LineCounter; scoped: boolean }> = [];
   for (const file of files) {
     const lines = new LineCounter();
-    for (const document of parseAllDocuments(file.text, { lineCounter: lines })) {
-      if (document.errors.length > 0) continue;
-      let value: unknown;
-      try {
-        value = document.toJS({ maxAliasCount: 100 });
-      } catch {
-        continue;
-      }
-      const record = value as Record<string, unknown> | null;
+    for (const document of readDocuments(file.text, lines)) {
+      const record = document.value as Record<string, unknown> | null;
       if (!record || typeof record !== 'object' || record['kind'] !== target.kind) continue;
       const metadata = record['metadata'] as { name?: unknown } | undefined;
       if (target.name !== undefined && metadata?.name !== target.name) continue;

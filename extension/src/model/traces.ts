@@ -2,7 +2,7 @@
  * The traces the editor shows: spans from the telemetry stream kept per trace, summarised and filtered for the
  * tree (app → trace → spans), and laid out for the waterfall. Pure: no VS Code, no I/O, no clock.
  */
-import { buildSpanTree, isErrorSpan, type SpanEvent, type SpanNode } from '@skein/core';
+import { KEY_ATTRIBUTES, buildSpanTree, isErrorSpan, type SpanEvent, type SpanNode } from '@skein/core';
 
 /** Span event names the runtime records, read here to mark the waterfall. */
 export const SPAN_EVENTS = Object.freeze({
@@ -238,21 +238,8 @@ export interface Waterfall {
   readonly rows: readonly WaterfallRow[];
 }
 
-/** Attributes a waterfall row shows, in this order, when the span has them. */
-export const WATERFALL_ATTRIBUTES: readonly string[] = Object.freeze([
-  'mcp.method.name',
-  'gen_ai.tool.name',
-  'mcp.session.id',
-  'mcp.protocol.version',
-  'jsonrpc.request.id',
-  'error.type',
-  'http.request.method',
-  'url.path',
-  'http.response.status_code',
-  'rpc.method',
-  'rpc.grpc.status_code',
-  'skein.target.app_id',
-]);
+/** Attributes a waterfall row shows, in this order, when the span has them: the CLI's, and two more. */
+export const WATERFALL_ATTRIBUTES: readonly string[] = Object.freeze([...KEY_ATTRIBUTES, 'mcp.protocol.version', 'skein.target.app_id']);
 
 function text(value: unknown): string {
   return Array.isArray(value) ? value.map(String).join(', ') : String(value);

@@ -185,17 +185,32 @@ export function checkResourceText(text: string): ResourceDiagnostic[] {
   return diagnostics;
 }
 
+/** A document of a text that parses, with its value (aliases resolved, never expanded past 100). */
+export interface ReadDocument {
+  readonly contents: YamlNode | null;
+  readonly value: unknown;
+  /** Where it starts and ends in the text (offsets). */
+  readonly range: readonly [number, number, number];
+}
+
+/** The documents of `text` that parse; the others (syntax errors, alias bombs) are left out. */
+export function readDocuments(text: string, lineCounter?: LineCounter): ReadDocument[] {
+  const out: ReadDocument[] = [];
+  for (const document of parseAllDocuments(text, lineCounter ? { lineCounter } : {})) {
+    if (document.errors.length > 0) continue;
+    try {
+      out.push({ contents: document.contents, value: document.toJS({ maxAliasCount: 100 }), range: document.range });
+    } catch {
+      // Aliases that cannot be resolved: not a document anyone can use.
+    }
+  }
+  return out;
+}
+
 /** The MCPToolPolicies of a text, compiled as the sidecar compiles them; documents with problems are left out. */
 export function compileToolPoliciesOfText(text: string): CompiledToolPolicy[] {
   const out: CompiledToolPolicy[] = [];
-  for (const document of parseAllDocuments(text)) {
-    if (document.errors.length > 0) continue;
-    let value: unknown;
-    try {
-      value = document.toJS({ maxAliasCount: 100 });
-    } catch {
-      continue;
-    }
+  for (const { value } of readDocuments(text)) {
     if (documentKind(value) !== 'MCPToolPolicy') continue;
     try {
       validateAgainstSchema('MCPToolPolicy', value, IN_EDITOR);

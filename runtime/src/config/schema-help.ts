@@ -3,9 +3,9 @@
  * fields that may be written where the cursor is (completion), both read from the JSON Schemas in `@skein/proto`
  * (the same files the runtime validates with). Pure apart from reading those schemas once.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { COMPONENT_METADATA_TYPES, RESOURCE_KINDS, loadComponentMetadataSchema, loadSchema, type ComponentMetadataType } from '@skein/proto';
-import { documentKind, type DocumentKind } from './check.js';
+import { documentKind, readDocuments, type DocumentKind } from './check.js';
 
 /** A JSON Schema, as far as help reads it. */
 interface Schema {
@@ -122,19 +122,9 @@ function metadataNames(type: ComponentMetadataType): string[] {
 
 /** The document of `text` holding `offset`, parsed, with its kind. */
 function documentAt(text: string, offset: number): { root: YamlNode | null; kind: DocumentKind; value: unknown } | undefined {
-  for (const document of parseAllDocuments(text, { lineCounter: new LineCounter() })) {
-    const range = document.range;
-    if (offset < range[0] || offset > range[2]) continue;
-    let value: unknown;
-    try {
-      value = document.toJS({ maxAliasCount: 100 });
-    } catch {
-      return undefined;
-    }
-    const kind = documentKind(value);
-    return kind ? { root: document.contents, kind, value } : undefined;
-  }
-  return undefined;
+  const document = readDocuments(text).find(({ range }) => offset >= range[0] && offset <= range[2]);
+  const kind = document ? documentKind(document.value) : undefined;
+  return document && kind ? { root: document.contents, kind, value: document.value } : undefined;
 }
 
 /** The path of the key or value holding `offset`, walking the YAML nodes. */
