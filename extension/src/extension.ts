@@ -96,6 +96,11 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
   let mesh: MeshConnection | undefined;
   const connect = (): void => {
     const current = settingsOf();
+    // A new connection reads the history window again: start from nothing rather than count things twice.
+    traces.clear();
+    decisions.clear();
+    workflows.clear();
+    dirty = { traces: true, decisions: true, workflows: true };
     mesh = new MeshConnection(current, {
       status(status) {
         const { text, tooltip } = statusText(status);

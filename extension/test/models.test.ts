@@ -347,3 +347,21 @@ describe('debugging an instance (the replay launch configuration)', () => {
     assert.equal(parseFromWebview({ type: 'debug', until: '3; rm' }), undefined);
   });
 });
+
+describe('stores start over on a new connection', () => {
+  it('clear forgets every trace, decision and instance', () => {
+    const traces = new TraceStore();
+    mcpTrace(T1, 0).forEach((one) => traces.add(one));
+    traces.clear();
+    assert.deepEqual([traces.size, traces.spans, traces.list().length], [0, 0, 0]);
+    const decisions = new DecisionStore();
+    decisions.add(decision({ allowed: true, rule: 'r' }));
+    decisions.clear();
+    assert.equal(decisions.list().length, 0);
+    const workflows = new WorkflowStore();
+    workflows.add(workflowEvent('workflow.created', 0));
+    workflows.clear();
+    assert.equal(workflows.list().length, 0);
+    assert.equal(workflows.add(workflowEvent('workflow.created', 0)), true, 'an event seen before the clear is taken again');
+  });
+});

@@ -48,6 +48,11 @@ export class DecisionStore {
     return this.items.length;
   }
 
+  /** Forgets everything (a new connection reads the history window again). */
+  clear(): void {
+    this.items.length = 0;
+  }
+
   /** Decisions passing `filter`, newest first. */
   list(filter: DecisionFilter = {}, limit = Infinity): DecisionItem[] {
     const out: DecisionItem[] = [];

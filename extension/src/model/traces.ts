@@ -150,6 +150,12 @@ export class TraceStore {
     return this.traces.size;
   }
 
+  /** Forgets everything (a new connection reads the history window again). */
+  clear(): void {
+    this.traces.clear();
+    this.spanCount = 0;
+  }
+
   get spans(): number {
     return this.spanCount;
   }

@@ -78,6 +78,11 @@ export class WorkflowStore {
     return this.instances.size;
   }
 
+  /** Forgets everything (a new connection reads the history window again). */
+  clear(): void {
+    this.instances.clear();
+  }
+
   /** Applies one event; false when it was applied already (the stream is read again after a reconnect). */
   add(event: WorkflowEvent): boolean {
     const id = key(event.namespace, event.appId, event.instanceId);
