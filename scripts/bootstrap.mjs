@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes a fresh clone ready to run: checks Node, installs npm dependencies when the lock file changed,
-// installs nats-server from Debian when it is absent (as root), the editor test tools (scripts/editor-tools.mjs),
-// and builds every package.
+// installs nats-server from Debian when it is absent (as root), the editor test tools (scripts/editor-tools.mjs)
+// for the tests, and builds every package.
 // Uses only Node's standard library, since it runs before anything is installed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -53,10 +53,13 @@ if (!process.env.SKEIN_NATS_SERVER && !natsCandidates.some((path) => existsSync(
   }
 }
 
-// Editor test tools (Chromium, code-server, playwright-core) for the real-editor tests: installed when missing, a
-// stamp check otherwise. SKEIN_SKIP_EDITOR_TOOLS=1 leaves them out; the editor tests then fail saying what to run.
-if (process.env.SKEIN_SKIP_EDITOR_TOOLS) say('leaving out the editor test tools (SKEIN_SKIP_EDITOR_TOOLS is set)');
-else if (run(process.execPath, [join(root, 'scripts', 'editor-tools.mjs')]) !== 0) fail('the editor test tools are missing; see the output above.');
+// Editor test tools (Chromium, code-server, playwright-core) for the real-editor tests, when the tests are what
+// runs (`--with-editor-tools`, which `npm test` passes): installed when missing, a stamp check otherwise.
+// SKEIN_SKIP_EDITOR_TOOLS=1 leaves them out; the editor tests then fail saying what to run.
+if (process.argv.includes('--with-editor-tools')) {
+  if (process.env.SKEIN_SKIP_EDITOR_TOOLS) say('leaving out the editor test tools (SKEIN_SKIP_EDITOR_TOOLS is set)');
+  else if (run(process.execPath, [join(root, 'scripts', 'editor-tools.mjs')]) !== 0) fail('the editor test tools are missing; see the output above.');
+}
 
 if (process.argv.includes('--no-build')) process.exit(0);
 say('building');

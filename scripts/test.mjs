@@ -22,7 +22,7 @@ const run = (command, args, onLine) =>
     });
   });
 
-const setup = await run(process.execPath, [join(root, 'scripts', 'bootstrap.mjs')]);
+const setup = await run(process.execPath, [join(root, 'scripts', 'bootstrap.mjs'), '--with-editor-tools']);
 if (setup !== 0) process.exit(setup);
 let passed = 0;
 let failed = 0;
