@@ -87,7 +87,8 @@ export function activate(context: vscode.ExtensionContext): SkeinApi {
     if (dirty.workflows) workflowsTree.refresh();
     for (const key of touched) {
       tracePanels.get(key)?.update();
-      instancePanels.get(key)?.update();
+      // An instance that moved on has a new history and maybe an output: read them from its sidecar again.
+      void instancePanels.get(key)?.load();
     }
     touched.clear();
     dirty = { traces: false, decisions: false, workflows: false };
