@@ -51,7 +51,9 @@ function spanRow(row: WaterfallRow, totalMs: number): HTMLElement {
     mark.title = marker.label;
     track.append(mark);
   }
-  line.append(track, element('div', 'offset', `+${ms(row.offsetMs)}`), element('div', 'duration', ms(row.durationMs)), element('div', 'status', row.error ? `ERROR${row.statusMessage ? `: ${row.statusMessage}` : ''}` : 'ok'));
+  const status = element('div', 'status', row.error ? `ERROR${row.statusMessage ? `: ${row.statusMessage}` : ''}` : 'ok');
+  status.title = status.textContent ?? '';
+  line.append(track, element('div', 'offset', `+${ms(row.offsetMs)}`), element('div', 'duration', ms(row.durationMs)), status);
   wrapper.append(line);
   const details = element('div', 'details');
   if (row.attributes.length > 0) {
