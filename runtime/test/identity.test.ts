@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createCsr, createRootCa, generateKeyPem, issueServerCertificate, signSvid, formatSpiffeId, parseSpiffeId, spiffeIdOfCertificate, SkeinError } from '@skein/core';
-import { createJoinToken, joinTokenKey, verifyJoinToken } from '../src/identity/join-token.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JoinTokenLedger, createJoinToken, joinTokenKey, verifyJoinToken } from '../src/identity/join-token.js';
 
 const ca = createRootCa('example.org', 3_600_000);
 const id = { trustDomain: 'example.org', namespace: 'shop', appId: 'orders' };
@@ -57,5 +60,47 @@ describe('join tokens', function () {
     await assert.rejects(verifyJoinToken(token, joinTokenKey(ca.keyPem), { ...id, appId: 'payments' }), /is for spiffe:\/\/example.org\/ns\/shop\/orders/);
     await assert.rejects(verifyJoinToken(`${token}x`, joinTokenKey(ca.keyPem), id), /join token rejected/);
     await assert.rejects(verifyJoinToken('a.b.c', joinTokenKey(ca.keyPem), id), /join token rejected/);
+  });
+});
+
+describe('the ledger of used join tokens', function () {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'skein-ledger-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('accepts each token once, and a restarted sentry (a new ledger on the same file) still refuses it', async function () {
+    const file = join(dir, 'sentry', 'used.json');
+    const verified = await verifyJoinToken(await createJoinToken(ca.keyPem, id, 60), joinTokenKey(ca.keyPem), id);
+    const ledger = new JoinTokenLedger(file);
+    assert.equal(ledger.claim(verified), true);
+    assert.equal(ledger.claim(verified), false);
+    assert.equal(new JoinTokenLedger(file).claim(verified), false);
+    const other = await verifyJoinToken(await createJoinToken(ca.keyPem, id, 60), joinTokenKey(ca.keyPem), id);
+    assert.notEqual(other.jti, verified.jti);
+    assert.equal(new JoinTokenLedger(file).claim(other), true);
+  });
+
+  it('forgets tokens once they expired (they are refused as expired then)', function () {
+    let now = 1_000;
+    const ledger = new JoinTokenLedger(join(dir, 'used.json'), () => now);
+    ledger.claim({ jti: 'a', expiresAtMs: 2_000 });
+    now = 3_000;
+    ledger.claim({ jti: 'b', expiresAtMs: 9_000 });
+    assert.equal(ledger.size, 1);
+  });
+
+  it('refuses to start on a damaged file rather than accept a token twice', function () {
+    const file = join(dir, 'used.json');
+    writeFileSync(file, '{not json');
+    assert.throws(() => new JoinTokenLedger(file), /are not JSON .*refusing to start rather than accept a token twice/);
+  });
+
+  it('refuses tokens without a jti, and tokens longer than a day', async function () {
+    const { SignJWT } = await import('jose');
+    const legacy = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject(formatSpiffeId(id)).setAudience('skein-sentry').setExpirationTime('60s').sign(createPrivateKey(ca.keyPem));
+    await assert.rejects(verifyJoinToken(legacy, joinTokenKey(ca.keyPem), id), /no jti or exp, so it cannot be used only once/);
+    await assert.rejects(createJoinToken(ca.keyPem, id, 2 * 24 * 3600), /at most 24 h/);
   });
 });

@@ -32,12 +32,13 @@ describe('sentry', function () {
   const harness = new Harness();
   let sentryAddress: string;
   let production: string;
+  let productionProc: ManagedProcess;
   after(() => harness.cleanup());
   before(async function () {
-    [sentryAddress, production] = await Promise.all([
-      harness.sentry(['--workload-cert-ttl', '2h']).then((s) => s.address),
-      harness.sentry(['--mode', 'production']).then((s) => s.address),
-    ]);
+    const [development, productionSentry] = await Promise.all([harness.sentry(['--workload-cert-ttl', '2h']), harness.sentry(['--mode', 'production'])]);
+    sentryAddress = development.address;
+    production = productionSentry.address;
+    productionProc = productionSentry.proc;
   });
 
   const csr = (): string => createCsr(generateKeyPem().privateKeyPem, 'app');
@@ -74,6 +75,9 @@ describe('sentry', function () {
     const valid = await createJoinToken(harness.ca.keyPem, id, 60);
     const response = await requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop', token: valid });
     assert.equal(response.spiffeId, formatSpiffeId(id));
+    // Single use: whoever copied the token gets nothing with it, and the sentry says so in its log.
+    await assert.rejects(requestCertificate(production, harness.ca.certPem, { csrPem: csr(), appId: 'orders', namespace: 'shop', token: valid }), /this join token \(jti [0-9a-f-]+\) was used already/);
+    await productionProc.waitForRecord('join token replayed', { spiffeId: formatSpiffeId(id) });
   });
 
   it('is verified by its SPIFFE identity: a client trusting another CA refuses it', async function () {
@@ -175,10 +179,11 @@ describe('SVID renewal', function () {
     const original = await probe();
     const stream = await openStream(`${caller.url}/v1.0/invoke/echo/method/sse?id=renew`);
     assert.equal(await stream.nextEvent(), 'data: event 0');
-    const count = (proc: typeof server.proc): number => proc.records().filter((r) => r.msg === 'SVID installed').length;
-    // Wait until both sidecars have rotated three times: the certificates the stream started with have expired.
-    const rotated = (proc: typeof server.proc, n: number): Promise<unknown> => proc.waitFor((_line, record) => record?.msg === 'SVID installed' && count(proc) >= n, 20_000);
-    await Promise.all([rotated(server.proc, count(server.proc) + 3), rotated(caller.proc, count(caller.proc) + 3)]);
+    // Wait until each sidecar has installed a certificate after the one the stream started with expired (two or
+    // three rotations at half-life; counting rotations instead undercounts on a loaded machine).
+    const expiredAt = Date.parse(original.validTo) + 1000;
+    const rotatedAfterExpiry = (proc: typeof server.proc): Promise<unknown> => proc.waitFor((_line, record) => record?.msg === 'SVID installed' && Date.now() > expiredAt, 30_000, proc.lines.length);
+    await Promise.all([rotatedAfterExpiry(server.proc), rotatedAfterExpiry(caller.proc)]);
     assert.ok(Date.parse(original.validTo) < Date.now(), 'the original certificate has expired');
     // The stream opened before the rotations still delivers.
     await httpRequest(`http://127.0.0.1:${app.port}/sse/next?id=renew&n=1&last=1`);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { parseFlags, portFlag, UsageError } from './args.js';
 import { Sentry, type SentryOptions } from '../identity/sentry.js';
 import { readCa, skeinHome, parseDuration, trustDomainOfCa, logger } from '@skein/core';
@@ -20,7 +21,8 @@ export function sentryOptionsFrom(
   flags: { home?: string | undefined; mode?: string | undefined; 'workload-cert-ttl'?: string | undefined; host?: string | undefined; port?: string | undefined; 'advertise-address'?: string[] | undefined; 'insecure-development'?: boolean | undefined },
   defaultPort: number,
 ): SentryOptions {
-  const ca = readCa(flags.home ?? skeinHome());
+  const home = flags.home ?? skeinHome();
+  const ca = readCa(home);
   const mode = flags.mode ?? 'development';
   if (mode !== 'development' && mode !== 'production') throw new UsageError(`--mode must be development or production, not "${mode}"`);
   // Development mode signs any CSR for any App ID: whoever reaches the sentry can take any identity. That is only
@@ -48,6 +50,7 @@ export function sentryOptionsFrom(
     host: flags.host ?? '127.0.0.1',
     port: portFlag('port', flags.port, defaultPort),
     advertiseAddresses: flags['advertise-address'] ?? [],
+    usedTokensFile: join(home, 'sentry', 'used-join-tokens.json'),
   };
 }
 

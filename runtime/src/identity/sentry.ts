@@ -2,7 +2,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { Server, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { localAddresses, serveGrpcOverTls, SkeinError, asSkeinError, logger, issueServerCertificate, signSvid, type KeyPair, formatSpiffeId, isValidAppId, isValidNamespace, isValidTrustDomain, spiffeIdOfCertificate, type SpiffeId } from '@skein/core';
 import { sentryService, type skein } from '@skein/proto';
-import { verifyJoinToken, joinTokenKey } from './join-token.js';
+import { JoinTokenLedger, verifyJoinToken, joinTokenKey } from './join-token.js';
 
 const log = logger('sentry');
 
@@ -17,6 +17,8 @@ export interface SentryOptions {
   port: number;
   /** Extra names or addresses the sentry is reached at (its serving certificate covers them). */
   advertiseAddresses: string[];
+  /** Where the join tokens already used are kept (so a restart refuses them too); in memory when absent. */
+  usedTokensFile?: string;
 }
 
 /** The SPIFFE ID of the sentry's own serving certificate; sidecars verify it instead of a host name. */
@@ -29,6 +31,7 @@ export class Sentry {
   private readonly options: SentryOptions;
   private readonly server = new Server();
   private readonly tokenKey;
+  private readonly ledger: JoinTokenLedger;
   private tlsServer: TlsServer | undefined;
   port = 0;
 
@@ -36,6 +39,7 @@ export class Sentry {
     if (!isValidTrustDomain(options.trustDomain)) throw new SkeinError('ERR_CONFIG_INVALID', `invalid trust domain "${options.trustDomain}"`);
     this.options = options;
     this.tokenKey = joinTokenKey(options.ca.keyPem);
+    this.ledger = new JoinTokenLedger(options.usedTokensFile);
   }
 
   /** Listens; resolves with the bound port. */
@@ -74,7 +78,11 @@ export class Sentry {
     const renewal = presented !== undefined && formatSpiffeId(presented) === formatSpiffeId(id);
     if (this.options.mode === 'production' && !renewal) {
       if (!request.token) throw new SkeinError('ERR_SENTRY_REFUSED', `a join token is required for ${formatSpiffeId(id)}`);
-      await verifyJoinToken(request.token, this.tokenKey, id);
+      const token = await verifyJoinToken(request.token, this.tokenKey, id);
+      if (!this.ledger.claim(token)) {
+        log.warn('join token replayed', { spiffeId: formatSpiffeId(id), jti: token.jti });
+        throw new SkeinError('ERR_SENTRY_REFUSED', `this join token (jti ${token.jti}) was used already: a join token is good for one identity, once; make a new one with \`skein token\``);
+      }
     }
     const certificatePem = signSvid(this.options.ca, request.csrPem ?? '', id, this.options.workloadCertTtlMs);
     log.info('issued SVID', { spiffeId: formatSpiffeId(id) });
