@@ -216,10 +216,10 @@ describe('the Skein extension in a real editor (code-server and Chromium) agains
     await showOnly('Decisions');
     const decisions = pane('Decisions');
     await rows(decisions, /^mcp-server \d+ decisions · 2 denied$/).waitFor({ state: 'visible', timeout: 5_000 });
-    const aclDeny = rows(decisions, /^DENY default\/orders → POST \/mcp acl · /);
+    const aclDeny = rows(decisions, /^DENY orders → POST \/mcp acl · /);
     await aclDeny.waitFor({ state: 'visible' });
-    await rows(decisions, /^DENY default\/analyst-agent → update_stock tool-policy · default · /).waitFor({ state: 'visible' });
-    await rows(decisions, /^ALLOW default\/analyst-agent → get_inventory tool-policy · analyst-agent-tools · /).first().waitFor({ state: 'visible' });
+    await rows(decisions, /^DENY analyst-agent → update_stock tool-policy · default · /).waitFor({ state: 'visible' });
+    await rows(decisions, /^ALLOW analyst-agent → get_inventory tool-policy · analyst-agent-tools · /).first().waitFor({ state: 'visible' });
     await editor.screenshot('decisions');
 
     await aclDeny.click();

@@ -101,7 +101,9 @@ export class DecisionsTree implements vscode.TreeDataProvider<DecisionNode> {
     }
     const { event } = node.item;
     const made = event.decision;
-    const item = new vscode.TreeItem(`${made.allowed ? 'ALLOW' : 'DENY'} ${shortCaller(made.caller)} → ${made.tool ?? made.method ?? made.target}`, vscode.TreeItemCollapsibleState.None);
+    // The default namespace goes without saying; another one is named.
+    const caller = shortCaller(made.caller).replace(/^default\//, '');
+    const item = new vscode.TreeItem(`${made.allowed ? 'ALLOW' : 'DENY'} ${caller} → ${made.tool ?? made.method ?? made.target}`, vscode.TreeItemCollapsibleState.None);
     item.description = `${made.source} · ${made.rule} · ${event.time.slice(11, 23)}`;
     item.tooltip = new vscode.MarkdownString().appendText(`${made.allowed ? 'Allowed' : 'Denied'} by ${made.source} rule "${made.rule}"\n\n${made.reason}\n\ncaller ${made.caller}\ntarget ${made.target}${made.method ? `\nmethod ${made.method}` : ''}${made.tool ? `\ntool ${made.tool}` : ''}${event.traceId ? `\ntrace ${event.traceId}` : ''}`);
     item.iconPath = new vscode.ThemeIcon(made.allowed ? 'check' : 'circle-slash', new vscode.ThemeColor(made.allowed ? 'testing.iconPassed' : 'errorForeground'));
