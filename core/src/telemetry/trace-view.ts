@@ -215,6 +215,17 @@ export function buildSpanTree(spans: readonly SpanEvent[]): SpanNode[] {
   return forest;
 }
 
+/** The span tree of `spans` as one list in tree order: each span followed by its children (a waterfall's rows). */
+export function spanTreeInOrder(spans: readonly SpanEvent[]): SpanNode[] {
+  const nodes: SpanNode[] = [];
+  const walk = (node: SpanNode): void => {
+    nodes.push(node);
+    node.children.forEach(walk);
+  };
+  buildSpanTree(spans).forEach(walk);
+  return nodes;
+}
+
 /** Attributes shown under a span in the waterfall, in this order, when present. */
 export const KEY_ATTRIBUTES: readonly string[] = Object.freeze([
   'mcp.method.name',
@@ -265,13 +276,7 @@ export function renderWaterfall(spans: readonly SpanEvent[], options: WaterfallO
   if (spans.length === 0) return [];
   const barWidth = options.barWidth ?? 40;
   const maxEventAttributes = options.maxEventAttributes ?? 8;
-  const forest = buildSpanTree(spans);
-  const nodes: SpanNode[] = [];
-  const walk = (node: SpanNode): void => {
-    nodes.push(node);
-    node.children.forEach(walk);
-  };
-  forest.forEach(walk);
+  const nodes = spanTreeInOrder(spans);
   const start = nodes.reduce((min, node) => (BigInt(node.span.startTimeUnixNano) < min ? BigInt(node.span.startTimeUnixNano) : min), BigInt(nodes[0]?.span.startTimeUnixNano ?? '0'));
   const end = nodes.reduce((max, node) => (BigInt(node.span.endTimeUnixNano) > max ? BigInt(node.span.endTimeUnixNano) : max), start);
   const total = end - start;

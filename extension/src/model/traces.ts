@@ -2,7 +2,7 @@
  * The traces the editor shows: spans from the telemetry stream kept per trace, summarised and filtered for the
  * tree (app → trace → spans), and laid out for the waterfall. Pure: no VS Code, no I/O, no clock.
  */
-import { KEY_ATTRIBUTES, buildSpanTree, isErrorSpan, type SpanEvent, type SpanNode } from '@skein/core';
+import { KEY_ATTRIBUTES, isErrorSpan, spanTreeInOrder, type SpanEvent, type SpanNode } from '@skein/core';
 
 /** Span event names the runtime records, read here to mark the waterfall. */
 export const SPAN_EVENTS = Object.freeze({
@@ -271,13 +271,7 @@ function markerOf(event: SpanEvent['events'][number], offsetMs: number): Waterfa
 
 /** Lays out one trace: rows in tree order (children under their parent, across sidecars), bars on one timeline. */
 export function layoutWaterfall(traceId: string, spans: readonly SpanEvent[]): Waterfall {
-  const forest = buildSpanTree(spans);
-  const nodes: SpanNode[] = [];
-  const walk = (node: SpanNode): void => {
-    nodes.push(node);
-    node.children.forEach(walk);
-  };
-  forest.forEach(walk);
+  const nodes = spanTreeInOrder(spans);
   if (nodes.length === 0) return { traceId, totalMs: 0, startTime: '', apps: [], error: false, rows: [] };
   let first = (nodes[0] as SpanNode).span;
   let start = BigInt(first.startTimeUnixNano);
